@@ -1,0 +1,155 @@
+"""Baseline sampling: NumPyro's NUTS on any rgppl Hamiltonian, chunked for progress and checkpoints.
+
+Warm-up runs once (step size and diagonal mass matrix adaptation); the sampling phase then runs in
+chunks of ``checkpoint_every`` draws.  After every chunk the draws so far and the complete sampler
+state are written atomically to an ``.npz`` checkpoint (arrays only, no pickle), so an interrupted
+run resumes where it stopped and produces exactly the draws an uninterrupted run would have.
+Non-finite draws or energies stop the run with a message; the last good checkpoint is kept.
+"""
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import jax
+import numpy as np
+from numpyro.infer import MCMC, NUTS
+from tqdm.auto import tqdm
+
+from rgppl.diagnostics import make_datatree
+from rgppl.errors import InputError, require
+
+CHAIN_METHODS = ("vectorized", "sequential", "parallel")
+EXTRA_FIELDS = ("num_steps", "diverging", "accept_prob", "potential_energy")
+
+
+class SamplingDiverged(RuntimeError):
+    """A sampler produced non-finite values; the message says where and what was kept."""
+
+
+@dataclass(frozen=True)
+class NUTSSettings:
+    """What a NUTS run does.  ``checkpoint_every`` is the number of draws per chain between checkpoints."""
+
+    num_chains: int = 4
+    num_warmup: int = 500
+    num_samples: int = 1000
+    target_accept: float = 0.8
+    max_tree_depth: int = 10
+    chain_method: str = "vectorized"
+    checkpoint_every: int = 250
+
+    def __post_init__(self):
+        for name in ("num_chains", "num_warmup", "num_samples", "max_tree_depth", "checkpoint_every"):
+            value = getattr(self, name)
+            minimum = 0 if name == "num_warmup" else 1
+            require(
+                isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+                f"nuts.{name}",
+                value,
+                f"an integer >= {minimum}",
+            )
+        require(0 < self.target_accept < 1, "nuts.target_accept", self.target_accept, "a number in (0, 1)")
+        require(self.chain_method in CHAIN_METHODS, "nuts.chain_method", self.chain_method, f"one of {CHAIN_METHODS}")
+
+
+def _save_checkpoint(path: Path, meta: dict, state, draws: dict) -> None:
+    leaves = jax.tree_util.tree_leaves(state)
+    arrays = {f"state_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    arrays.update({f"draws_{k}": v for k, v in draws.items()})
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, meta: dict, template) -> tuple:
+    with np.load(path, allow_pickle=False) as data:
+        saved_meta = json.loads(str(data["meta"]))
+        if {k: v for k, v in saved_meta.items() if k != "draws_done"} != meta:
+            raise InputError(
+                "resume", str(path), "the checkpoint was written by a different model or NUTS configuration; "
+                "resume with the same card, or start afresh in a new output directory",
+            )
+        treedef = jax.tree_util.tree_structure(template)
+        leaves = [data[f"state_{i}"] for i in range(treedef.num_leaves)]
+        draws = {k[len("draws_"):]: data[k] for k in data.files if k.startswith("draws_")}
+    return jax.tree_util.tree_unflatten(treedef, leaves), draws, saved_meta["draws_done"]
+
+
+def _check_finite(draws: dict, chunk: int, checkpoint: Path | None) -> None:
+    bad = [k for k in ("phi", "potential_energy") if not np.all(np.isfinite(draws[k]))]
+    if bad:
+        kept = f"the last good checkpoint is kept at {checkpoint}" if checkpoint else "no checkpoint was requested"
+        raise SamplingDiverged(
+            f"NUTS produced non-finite {' and '.join(bad)} in sampling chunk {chunk}; {kept}. "
+            "Check the couplings (is the energy bounded below?) or lower the step size via a higher target_accept."
+        )
+
+
+def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int = 0, checkpoint=None,
+             resume: bool = False, progress: bool = True):
+    """Sample ``p(phi) ∝ exp(-E(phi))`` with NUTS; return a DataTree (see :mod:`rgppl.diagnostics`).
+
+    ``checkpoint`` is an ``.npz`` path written after every chunk; with ``resume=True`` an existing
+    checkpoint of the same model and settings is continued.  One root key ``PRNGKey(seed)``.
+    """
+    kernel = NUTS(hamiltonian.model, target_accept_prob=settings.target_accept, max_tree_depth=settings.max_tree_depth)
+    chunk = min(settings.checkpoint_every, settings.num_samples)
+    mcmc = MCMC(kernel, num_warmup=settings.num_warmup, num_samples=chunk, num_chains=settings.num_chains,
+                chain_method=settings.chain_method, progress_bar=False)
+    meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "settings": asdict(settings)}
+    checkpoint = Path(checkpoint) if checkpoint else None
+    key = jax.random.PRNGKey(seed)
+    draws, done, times = {}, 0, {"warmup_time_s": 0.0, "sampling_time_s": 0.0}
+
+    if resume and checkpoint and checkpoint.exists():
+        keys = jax.random.split(key, settings.num_chains) if settings.num_chains > 1 else key
+        template = kernel.init(keys, settings.num_warmup, None, (), {})
+        state, draws, done = _load_checkpoint(checkpoint, meta, template)
+        warmup_steps = int(draws.pop("warmup_num_steps"))
+        times = {k: float(draws.pop(k)) for k in times}
+    else:
+        start = time.perf_counter()
+        mcmc.warmup(key, extra_fields=("num_steps",), collect_warmup=True)
+        times["warmup_time_s"] = time.perf_counter() - start
+        warmup_steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))
+        state = mcmc.last_state
+
+    bar = tqdm(total=settings.num_samples, initial=done, desc=f"NUTS {hamiltonian.name}", disable=not progress, unit="draw")
+    while done < settings.num_samples:
+        mcmc.num_samples = min(chunk, settings.num_samples - done)
+        mcmc.post_warmup_state = state
+        start = time.perf_counter()
+        mcmc.run(state.rng_key, extra_fields=EXTRA_FIELDS)
+        new = {"phi": mcmc.get_samples(group_by_chain=True)["phi"], **mcmc.get_extra_fields(group_by_chain=True)}
+        new = {k: np.asarray(v).reshape(settings.num_chains, -1, *np.shape(v)[2 if settings.num_chains > 1 else 1:])
+               for k, v in new.items()}
+        times["sampling_time_s"] += time.perf_counter() - start
+        _check_finite(new, done // chunk, checkpoint)
+        draws = {k: np.concatenate([draws[k], v], axis=1) if k in draws else v for k, v in new.items()}
+        state, done = mcmc.last_state, done + mcmc.num_samples
+        if checkpoint:
+            extra = {"warmup_num_steps": np.array(warmup_steps), **{k: np.array(v) for k, v in times.items()}}
+            _save_checkpoint(checkpoint, {**meta, "draws_done": done}, state, {**draws, **extra})
+        bar.set_postfix(divergent=int(draws["diverging"].sum()), accept=f"{draws['accept_prob'].mean():.2f}",
+                        steps=f"{draws['num_steps'].mean():.0f}")
+        bar.update(mcmc.num_samples)
+    bar.close()
+
+    sample_stats = {
+        "n_steps": draws["num_steps"],
+        "diverging": draws["diverging"],
+        "acceptance_rate": draws["accept_prob"],
+        "lp": -draws["potential_energy"],
+    }
+    attrs = {
+        "sampler": "nuts",
+        "seed": seed,
+        "gradient_evaluations": int(draws["num_steps"].sum()),
+        "warmup_gradient_evaluations": warmup_steps,
+        **times,
+        **{f"nuts_{k}": v for k, v in asdict(settings).items()},
+    }
+    return make_datatree(hamiltonian, draws["phi"], sample_stats=sample_stats, attrs=attrs)
