@@ -48,10 +48,23 @@ def scalar_names(dt) -> list[str]:
     return [name for name, var in dt.posterior.data_vars.items() if var.dims == ("chain", "draw")]
 
 
-def _mean_error(values: np.ndarray) -> dict:
-    """MCSE of the mean and bulk ESS of per-draw ``values[chain, draw]`` (ArviZ, autocorrelation-aware)."""
-    draws = xr.DataArray(values, dims=("chain", "draw"))
-    return {"mcse": float(draws.azstats.mcse()), "ess_bulk": float(draws.azstats.ess())}
+def mean_with_error(values: np.ndarray) -> dict:
+    """Mean, MCSE of the mean and bulk ESS of draws ``values[chain, draw, ...]`` (ArviZ, autocorrelation-aware).
+
+    Extra trailing axes are kept: each entry gets its own mean, MCSE and ESS.
+    """
+    values = np.asarray(values)
+    draws = xr.DataArray(values, dims=("chain", "draw", *[f"dim_{i}" for i in range(values.ndim - 2)]))
+    return {
+        "mean": draws.mean(("chain", "draw")).values,
+        "mcse": draws.azstats.mcse().values,
+        "ess_bulk": draws.azstats.ess().values,
+    }
+
+
+def _scalar_error(values: np.ndarray) -> dict:
+    stats = mean_with_error(values)
+    return {"mcse": float(stats["mcse"]), "ess_bulk": float(stats["ess_bulk"])}
 
 
 def derived_quantities(dt) -> dict:
@@ -70,10 +83,10 @@ def derived_quantities(dt) -> dict:
         m2, m4 = post[m2_name].values, post[m4_name].values
         a, b = m4.mean(), m2.mean()
         influence = -m4 / (3 * b**2) + 2 * a * m2 / (3 * b**3)
-        out[f"{prefix}binder"] = {"mean": float(1 - a / (3 * b**2)), **_mean_error(influence)}
+        out[f"{prefix}binder"] = {"mean": float(1 - a / (3 * b**2)), **_scalar_error(influence)}
     m, m2 = post["abs_m"].values, post["m2"].values
     chi_influence = n_sites * (m2 - 2 * m.mean() * m)
-    out["chi"] = {"mean": float(n_sites * (m2.mean() - m.mean() ** 2)), **_mean_error(chi_influence)}
+    out["chi"] = {"mean": float(n_sites * (m2.mean() - m.mean() ** 2)), **_scalar_error(chi_influence)}
     return out
 
 

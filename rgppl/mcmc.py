@@ -64,10 +64,16 @@ def _save_checkpoint(path: Path, meta: dict, state, draws: dict) -> None:
     os.replace(tmp, path)
 
 
+def _resumable(meta: dict) -> dict:
+    """What must agree between a checkpoint and the run resuming it (a run may be extended: more samples)."""
+    settings = {k: v for k, v in meta["settings"].items() if k != "num_samples"}
+    return {"hamiltonian": meta["hamiltonian"], "seed": meta["seed"], "settings": settings}
+
+
 def _load_checkpoint(path: Path, meta: dict, template) -> tuple:
     with np.load(path, allow_pickle=False) as data:
         saved_meta = json.loads(str(data["meta"]))
-        if {k: v for k, v in saved_meta.items() if k != "draws_done"} != meta:
+        if _resumable(saved_meta) != _resumable(meta):
             raise InputError(
                 "resume", str(path), "the checkpoint was written by a different model or NUTS configuration; "
                 "resume with the same card, or start afresh in a new output directory",
@@ -93,7 +99,8 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
     """Sample ``p(phi) ∝ exp(-E(phi))`` with NUTS; return a DataTree (see :mod:`rgppl.diagnostics`).
 
     ``checkpoint`` is an ``.npz`` path written after every chunk; with ``resume=True`` an existing
-    checkpoint of the same model and settings is continued.  One root key ``PRNGKey(seed)``.
+    checkpoint of the same model, seed and settings is continued (``num_samples`` may be larger than
+    the checkpoint's, extending a finished run).  One root key ``PRNGKey(seed)``.
     """
     kernel = NUTS(hamiltonian.model, target_accept_prob=settings.target_accept, max_tree_depth=settings.max_tree_depth)
     chunk = min(settings.checkpoint_every, settings.num_samples)
@@ -112,7 +119,15 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
         times = {k: float(draws.pop(k)) for k in times}
     else:
         start = time.perf_counter()
-        mcmc.warmup(key, extra_fields=("num_steps",), collect_warmup=True)
+        try:
+            mcmc.warmup(key, extra_fields=("num_steps",), collect_warmup=True)
+        except RuntimeError as error:
+            if "valid initial parameters" not in str(error):
+                raise
+            raise SamplingDiverged(
+                f"NUTS could not start: the energy of {hamiltonian.name} or its gradient is not finite at any initial "
+                "point tried (uniform in [-2, 2] per site). Check the terms, in particular custom ones."
+            ) from None
         times["warmup_time_s"] = time.perf_counter() - start
         warmup_steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))
         state = mcmc.last_state

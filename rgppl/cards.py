@@ -1,0 +1,191 @@
+"""Model cards: TOML files that describe a lattice, a Hamiltonian and what to run.
+
+Schema (every key is checked; an unknown or ill-typed key is an :class:`InputError` naming the card,
+the field, the value and what is valid)::
+
+    name = "ising_dual_tc_L4"          # required, [A-Za-z0-9_.-]+
+    description = "..."                # optional
+
+    [lattice]
+    shape = [4, 4]                      # or a single integer L
+
+    [hamiltonian]                       # either a preset with its couplings ...
+    preset = "ising_dual"               # free_field | ising_dual | phi4_hopping | phi4_lattice_qft
+    beta = 0.44068679350977147
+    # ... or explicit terms:
+    # terms = [{ type = "hopping", beta = 0.68 }, { type = "mass", m2 = 2.0 },
+    #          { type = "custom", function = "mypackage.energies:ring_term", name = "ring" }]
+
+    [run]
+    sampler = "nuts"                    # what to run
+    seed = 0
+    output = "results/ising_dual_tc_L4" # optional; default results/<name>
+
+    [nuts]                              # the sampler's settings (all optional)
+    chains = 4
+    warmup = 500
+    samples = 2000
+    target_accept = 0.8
+    max_tree_depth = 10
+    chain_method = "vectorized"
+    checkpoint_every = 250
+"""
+
+import importlib
+import inspect
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from rgppl.errors import InputError, require
+from rgppl.hamiltonians import PRESETS, TERM_TYPES, Custom, Hamiltonian
+from rgppl.lattice import Lattice
+from rgppl.mcmc import NUTSSettings
+
+SAMPLERS = ("nuts",)
+TOP_LEVEL = {"name", "description", "lattice", "hamiltonian", "run", "nuts"}
+NUTS_KEYS = {
+    "chains": "num_chains",
+    "warmup": "num_warmup",
+    "samples": "num_samples",
+    "target_accept": "target_accept",
+    "max_tree_depth": "max_tree_depth",
+    "chain_method": "chain_method",
+    "checkpoint_every": "checkpoint_every",
+}
+
+
+@dataclass(frozen=True)
+class Card:
+    """A validated model card."""
+
+    path: Path
+    name: str
+    description: str
+    hamiltonian: Hamiltonian
+    sampler: str
+    seed: int
+    output: Path
+    nuts: NUTSSettings
+
+
+def _table(data: dict, key: str, required: bool = True) -> dict:
+    if key not in data:
+        require(not required, key, None, f"the card must have a [{key}] table")
+        return {}
+    require(isinstance(data[key], dict), key, data[key], f"[{key}] must be a table")
+    return data[key]
+
+
+def _only(table: dict, allowed, where: str) -> None:
+    for key in table:
+        require(key in allowed, f"{where}.{key}" if where else key, table[key], f"valid keys are {sorted(allowed)}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _couplings(params: dict, allowed: list[str], where: str) -> dict:
+    _only(params, allowed, where)
+    for key, value in params.items():
+        require(_is_number(value), f"{where}.{key}", value, "a coupling must be a number")
+    return params
+
+
+def _preset(hamiltonian: dict, shape) -> Hamiltonian:
+    preset = hamiltonian["preset"]
+    require(preset in PRESETS, "hamiltonian.preset", preset, f"valid presets are {sorted(PRESETS)}")
+    build = PRESETS[preset]
+    allowed = [p for p in inspect.signature(build).parameters if p != "shape"]
+    couplings = _couplings({k: v for k, v in hamiltonian.items() if k != "preset"}, allowed, "hamiltonian")
+    return build(shape, **couplings)
+
+
+def _import_function(spec: str, where: str):
+    ok = isinstance(spec, str) and re.fullmatch(r"[\w.]+:[\w.]+", spec or "")
+    require(bool(ok), where, spec, "give an importable function as 'package.module:function'")
+    module_name, attribute = spec.split(":")
+    try:
+        target = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise InputError(where, spec, f"it could not be imported ({error}); give 'package.module:function'") from None
+    require(callable(target), where, spec, "it must name a callable phi[Lx, Ly] -> scalar")
+    return target
+
+
+def _term(entry, index: int):
+    where = f"hamiltonian.terms[{index}]"
+    require(isinstance(entry, dict), where, entry, "each term is a table with a 'type' key")
+    kind = entry.get("type")
+    require(kind in TERM_TYPES, f"{where}.type", kind, f"valid term types are {sorted(TERM_TYPES)}")
+    params = {k: v for k, v in entry.items() if k != "type"}
+    if kind == "custom":
+        _only(params, {"function", "name"}, where)
+        require("function" in params, f"{where}.function", None, "a custom term needs function = 'module:function'")
+        name = params.get("name", "custom")
+        require(isinstance(name, str), f"{where}.name", name, "a string")
+        return Custom(_import_function(params["function"], f"{where}.function"), name=name)
+    cls = TERM_TYPES[kind]
+    allowed = [f for f in cls.__dataclass_fields__ if f not in ("kind", "confining")]
+    return cls(**_couplings(params, allowed, where))
+
+
+def _hamiltonian(data: dict, name: str) -> Hamiltonian:
+    lattice = _table(data, "lattice")
+    _only(lattice, {"shape"}, "lattice")
+    require("shape" in lattice, "lattice.shape", None, "give shape = L or shape = [Lx, Ly]")
+    shape = Lattice(lattice["shape"]).shape
+    hamiltonian = _table(data, "hamiltonian")
+    has_preset, has_terms = "preset" in hamiltonian, "terms" in hamiltonian
+    require(has_preset != has_terms, "hamiltonian", sorted(hamiltonian), "give exactly one of 'preset' or 'terms'")
+    if has_preset:
+        return _preset(hamiltonian, shape)
+    _only(hamiltonian, {"terms"}, "hamiltonian")
+    terms = hamiltonian["terms"]
+    require(isinstance(terms, list) and len(terms) > 0, "hamiltonian.terms", terms, "a non-empty list of term tables")
+    return Hamiltonian(Lattice(shape), tuple(_term(t, i) for i, t in enumerate(terms)), name=name)
+
+
+def _nuts(data: dict) -> NUTSSettings:
+    table = _table(data, "nuts", required=False)
+    _only(table, NUTS_KEYS, "nuts")
+    return NUTSSettings(**{NUTS_KEYS[k]: v for k, v in table.items()})
+
+
+def parse_card(data: dict, path: Path) -> Card:
+    """Validate a card's parsed TOML ``data``; ``path`` is only used for messages and defaults."""
+    _only(data, TOP_LEVEL, "")
+    name = data.get("name")
+    require(isinstance(name, str) and re.fullmatch(r"[\w.-]+", name or "") is not None, "name", name,
+            "a card needs name = '...' made of letters, digits, '_', '-', '.'")
+    description = data.get("description", "")
+    require(isinstance(description, str), "description", description, "a string")
+    hamiltonian = _hamiltonian(data, name)
+    run = _table(data, "run")
+    _only(run, {"sampler", "seed", "output"}, "run")
+    sampler = run.get("sampler")
+    require(sampler in SAMPLERS, "run.sampler", sampler, f"valid samplers are {list(SAMPLERS)}")
+    seed = run.get("seed", 0)
+    require(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "run.seed", seed, "an integer >= 0")
+    output = run.get("output", f"results/{name}")
+    require(isinstance(output, str) and output != "", "run.output", output, "a directory path")
+    return Card(path, name, description, hamiltonian, sampler, seed, Path(output), _nuts(data))
+
+
+def load_card(path) -> Card:
+    """Read and validate the card at ``path``; every problem is an :class:`InputError` naming the card."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("card", str(path), "no such file; give the path of a .toml model card (see models/)")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise InputError("card", str(path), f"it is not valid TOML ({error})") from None
+    try:
+        return parse_card(data, path)
+    except InputError as error:
+        raise error.located(str(path)) from None

@@ -1,0 +1,103 @@
+"""The ``rgppl`` command.
+
+    rgppl run CARD [--out DIR] [--resume] [--quiet]   run a model card, write results to DIR
+    rgppl check CARD                                  validate a card and print the model
+    rgppl cards                                       list the built-in cards
+
+CARD is a path or the name of a built-in card in ``models/`` (e.g. ``ising_dual_tc_L4``).
+Invalid input exits with status 2 and a one-paragraph message; a sampler that diverges, with 3.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from rgppl.cards import load_card
+from rgppl.errors import InputError
+from rgppl.exact import exact_observables
+from rgppl.mcmc import SamplingDiverged, run_nuts
+from rgppl.report import CHECKPOINT, markdown_table, output_directory, write_run
+
+BUILT_IN_CARDS = Path(__file__).resolve().parents[1] / "models"
+
+
+def resolve_card(name: str) -> Path:
+    """A card path as given, or a built-in card by name."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    built_in = BUILT_IN_CARDS / f"{path.stem}.toml"
+    return built_in if built_in.is_file() else path
+
+
+def run(args) -> int:
+    card = load_card(resolve_card(args.card))
+    requested = Path(args.out) if args.out else card.output
+    out = output_directory(requested, args.resume)
+    if out != requested:
+        print(f"{requested} already holds results; this run writes to {out} (earlier results are never overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(card.path, out / "card.toml")
+    h = card.hamiltonian
+    print(f"{card.name}: {h.name} on {h.lattice.shape[0]}x{h.lattice.shape[1]}, sampler {card.sampler}, seed {card.seed}")
+    dt = run_nuts(h, card.nuts, seed=card.seed, checkpoint=out / CHECKPOINT, resume=args.resume, progress=not args.quiet)
+    exact = exact_observables(h)
+    context = {"card": str(card.path), "name": card.name, "description": card.description, "sampler": card.sampler,
+               "seed": card.seed, "output": str(out)}
+    record = write_run(dt, out, exact=exact, context=context, spectrum=h.quadratic_spectrum())
+    print((out / "summary.md").read_text())
+    print(f"wrote {out}/: posterior.nc, summary.md, summary.csv, summary.json, trace.png, distributions.png, fields.png")
+    return 0 if record else 1
+
+
+def check(args) -> int:
+    card = load_card(resolve_card(args.card))
+    print(json.dumps({"name": card.name, "model": card.hamiltonian.describe(), "sampler": card.sampler,
+                      "seed": card.seed, "output": str(card.output)}, indent=2))
+    return 0
+
+
+def cards(args) -> int:
+    import pandas as pd
+
+    rows = []
+    for path in sorted(BUILT_IN_CARDS.glob("*.toml")):
+        card = load_card(path)
+        rows.append({"card": path.stem, "model": card.hamiltonian.name, "lattice": "x".join(map(str, card.hamiltonian.lattice.shape)),
+                     "sampler": card.sampler, "description": card.description})
+    print(markdown_table(pd.DataFrame(rows).set_index("card")))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="rgppl", description="RG-inspired inference on lattice field theories")
+    commands = main.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="run a model card")
+    run_parser.add_argument("card", help="path of a .toml card, or a built-in card's name")
+    run_parser.add_argument("--out", help="output directory (default: the card's run.output)")
+    run_parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz")
+    run_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    run_parser.set_defaults(handler=run)
+    check_parser = commands.add_parser("check", help="validate a card")
+    check_parser.add_argument("card")
+    check_parser.set_defaults(handler=check)
+    commands.add_parser("cards", help="list the built-in cards").set_defaults(handler=cards)
+    return main
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except InputError as error:
+        print(f"rgppl: error: {error}", file=sys.stderr)
+        return 2
+    except SamplingDiverged as error:
+        print(f"rgppl: stopped: {error}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Figures of a run or of several runs of one model: traces, observable distributions, field statistics."""
+
+import arviz_plots as azp
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rgppl.lattice import Lattice  # noqa: E402
+from rgppl.observables import momentum_power, radial_average, radial_bins, two_point  # noqa: E402
+
+
+def plot_traces(dt, var_names: list[str], path) -> None:
+    """ArviZ trace and marginal of each scalar observable, per chain."""
+    collection = azp.plot_trace_dist(dt, var_names=var_names, backend="matplotlib")
+    collection.savefig(path)
+    plt.close("all")
+
+
+def plot_distributions(runs: dict, var_names: list[str], path, exact: dict | None = None) -> None:
+    """Overlaid histograms of each scalar observable for every run; the exact mean dashed where known."""
+    exact = exact or {}
+    columns = min(3, len(var_names))
+    rows = -(-len(var_names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, var_names):
+        for label, dt in runs.items():
+            values = dt.posterior[name].values.ravel()
+            ax.hist(values, bins=60, density=True, histtype="step", lw=1.4, label=f"{label}: {values.mean():.4g}")
+        if name in exact:
+            ax.axvline(exact[name], color="k", ls="--", lw=1, label=f"exact mean: {exact[name]:.4g}")
+        ax.set_title(name)
+        ax.legend(fontsize=7)
+    for ax in axes.flat[len(var_names):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_field_statistics(runs: dict, path, spectrum: np.ndarray | None = None) -> None:
+    """Radial power spectrum, two-point function along an axis, field histogram (log) and a sample field.
+
+    ``spectrum`` (Fourier eigenvalues of a quadratic energy) adds the exact ``<|phi_k|^2> = 1/M_k`` curve.
+    """
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    first = next(iter(runs.values()))
+    lattice = Lattice(first.posterior["phi"].shape[-2:])
+    index, k = radial_bins(lattice)
+    for label, dt in runs.items():
+        phi = jnp.asarray(dt.posterior["phi"].values.reshape(-1, *lattice.shape))
+        power = np.asarray(radial_average(momentum_power(phi), index, len(k))).mean(axis=0)
+        axes[0].loglog(k, power, "o-", ms=3, label=label)
+        g = np.asarray(two_point(phi)).mean(axis=0)
+        axes[1].plot(np.arange(lattice.shape[0]), g[:, 0], "o-", ms=3, label=label)
+        values = np.asarray(phi).ravel()
+        axes[2].hist(values, bins=80, density=True, histtype="step", lw=1.4, label=label)
+    if spectrum is not None:
+        exact_power = np.asarray(radial_average(jnp.asarray(1.0 / spectrum), index, len(k)))
+        axes[0].loglog(k, exact_power, "k--", lw=1, label="exact")
+        axes[1].plot(np.arange(lattice.shape[0]), np.real(np.fft.ifft2(1.0 / spectrum))[:, 0], "k--", lw=1, label="exact")
+    axes[0].set(xlabel="|k|", ylabel="P(|k|) = <|phi_k|^2>", title="radial power spectrum")
+    axes[1].set(xlabel="r (lattice units)", ylabel="G(r, 0)", title="two-point function")
+    axes[2].set(yscale="log", xlabel="phi", ylabel="density", title="field histogram")
+    image = axes[3].imshow(first.posterior["phi"].values[0, -1], cmap="RdBu_r")
+    axes[3].set_title("last draw, chain 0")
+    fig.colorbar(image, ax=axes[3])
+    for ax in axes[:3]:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,125 @@
+import json
+import textwrap
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import xarray as xr
+
+from rgppl.cards import load_card
+from rgppl.cli import BUILT_IN_CARDS, main
+from rgppl.errors import InputError
+from rgppl.exact import free_field_logz
+from rgppl.hamiltonians import ising_dual
+
+GOOD = """
+name = "tiny"
+[lattice]
+shape = [4, 4]
+[hamiltonian]
+preset = "free_field"
+m2 = 0.5
+[run]
+sampler = "nuts"
+seed = 1
+[nuts]
+chains = 2
+warmup = 100
+samples = 200
+"""
+
+
+def write(tmp_path, text, name="card.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_every_built_in_card_is_valid():
+    cards = sorted(BUILT_IN_CARDS.glob("*.toml"))
+    assert len(cards) >= 5
+    for path in cards:
+        card = load_card(path)
+        assert card.name == path.stem
+
+
+def test_card_terms_and_presets_build_the_same_hamiltonian(tmp_path):
+    explicit = load_card(BUILT_IN_CARDS / "phi4_hopping_L16.toml").hamiltonian
+    phi = jnp.asarray(np.random.default_rng(0).normal(size=(2, 16, 16)), jnp.float32)
+    from rgppl.hamiltonians import phi4_hopping
+
+    np.testing.assert_allclose(explicit.energy(phi), phi4_hopping(16, 0.68).energy(phi), rtol=1e-6)
+    dual = load_card(BUILT_IN_CARDS / "ising_dual_tc_L4.toml").hamiltonian
+    np.testing.assert_allclose(dual.energy(phi[:, :4, :4]), ising_dual(4).energy(phi[:, :4, :4]), rtol=1e-6)
+
+
+def test_custom_term_from_an_import_path(tmp_path):
+    card = GOOD.replace('preset = "free_field"\nm2 = 0.5', """terms = [
+  { type = "gradient" }, { type = "mass", m2 = 1.0 },
+  { type = "custom", function = "tests.custom_terms:plaquette", name = "plaquette" },
+]""")
+    h = load_card(write(tmp_path, card)).hamiltonian
+    assert [t.kind for t in h.terms] == ["gradient", "mass", "custom"]
+    assert np.isfinite(float(h.energy(jnp.ones((4, 4)))))
+
+
+BAD = [
+    ("unknown term", ('preset = "free_field"\nm2 = 0.5', 'terms = [{ type = "sextic", g = 1.0 }]'), "hamiltonian.terms[0].type", "valid term types"),
+    ("bad coupling", ("m2 = 0.5", "m2 = -0.5"), "m2", "must be > 0"),
+    ("coupling of the wrong type", ("m2 = 0.5", 'm2 = "heavy"'), "hamiltonian.m2", "must be a number"),
+    ("negative lattice size", ("shape = [4, 4]", "shape = [-4, 4]"), "lattice.shape", "integer >= 2"),
+    ("missing lattice", ("[lattice]\nshape = [4, 4]\n", ""), "lattice", "must have a [lattice] table"),
+    ("missing shape", ("shape = [4, 4]", ""), "lattice.shape", "shape = L"),
+    ("missing name", ('name = "tiny"', ""), "name", "a card needs name"),
+    ("wrong type of seed", ("seed = 1", 'seed = "one"'), "run.seed", "integer >= 0"),
+    ("wrong type of chains", ("chains = 2", "chains = 2.5"), "nuts.num_chains", "integer >= 1"),
+    ("unknown sampler", ('sampler = "nuts"', 'sampler = "gibbs"'), "run.sampler", "valid samplers"),
+    ("unknown preset coupling", ("m2 = 0.5", "m2 = 0.5\nmu = 1.0"), "hamiltonian.mu", "valid keys"),
+    ("unknown top-level key", ('name = "tiny"', 'name = "tiny"\nlatice = 3'), "latice", "valid keys"),
+    ("bad custom import", ('preset = "free_field"\nm2 = 0.5', 'terms = [{ type = "custom", function = "nowhere.at_all:f" }]'), "function", "could not be imported"),
+    ("alpha below the bound", ('preset = "free_field"\nm2 = 0.5', 'preset = "ising_dual"\nbeta = 0.44\nalpha = 0.2'), "ising_dual.alpha", "positive definite"),
+]
+
+
+@pytest.mark.parametrize("label, edit, field, valid", BAD, ids=[b[0] for b in BAD])
+def test_bad_cards_get_a_clear_error(tmp_path, capsys, label, edit, field, valid):
+    path = write(tmp_path, GOOD.replace(*edit))
+    with pytest.raises(InputError) as info:
+        load_card(path)
+    message = str(info.value)
+    assert str(path) in message and field in message and valid in message
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rgppl: error:") and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_unreadable_cards(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        load_card(tmp_path / "missing.toml")
+    with pytest.raises(InputError, match="not valid TOML"):
+        load_card(write(tmp_path, "name = [unclosed"))
+
+
+def test_cli_writes_readable_netcdf_json_and_never_overwrites(tmp_path, capsys):
+    card = write(tmp_path, GOOD)
+    out = tmp_path / "run"
+    assert main(["run", str(card), "--out", str(out), "--quiet"]) == 0
+    for name in ("posterior.nc", "summary.md", "summary.csv", "summary.json", "trace.png", "distributions.png",
+                 "fields.png", "card.toml", "checkpoint.npz"):
+        assert (out / name).stat().st_size > 0, name
+    tree = xr.open_datatree(out / "posterior.nc", engine="h5netcdf")
+    assert tree.posterior["phi"].dims == ("chain", "draw", "x", "y")
+    assert tree.posterior["phi"].shape == (2, 200, 4, 4)
+    assert "n_steps" in tree.sample_stats
+    record = json.loads((out / "summary.json").read_text())
+    assert record["exact"]["ln_z"] == pytest.approx(free_field_logz(4, 0.5), rel=1e-12) and record["sampler"] == "nuts"
+    assert set(record["observables"]) >= {"m", "m2", "e", "binder", "chi"}
+    assert record["observables"]["m2"]["exact"] == pytest.approx(1 / (16 * 0.5))
+    assert record["cost"]["gradient_evaluations"] == int(tree.sample_stats["n_steps"].sum())
+    printed = capsys.readouterr().out
+    assert "| m2 |" in printed
+
+    assert main(["run", str(card), "--out", str(out), "--quiet"]) == 0
+    assert (tmp_path / "run-2" / "posterior.nc").exists()
+    assert "run-2" in capsys.readouterr().out

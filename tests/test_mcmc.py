@@ -1,0 +1,67 @@
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from rgppl import exact
+from rgppl.diagnostics import mean_with_error, summary
+from rgppl.errors import InputError
+from rgppl.hamiltonians import Custom, Hamiltonian, free_field, ising_dual
+from rgppl.lattice import Lattice
+from rgppl.mcmc import NUTSSettings, SamplingDiverged, run_nuts
+from rgppl.observables import momentum_power
+
+FAST = NUTSSettings(num_chains=4, num_warmup=300, num_samples=1000, checkpoint_every=1000)
+
+
+def family_threshold(n_tests: int, family_error: float = 1e-3) -> float:
+    """Two-sided |z| bound so that n independent z-scores all pass with probability 1 - family_error."""
+    return float(norm.isf(family_error / (2 * n_tests)))
+
+
+def test_free_field_nuts_propagator_within_ess_error_bars():
+    h = free_field(4, m2=0.5)
+    dt = run_nuts(h, FAST, seed=0, progress=False)
+    power = np.asarray(momentum_power(jnp.asarray(dt.posterior["phi"].values)))
+    stats = mean_with_error(power)
+    z = (stats["mean"] - exact.free_field_propagator(4, 0.5)) / stats["mcse"]
+    assert np.all(stats["ess_bulk"] > 400)
+    assert np.max(np.abs(z)) < family_threshold(z.size), z
+
+
+def test_ising_dual_nuts_m2_at_tc_on_4x4_matches_exact():
+    h = ising_dual(4)
+    dt = run_nuts(h, NUTSSettings(num_chains=4, num_warmup=500, num_samples=2000, checkpoint_every=2000), seed=1,
+                  progress=False)
+    reference = exact.ising_moments(4, h.terms[0].beta)
+    assert abs(reference["m2"] - 0.7613589086) < 1e-9
+    table = summary(dt, exact={"spin_m2": reference["m2"], "spin_binder": reference["binder"]})
+    assert table.loc["spin_m2", "ess_bulk"] > 400
+    assert np.all(np.abs(table.loc[["spin_m2", "spin_binder"], "z"]) < family_threshold(2)), table
+
+
+def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path):
+    h = free_field(4, m2=1.0)
+    settings = NUTSSettings(num_chains=2, num_warmup=50, num_samples=60, checkpoint_every=30)
+    whole = run_nuts(h, settings, seed=3, progress=False)
+    path = tmp_path / "nuts.npz"
+    short = NUTSSettings(num_chains=2, num_warmup=50, num_samples=30, checkpoint_every=30)
+    run_nuts(h, short, seed=3, checkpoint=path, progress=False)
+    resumed = run_nuts(h, settings, seed=3, checkpoint=path, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed.posterior["phi"].values, whole.posterior["phi"].values)
+    assert resumed.attrs["gradient_evaluations"] == whole.attrs["gradient_evaluations"]
+    with pytest.raises(InputError, match="different model"):
+        run_nuts(free_field(4, m2=2.0), settings, seed=3, checkpoint=path, resume=True, progress=False)
+
+
+def test_non_finite_energy_stops_with_a_clear_message():
+    broken = Hamiltonian(Lattice(4), (Custom(lambda p: jnp.sum(p) * jnp.nan, name="broken"),))
+    with pytest.raises(SamplingDiverged, match="not finite"):
+        run_nuts(broken, NUTSSettings(num_chains=2, num_warmup=10, num_samples=10), progress=False)
+
+
+def test_settings_are_validated():
+    with pytest.raises(InputError, match="nuts.num_chains"):
+        NUTSSettings(num_chains=0)
+    with pytest.raises(InputError, match="nuts.target_accept"):
+        NUTSSettings(target_accept=1.5)
