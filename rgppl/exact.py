@@ -178,6 +178,22 @@ def gaussian_two_point(spectrum: np.ndarray) -> np.ndarray:
     return np.real(np.fft.ifft2(1.0 / np.asarray(spectrum)))
 
 
+def sample_gaussian_field(key, spectrum: np.ndarray, shape: tuple[int, ...]):
+    """Exact independent draws of ``p(phi) ∝ exp(-1/2 phi^T M phi)`` (``M`` circulant, eigenvalues ``spectrum``).
+
+    ``phi = IFFT[FFT[w] / sqrt(M_k)]`` with white noise ``w`` (unitary transforms), so
+    ``<phi phi^T> = M^{-1}``.  Returns ``phi[*shape, Lx, Ly]`` in float32.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    spectrum = np.asarray(spectrum)
+    require(spectrum.min() > 0, "spectrum", float(spectrum.min()), "the quadratic form must be positive definite")
+    noise = jax.random.normal(key, (*shape, *spectrum.shape))
+    scale = jnp.asarray(1.0 / np.sqrt(spectrum), dtype=noise.dtype)
+    return jnp.real(jnp.fft.ifft2(jnp.fft.fft2(noise, norm="ortho") * scale, norm="ortho"))
+
+
 def exact_observables(hamiltonian) -> dict:
     """Exact expectations of rgppl's scalar observables for ``hamiltonian``, where known, and ``ln_z``.
 

@@ -139,8 +139,7 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
         start = time.perf_counter()
         mcmc.run(state.rng_key, extra_fields=EXTRA_FIELDS)
         new = {"phi": mcmc.get_samples(group_by_chain=True)["phi"], **mcmc.get_extra_fields(group_by_chain=True)}
-        new = {k: np.asarray(v).reshape(settings.num_chains, -1, *np.shape(v)[2 if settings.num_chains > 1 else 1:])
-               for k, v in new.items()}
+        new = {k: np.asarray(v) for k, v in new.items()}  # (chain, draw, ...) for any number of chains
         times["sampling_time_s"] += time.perf_counter() - start
         _check_finite(new, done // chunk, checkpoint)
         draws = {k: np.concatenate([draws[k], v], axis=1) if k in draws else v for k, v in new.items()}

@@ -149,3 +149,17 @@ def test_bad_input_names_field_value_and_valid_range(build, field):
         build()
     assert info.value.field.endswith(field) or field in info.value.field
     assert "invalid" in str(info.value)
+
+
+def test_energy_is_traced_a_bounded_number_of_times_in_an_svi_loop():
+    traces = []
+
+    def counted(phi):
+        traces.append(1)  # runs once per trace, never per call of compiled code
+        return jnp.sum(phi**4)
+
+    h = Hamiltonian(Lattice(4), (Gradient(1.0), Mass(1.0), Custom(counted, name="counted")))
+    guide = numpyro.infer.autoguide.AutoDiagonalNormal(h.model)
+    svi = numpyro.infer.SVI(h.model, guide, numpyro.optim.Adam(0.01), numpyro.infer.Trace_ELBO())
+    svi.run(jax.random.PRNGKey(0), 500, progress_bar=False)
+    assert 0 < len(traces) <= 4

@@ -1,7 +1,6 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy.stats import norm
 
 from rgppl import exact
 from rgppl.diagnostics import mean_with_error, summary
@@ -10,13 +9,9 @@ from rgppl.hamiltonians import Custom, Hamiltonian, free_field, ising_dual
 from rgppl.lattice import Lattice
 from rgppl.mcmc import NUTSSettings, SamplingDiverged, run_nuts
 from rgppl.observables import momentum_power
+from tests.stats import family_threshold
 
 FAST = NUTSSettings(num_chains=4, num_warmup=300, num_samples=1000, checkpoint_every=1000)
-
-
-def family_threshold(n_tests: int, family_error: float = 1e-3) -> float:
-    """Two-sided |z| bound so that n independent z-scores all pass with probability 1 - family_error."""
-    return float(norm.isf(family_error / (2 * n_tests)))
 
 
 def test_free_field_nuts_propagator_within_ess_error_bars():
@@ -65,3 +60,10 @@ def test_settings_are_validated():
         NUTSSettings(num_chains=0)
     with pytest.raises(InputError, match="nuts.target_accept"):
         NUTSSettings(target_accept=1.5)
+
+
+def test_a_single_chain_keeps_the_chain_axis():
+    dt = run_nuts(free_field(4), NUTSSettings(num_chains=1, num_warmup=30, num_samples=40, checkpoint_every=20),
+                  progress=False)
+    assert dt.posterior["phi"].shape == (1, 40, 4, 4)
+    assert dt.sample_stats["n_steps"].shape == (1, 40)
