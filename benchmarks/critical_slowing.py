@@ -34,7 +34,7 @@ def measure(L: int, settings: NUTSSettings, seed: int) -> dict:
     dt = run_nuts(phi4_hopping(L, BETA_C_PHI4_HOPPING), settings, seed=seed, progress=False)
     table = summary(dt, ["abs_m", "m2"])
     ess_mean = az.ess(dt, var_names=["abs_m", "m2"], method="mean")
-    draws = settings.num_chains * settings.num_samples
+    draws = settings.chains * settings.samples
     grads = dt.attrs["gradient_evaluations"]
     seconds = dt.attrs["sampling_time_s"]
     row = {"L": L, "N": L * L, "draws": draws, "grad_per_draw": grads / draws}
@@ -70,7 +70,7 @@ def main():
     start = time.perf_counter()
     rows = []
     for L, n in zip(args.sizes, samples):
-        settings = NUTSSettings(num_chains=args.chains, num_warmup=args.warmup, num_samples=n, checkpoint_every=n)
+        settings = NUTSSettings(chains=args.chains, warmup=args.warmup, samples=n, checkpoint_every=n)
         rows.append(measure(L, settings, args.seed))
         print(f"L = {L}: done after {time.perf_counter() - start:.0f} s", flush=True)
     table = pd.DataFrame(rows).set_index("L")

@@ -35,8 +35,8 @@ from rgppl.mcmc import NUTSSettings, run_nuts
 from rgppl.plots import plot_distributions, plot_field_statistics
 
 SMALL = os.environ.get("RGPPL_NOTEBOOK_SMALL") == "1"  # the tests run this notebook at a small size
-settings = NUTSSettings(num_chains=2 if SMALL else 4, num_warmup=200 if SMALL else 500,
-                        num_samples=300 if SMALL else 2000)
+settings = NUTSSettings(chains=2 if SMALL else 4, warmup=200 if SMALL else 500,
+                        samples=300 if SMALL else 2000)
 
 # %% [markdown]
 # ## 1. The Ising dual at $T_c$ on a 4x4 torus
@@ -70,7 +70,7 @@ assert np.allclose(field.quadratic_spectrum(), free_field(L, m2).quadratic_spect
 
 nuts = run_nuts(field, settings, seed=1, progress=False)
 phi = exact.sample_gaussian_field(jax.random.PRNGKey(2), field.quadratic_spectrum(),
-                                  (settings.num_chains, settings.num_samples))
+                                  (settings.chains, settings.samples))
 independent = make_datatree(field, phi, attrs={"sampler": "exact", "sampling_time_s": 1e-3, "gradient_evaluations": 0})
 truth = exact.exact_observables(field)
 compare({"nuts": nuts, "exact": independent}, ["m2", "e"], exact=truth)

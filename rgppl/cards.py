@@ -45,15 +45,6 @@ from rgppl.mcmc import NUTSSettings
 
 SAMPLERS = ("nuts",)
 TOP_LEVEL = {"name", "description", "lattice", "hamiltonian", "run", "nuts"}
-NUTS_KEYS = {
-    "chains": "num_chains",
-    "warmup": "num_warmup",
-    "samples": "num_samples",
-    "target_accept": "target_accept",
-    "max_tree_depth": "max_tree_depth",
-    "chain_method": "chain_method",
-    "checkpoint_every": "checkpoint_every",
-}
 
 
 @dataclass(frozen=True)
@@ -152,8 +143,8 @@ def _hamiltonian(data: dict, name: str) -> Hamiltonian:
 
 def _nuts(data: dict) -> NUTSSettings:
     table = _table(data, "nuts", required=False)
-    _only(table, NUTS_KEYS, "nuts")
-    return NUTSSettings(**{NUTS_KEYS[k]: v for k, v in table.items()})
+    _only(table, NUTSSettings.__dataclass_fields__, "nuts")
+    return NUTSSettings(**table)
 
 
 def parse_card(data: dict, path: Path) -> Card:

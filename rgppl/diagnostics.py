@@ -91,19 +91,22 @@ def derived_quantities(dt) -> dict:
 
 
 def summary(dt, var_names: list[str] | None = None, exact: dict | None = None) -> pd.DataFrame:
-    """Mean, sd, MCSE, bulk/tail ESS and R-hat of the scalar observables, plus the derived quantities.
+    """Mean, sd, MCSE, bulk/tail ESS and R-hat of scalar observables and of the derived quantities.
 
-    With ``exact`` (name -> value) two more columns: the exact value and ``z = (mean - exact)/mcse``.
+    ``var_names`` may name both (e.g. ``["m2", "binder"]``); by default all of them.  With ``exact``
+    (name -> value) two more columns: the exact value and ``z = (mean - exact)/mcse``.
     """
-    var_names = var_names or scalar_names(dt)
-    table = az.summary(dt, var_names=var_names, kind="all", round_to="none")
+    scalars = scalar_names(dt)
+    derived = derived_quantities(dt)
+    var_names = var_names or scalars + list(derived)
+    table = az.summary(dt, var_names=[n for n in var_names if n in scalars], kind="all", round_to="none")
     table = table[SUMMARY_COLUMNS].astype(float)
-    for name, value in derived_quantities(dt).items():
-        table.loc[name, ["mean", "mcse_mean", "ess_bulk"]] = [value["mean"], value["mcse"], value["ess_bulk"]]
+    for name in (n for n in var_names if n in derived):
+        table.loc[name, ["mean", "mcse_mean", "ess_bulk"]] = [derived[name][k] for k in ("mean", "mcse", "ess_bulk")]
     if exact:
         table["exact"] = pd.Series(exact, dtype=float)
         table["z"] = (table["mean"] - table["exact"]) / table["mcse_mean"]
-    return table
+    return table.loc[var_names]
 
 
 def cost_figures(dt) -> dict:
@@ -125,11 +128,9 @@ def compare(runs: dict, var_names: list[str] | None = None, exact: dict | None =
     """
     rows = []
     for label, dt in runs.items():
-        names = var_names or [n for n in scalar_names(dt)]
-        table = summary(dt, names, exact)
+        table = summary(dt, var_names, exact)
         cost = cost_figures(dt)
-        for name in names + [n for n in derived_quantities(dt) if var_names is None]:
-            row = table.loc[name]
+        for name, row in table.iterrows():
             ess = row["ess_bulk"]
             rows.append(
                 {

@@ -200,7 +200,7 @@ def exact_observables(hamiltonian) -> dict:
     * Quadratic energies ``E = 1/2 phi^T M phi``: ``ln Z``; ``m = phi_0 / sqrt(N)`` is Gaussian with
       variance ``1/(N M_0)``, so ``<m^2>``, ``<m^4> = 3 <m^2>^2``, ``<|m|> = sqrt(2 <m^2> / pi)``, Binder 0,
       and equipartition ``<E>/N = 1/2``.
-    * The Ising dual (widths <= 12 for the moments): ``ln Z_c``, the spin moments and Binder cumulant from
+    * The ferromagnetic Ising dual (widths <= 12 for the moments): ``ln Z_c``, the spin moments and Binder cumulant from
       the transfer matrix, and the field's magnetisation from ``m_x | s ~ Normal(a_0 m_s, a_0 / N)``
       with ``a_0 = alpha + 4 beta`` the zero-mode eigenvalue of ``A``:
       ``<m_x^2> = a_0^2 <m_s^2> + a_0/N``, ``<m_x^4> = a_0^4 <m_s^4> + 6 a_0^3 <m_s^2>/N + 3 a_0^2/N^2``.
@@ -216,11 +216,11 @@ def exact_observables(hamiltonian) -> dict:
         values.update(ln_z=gaussian_logz(spectrum), m2=m2, m4=3 * m2**2, abs_m=np.sqrt(2 * m2 / np.pi), binder=0.0,
                       e=0.5, chi=N * m2 * (1 - 2 / np.pi))
     dual = hamiltonian.term("ising_dual")
-    if dual is not None and len(hamiltonian.terms) == 1:
+    if dual is not None and len(hamiltonian.terms) == 1 and dual.beta > 0:
         Lx, Ly = hamiltonian.lattice.shape
         beta, alpha = float(dual.beta), float(dual.alpha)
         values["ln_z"] = ising_dual_logz((Lx, Ly), beta, alpha)
-        if Ly <= MAX_TRANSFER_WIDTH and beta > 0:
+        if Ly <= MAX_TRANSFER_WIDTH:
             spins = ising_moments(Ly, beta, Lx)
             a0 = alpha + 4 * beta
             m2 = a0**2 * spins["m2"] + a0 / N

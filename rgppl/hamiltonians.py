@@ -23,6 +23,7 @@ Terms (sums over sites ``x`` and forward links ``mu``, see :mod:`rgppl.lattice`)
 =============  ============================================================  =====================
 """
 
+import abc
 from typing import Callable
 
 import equinox as eqx
@@ -67,8 +68,9 @@ class Term(eqx.Module):
     kind: str = eqx.field(static=True, init=False, default="term")
     confining: bool = eqx.field(static=True, init=False, default=False)
 
+    @abc.abstractmethod
     def energy(self, phi):
-        raise NotImplementedError
+        """The term's energy for ``phi[..., Lx, Ly]``, an array of the leading shape."""
 
     def validate(self, lattice: Lattice) -> None:
         """Raise :class:`InputError` if the term is ill-defined on ``lattice``."""

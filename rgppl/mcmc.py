@@ -33,18 +33,18 @@ class SamplingDiverged(RuntimeError):
 class NUTSSettings:
     """What a NUTS run does.  ``checkpoint_every`` is the number of draws per chain between checkpoints."""
 
-    num_chains: int = 4
-    num_warmup: int = 500
-    num_samples: int = 1000
+    chains: int = 4
+    warmup: int = 500
+    samples: int = 1000
     target_accept: float = 0.8
     max_tree_depth: int = 10
     chain_method: str = "vectorized"
     checkpoint_every: int = 250
 
     def __post_init__(self):
-        for name in ("num_chains", "num_warmup", "num_samples", "max_tree_depth", "checkpoint_every"):
+        for name in ("chains", "warmup", "samples", "max_tree_depth", "checkpoint_every"):
             value = getattr(self, name)
-            minimum = 0 if name == "num_warmup" else 1
+            minimum = 0 if name == "warmup" else 1
             require(
                 isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
                 f"nuts.{name}",
@@ -66,7 +66,7 @@ def _save_checkpoint(path: Path, meta: dict, state, draws: dict) -> None:
 
 def _resumable(meta: dict) -> dict:
     """What must agree between a checkpoint and the run resuming it (a run may be extended: more samples)."""
-    settings = {k: v for k, v in meta["settings"].items() if k != "num_samples"}
+    settings = {k: v for k, v in meta["settings"].items() if k != "samples"}
     return {"hamiltonian": meta["hamiltonian"], "seed": meta["seed"], "settings": settings}
 
 
@@ -99,12 +99,12 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
     """Sample ``p(phi) ∝ exp(-E(phi))`` with NUTS; return a DataTree (see :mod:`rgppl.diagnostics`).
 
     ``checkpoint`` is an ``.npz`` path written after every chunk; with ``resume=True`` an existing
-    checkpoint of the same model, seed and settings is continued (``num_samples`` may be larger than
+    checkpoint of the same model, seed and settings is continued (``samples`` may be larger than
     the checkpoint's, extending a finished run).  One root key ``PRNGKey(seed)``.
     """
     kernel = NUTS(hamiltonian.model, target_accept_prob=settings.target_accept, max_tree_depth=settings.max_tree_depth)
-    chunk = min(settings.checkpoint_every, settings.num_samples)
-    mcmc = MCMC(kernel, num_warmup=settings.num_warmup, num_samples=chunk, num_chains=settings.num_chains,
+    chunk = min(settings.checkpoint_every, settings.samples)
+    mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=chunk, num_chains=settings.chains,
                 chain_method=settings.chain_method, progress_bar=False)
     meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "settings": asdict(settings)}
     checkpoint = Path(checkpoint) if checkpoint else None
@@ -112,8 +112,8 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
     draws, done, times = {}, 0, {"warmup_time_s": 0.0, "sampling_time_s": 0.0}
 
     if resume and checkpoint and checkpoint.exists():
-        keys = jax.random.split(key, settings.num_chains) if settings.num_chains > 1 else key
-        template = kernel.init(keys, settings.num_warmup, None, (), {})
+        keys = jax.random.split(key, settings.chains) if settings.chains > 1 else key
+        template = kernel.init(keys, settings.warmup, None, (), {})
         state, draws, done = _load_checkpoint(checkpoint, meta, template)
         warmup_steps = int(draws.pop("warmup_num_steps"))
         times = {k: float(draws.pop(k)) for k in times}
@@ -132,9 +132,9 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
         warmup_steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))
         state = mcmc.last_state
 
-    bar = tqdm(total=settings.num_samples, initial=done, desc=f"NUTS {hamiltonian.name}", disable=not progress, unit="draw")
-    while done < settings.num_samples:
-        mcmc.num_samples = min(chunk, settings.num_samples - done)
+    bar = tqdm(total=settings.samples, initial=done, desc=f"NUTS {hamiltonian.name}", disable=not progress, unit="draw")
+    while done < settings.samples:
+        mcmc.num_samples = min(chunk, settings.samples - done)
         mcmc.post_warmup_state = state
         start = time.perf_counter()
         mcmc.run(state.rng_key, extra_fields=EXTRA_FIELDS)

@@ -73,8 +73,8 @@ def power_spectrum(phi, n_bins: int | None = None):
 def field_histogram(phi, bins: int = 60, value_range: tuple[float, float] | None = None):
     """Normalised histogram (density) of all field values: ``(edges, density)``."""
     values = np.asarray(phi).reshape(-1)
-    return_range = value_range or (float(values.min()), float(values.max()))
-    density, edges = np.histogram(values, bins=bins, range=return_range, density=True)
+    value_range = value_range or (float(values.min()), float(values.max()))
+    density, edges = np.histogram(values, bins=bins, range=value_range, density=True)
     return edges, density
 
 

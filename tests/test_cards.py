@@ -73,7 +73,7 @@ BAD = [
     ("missing shape", ("shape = [4, 4]", ""), "lattice.shape", "shape = L"),
     ("missing name", ('name = "tiny"', ""), "name", "a card needs name"),
     ("wrong type of seed", ("seed = 1", 'seed = "one"'), "run.seed", "integer >= 0"),
-    ("wrong type of chains", ("chains = 2", "chains = 2.5"), "nuts.num_chains", "integer >= 1"),
+    ("wrong type of chains", ("chains = 2", "chains = 2.5"), "nuts.chains", "integer >= 1"),
     ("unknown sampler", ('sampler = "nuts"', 'sampler = "gibbs"'), "run.sampler", "valid samplers"),
     ("unknown preset coupling", ("m2 = 0.5", "m2 = 0.5\nmu = 1.0"), "hamiltonian.mu", "valid keys"),
     ("unknown top-level key", ('name = "tiny"', 'name = "tiny"\nlatice = 3'), "latice", "valid keys"),

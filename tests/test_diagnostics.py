@@ -41,7 +41,7 @@ def test_derived_quantities_of_independent_gaussian_draws():
 def test_compare_puts_runs_side_by_side(tmp_path):
     h = free_field(4, m2=0.5)
     runs = {
-        "nuts": run_nuts(h, NUTSSettings(num_chains=2, num_warmup=200, num_samples=500, checkpoint_every=500),
+        "nuts": run_nuts(h, NUTSSettings(chains=2, warmup=200, samples=500, checkpoint_every=500),
                          progress=False),
         "exact": exact_free_field_run(h, chains=2, draws=500),
     }

@@ -11,7 +11,7 @@ from rgppl.mcmc import NUTSSettings, SamplingDiverged, run_nuts
 from rgppl.observables import momentum_power
 from tests.stats import family_threshold
 
-FAST = NUTSSettings(num_chains=4, num_warmup=300, num_samples=1000, checkpoint_every=1000)
+FAST = NUTSSettings(chains=4, warmup=300, samples=1000, checkpoint_every=1000)
 
 
 def test_free_field_nuts_propagator_within_ess_error_bars():
@@ -26,7 +26,7 @@ def test_free_field_nuts_propagator_within_ess_error_bars():
 
 def test_ising_dual_nuts_m2_at_tc_on_4x4_matches_exact():
     h = ising_dual(4)
-    dt = run_nuts(h, NUTSSettings(num_chains=4, num_warmup=500, num_samples=2000, checkpoint_every=2000), seed=1,
+    dt = run_nuts(h, NUTSSettings(chains=4, warmup=500, samples=2000, checkpoint_every=2000), seed=1,
                   progress=False)
     reference = exact.ising_moments(4, h.terms[0].beta)
     assert abs(reference["m2"] - 0.7613589086) < 1e-9
@@ -37,10 +37,10 @@ def test_ising_dual_nuts_m2_at_tc_on_4x4_matches_exact():
 
 def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path):
     h = free_field(4, m2=1.0)
-    settings = NUTSSettings(num_chains=2, num_warmup=50, num_samples=60, checkpoint_every=30)
+    settings = NUTSSettings(chains=2, warmup=50, samples=60, checkpoint_every=30)
     whole = run_nuts(h, settings, seed=3, progress=False)
     path = tmp_path / "nuts.npz"
-    short = NUTSSettings(num_chains=2, num_warmup=50, num_samples=30, checkpoint_every=30)
+    short = NUTSSettings(chains=2, warmup=50, samples=30, checkpoint_every=30)
     run_nuts(h, short, seed=3, checkpoint=path, progress=False)
     resumed = run_nuts(h, settings, seed=3, checkpoint=path, resume=True, progress=False)
     np.testing.assert_array_equal(resumed.posterior["phi"].values, whole.posterior["phi"].values)
@@ -52,18 +52,18 @@ def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path):
 def test_non_finite_energy_stops_with_a_clear_message():
     broken = Hamiltonian(Lattice(4), (Custom(lambda p: jnp.sum(p) * jnp.nan, name="broken"),))
     with pytest.raises(SamplingDiverged, match="not finite"):
-        run_nuts(broken, NUTSSettings(num_chains=2, num_warmup=10, num_samples=10), progress=False)
+        run_nuts(broken, NUTSSettings(chains=2, warmup=10, samples=10), progress=False)
 
 
 def test_settings_are_validated():
-    with pytest.raises(InputError, match="nuts.num_chains"):
-        NUTSSettings(num_chains=0)
+    with pytest.raises(InputError, match="nuts.chains"):
+        NUTSSettings(chains=0)
     with pytest.raises(InputError, match="nuts.target_accept"):
         NUTSSettings(target_accept=1.5)
 
 
 def test_a_single_chain_keeps_the_chain_axis():
-    dt = run_nuts(free_field(4), NUTSSettings(num_chains=1, num_warmup=30, num_samples=40, checkpoint_every=20),
+    dt = run_nuts(free_field(4), NUTSSettings(chains=1, warmup=30, samples=40, checkpoint_every=20),
                   progress=False)
     assert dt.posterior["phi"].shape == (1, 40, 4, 4)
     assert dt.sample_stats["n_steps"].shape == (1, 40)
