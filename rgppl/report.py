@@ -80,7 +80,7 @@ def write_run(dt, out: Path, *, exact: dict, context: dict, spectrum: np.ndarray
     out.mkdir(parents=True, exist_ok=True)
     dt.to_netcdf(out / "posterior.nc", engine="h5netcdf")
     names = scalar_names(dt)
-    table = summary(dt, names, exact)
+    table = summary(dt, exact=exact)
     table.to_csv(out / "summary.csv")
     record = run_record(dt, table, exact, context)
     (out / "summary.json").write_text(json.dumps(record, indent=2))

@@ -149,8 +149,9 @@ class WaveletTransform(Transform):
         return waverec2(coefficients, self.wavelet)
 
     def log_abs_det_jacobian(self, x, y, intermediates=None):
-        counts = jnp.asarray([3 * (self.L >> (j + 1)) ** 2 for j in range(self.levels)], dtype=jnp.float32)
-        return jnp.broadcast_to(-jnp.sum(counts * jnp.log(self.scales)), jnp.shape(x)[:-2])
+        counts = np.array([3 * (self.L >> (j + 1)) ** 2 for j in range(self.levels)])
+        log_det = -jnp.sum(jnp.asarray(counts, self.scales.dtype) * jnp.log(self.scales))
+        return jnp.broadcast_to(log_det, jnp.shape(x)[:-2])
 
     def forward_shape(self, shape):
         return (*shape[:-2], shape[-2] * shape[-1])
@@ -159,13 +160,8 @@ class WaveletTransform(Transform):
         return (*shape[:-1], self.L, self.L)
 
     def tree_flatten(self):
-        return (self.scales,), (("L", "wavelet", "levels"), {"L": self.L, "wavelet": self.wavelet, "levels": self.levels})
+        return (self.scales,), (self.L, self.wavelet, self.levels)
 
     @classmethod
     def tree_unflatten(cls, aux_data, params):
-        _, static = aux_data
-        return cls(static["L"], static["wavelet"], static["levels"], scales=params[0])
-
-    def __eq__(self, other):
-        return (isinstance(other, WaveletTransform) and (self.L, self.wavelet, self.levels) == (other.L, other.wavelet, other.levels)
-                and bool(jnp.all(self.scales == other.scales)))
+        return cls(*aux_data, scales=params[0])

@@ -67,3 +67,14 @@ def test_a_single_chain_keeps_the_chain_axis():
                   progress=False)
     assert dt.posterior["phi"].shape == (1, 40, 4, 4)
     assert dt.sample_stats["n_steps"].shape == (1, 40)
+
+
+@pytest.mark.slow
+def test_ising_dual_nuts_moments_at_tc_on_8x8_match_the_transfer_matrix():
+    h = ising_dual(8)
+    dt = run_nuts(h, NUTSSettings(chains=4, warmup=1000, samples=4000, checkpoint_every=4000), seed=4, progress=False)
+    reference = exact.ising_moments(8, h.terms[0].beta)
+    assert abs(reference["m2"] - 0.6469115750) < 1e-9
+    table = summary(dt, ["spin_m2", "spin_binder"], exact={"spin_m2": reference["m2"], "spin_binder": reference["binder"]})
+    assert np.all(table["ess_bulk"] > 400)
+    assert np.all(np.abs(table["z"]) < family_threshold(2)), table
