@@ -69,7 +69,6 @@ def test_a_single_chain_keeps_the_chain_axis():
     assert dt.sample_stats["n_steps"].shape == (1, 40)
 
 
-@pytest.mark.slow
 def test_ising_dual_nuts_moments_at_tc_on_8x8_match_the_transfer_matrix():
     h = ising_dual(8)
     dt = run_nuts(h, NUTSSettings(chains=4, warmup=1000, samples=4000, checkpoint_every=4000), seed=4, progress=False)
