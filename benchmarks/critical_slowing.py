@@ -69,7 +69,7 @@ def main():
         parser.error(f"--samples takes one value or one per size ({len(args.sizes)}), got {len(args.samples)}")
     start = time.perf_counter()
     rows = []
-    for L, n in zip(args.sizes, samples):
+    for L, n in zip(args.sizes, samples, strict=True):
         settings = NUTSSettings(chains=args.chains, warmup=args.warmup, samples=n, checkpoint_every=n)
         rows.append(measure(L, settings, args.seed))
         print(f"L = {L}: done after {time.perf_counter() - start:.0f} s", flush=True)

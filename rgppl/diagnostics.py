@@ -90,25 +90,6 @@ def derived_quantities(dt) -> dict:
     return out
 
 
-def summary(dt, var_names: list[str] | None = None, exact: dict | None = None) -> pd.DataFrame:
-    """Mean, sd, MCSE, bulk/tail ESS and R-hat of scalar observables and of the derived quantities.
-
-    ``var_names`` may name both (e.g. ``["m2", "binder"]``); by default all of them.  With ``exact``
-    (name -> value) two more columns: the exact value and ``z = (mean - exact)/mcse``.
-    """
-    scalars = scalar_names(dt)
-    derived = derived_quantities(dt)
-    var_names = var_names or scalars + list(derived)
-    table = az.summary(dt, var_names=[n for n in var_names if n in scalars], kind="all", round_to="none")
-    table = table[SUMMARY_COLUMNS].astype(float)
-    for name in (n for n in var_names if n in derived):
-        table.loc[name, ["mean", "mcse_mean", "ess_bulk"]] = [derived[name][k] for k in ("mean", "mcse", "ess_bulk")]
-    if exact:
-        table["exact"] = pd.Series(exact, dtype=float)
-        table["z"] = (table["mean"] - table["exact"]) / table["mcse_mean"]
-    return table.loc[var_names]
-
-
 def cost_figures(dt) -> dict:
     """Wall time, gradient evaluations and draws of a run (from the DataTree's attributes)."""
     draws = dt.posterior.sizes["chain"] * dt.posterior.sizes["draw"]
@@ -120,29 +101,36 @@ def cost_figures(dt) -> dict:
     }
 
 
+def summary(dt, var_names: list[str] | None = None, exact: dict | None = None) -> pd.DataFrame:
+    """Mean, sd, MCSE, bulk/tail ESS, R-hat and efficiency of scalar observables and derived quantities.
+
+    ``var_names`` may name both (e.g. ``["m2", "binder"]``); by default all of them.  Efficiency is the
+    bulk ESS per second of sampling and per 1000 gradient evaluations (NaN for gradient-free samplers).
+    With ``exact`` (name -> value) two more columns: the exact value and ``z = (mean - exact)/mcse``.
+    """
+    scalars = scalar_names(dt)
+    derived = derived_quantities(dt)
+    var_names = var_names or scalars + list(derived)
+    table = az.summary(dt, var_names=[n for n in var_names if n in scalars], kind="all", round_to="none")
+    table = table[SUMMARY_COLUMNS].astype(float)
+    for name in (n for n in var_names if n in derived):
+        table.loc[name, ["mean", "mcse_mean", "ess_bulk"]] = [derived[name][k] for k in ("mean", "mcse", "ess_bulk")]
+    cost = cost_figures(dt)
+    table["ess_per_s"] = table["ess_bulk"] / cost["sampling_time_s"]
+    table["ess_per_1k_grad"] = 1000 * table["ess_bulk"] / (cost["gradient_evaluations"] or np.nan)
+    if exact:
+        table["exact"] = pd.Series(exact, dtype=float)
+        table["z"] = (table["mean"] - table["exact"]) / table["mcse_mean"]
+    return table.loc[var_names]
+
+
 def compare(runs: dict, var_names: list[str] | None = None, exact: dict | None = None) -> pd.DataFrame:
     """Runs of the same model side by side: one row per (observable, run).
 
     Columns: mean, MCSE, bulk ESS, ESS per second, ESS per 1000 gradient evaluations, R-hat and,
     where ``exact`` has the observable, the exact value and the z-score ``(mean - exact)/MCSE``.
     """
-    rows = []
-    for label, dt in runs.items():
-        table = summary(dt, var_names, exact)
-        cost = cost_figures(dt)
-        for name, row in table.iterrows():
-            ess = row["ess_bulk"]
-            rows.append(
-                {
-                    "observable": name,
-                    "run": label,
-                    "mean": row["mean"],
-                    "mcse": row["mcse_mean"],
-                    "ess_bulk": ess,
-                    "ess_per_s": ess / cost["sampling_time_s"],
-                    "ess_per_1k_grad": 1000 * ess / cost["gradient_evaluations"] if cost["gradient_evaluations"] else np.nan,
-                    "r_hat": row["r_hat"],
-                    **({"exact": row["exact"], "z": row["z"]} if exact else {}),
-                }
-            )
-    return pd.DataFrame(rows).set_index(["observable", "run"]).sort_index(level=0, sort_remaining=False)
+    tables = [summary(dt, var_names, exact).drop(columns=["sd", "ess_tail"]).rename(columns={"mcse_mean": "mcse"})
+              .assign(run=label) for label, dt in runs.items()]
+    table = pd.concat(tables).rename_axis("observable").set_index("run", append=True)
+    return table.sort_index(level=0, sort_remaining=False)

@@ -25,7 +25,7 @@ def plot_distributions(runs: dict, var_names: list[str], path, exact: dict | Non
     columns = min(3, len(var_names))
     rows = -(-len(var_names) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
-    for ax, name in zip(axes.flat, var_names):
+    for ax, name in zip(axes.flat, var_names, strict=False):  # spare axes are hidden below
         for label, dt in runs.items():
             values = dt.posterior[name].values.ravel()
             ax.hist(values, bins=60, density=True, histtype="step", lw=1.4, label=f"{label}: {values.mean():.4g}")

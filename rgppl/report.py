@@ -54,20 +54,13 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 def run_record(dt, table: pd.DataFrame, exact: dict, context: dict) -> dict:
     """Everything the run printed, as a JSON-ready dictionary."""
-    cost = cost_figures(dt)
-    observables = {}
-    for name, row in table.iterrows():
-        entry = {column: _finite_or_none(row[column]) for column in table.columns}
-        ess = row["ess_bulk"]
-        entry["ess_per_s"] = _finite_or_none(ess / cost["sampling_time_s"])
-        if cost["gradient_evaluations"]:
-            entry["ess_per_1k_grad"] = _finite_or_none(1000 * ess / cost["gradient_evaluations"])
-        observables[name] = entry
     stats = getattr(dt, "sample_stats", None)
+    observables = {name: {column: _finite_or_none(row[column]) for column in table.columns}
+                   for name, row in table.iterrows()}
     return {
         **context,
         "hamiltonian": json.loads(dt.attrs["hamiltonian"]),
-        "cost": {**cost, "warmup_time_s": dt.attrs.get("warmup_time_s"),
+        "cost": {**cost_figures(dt), "warmup_time_s": dt.attrs.get("warmup_time_s"),
                  "warmup_gradient_evaluations": dt.attrs.get("warmup_gradient_evaluations"),
                  "divergences": int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else None},
         "exact": {k: float(v) for k, v in exact.items()},

@@ -61,7 +61,9 @@ def test_summary_columns_and_exact_z():
     h = free_field(4, m2=0.5)
     dt = exact_free_field_run(h, draws=2000)
     table = summary(dt, exact=exact.exact_observables(h))
-    assert list(table.columns) == ["mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat", "exact", "z"]
+    assert list(table.columns) == ["mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat", "ess_per_s",
+                                   "ess_per_1k_grad", "exact", "z"]
+    assert table["ess_per_1k_grad"].isna().all()  # the exact sampler uses no gradients
     assert table.loc["e", "exact"] == pytest.approx(0.5)
     z = table["z"].dropna()
     assert np.all(np.abs(z) < family_threshold(len(z)))

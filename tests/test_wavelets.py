@@ -24,7 +24,7 @@ def test_matches_pywt_periodization_at_every_level(wavelet, L):
     ours = wavedec2(jnp.asarray(x), wavelet)
     reference = pywt.wavedec2(x, wavelet, mode="periodization", level=int(np.log2(L)), axes=(-2, -1))
     np.testing.assert_allclose(ours[0], reference[0], atol=1e-13)
-    for mine, theirs in zip(ours[1:], reference[1:]):
+    for mine, theirs in zip(ours[1:], reference[1:], strict=True):
         np.testing.assert_allclose(mine, np.stack(theirs, axis=-3), atol=1e-13)
     np.testing.assert_allclose(waverec2(ours, wavelet), x, atol=1e-13)
 
