@@ -62,6 +62,8 @@ class Term(eqx.Module):
     ``quadratic_spectrum`` returns the Fourier eigenvalues ``M_k`` of a translation-invariant
     quadratic term written as ``1/2 phi^T M phi``, or ``None`` for a non-quadratic term;
     ``confining`` says whether the term alone bounds the energy below at large ``|phi|``.
+    Terms of phi^4 form, ``-J sum_<xy> phi_x phi_y + sum_x v(phi_x)``, give ``J`` by
+    ``hopping_coupling`` and ``v`` by ``site_energy`` (elementwise); other terms return ``None``.
     """
 
     kind: str = eqx.field(static=True, init=False, default="term")
@@ -75,6 +77,12 @@ class Term(eqx.Module):
         """Raise :class:`InputError` if the term is ill-defined on ``lattice``."""
 
     def quadratic_spectrum(self, lattice: Lattice) -> np.ndarray | None:
+        return None
+
+    def hopping_coupling(self) -> float | None:
+        return None
+
+    def site_energy(self, phi):
         return None
 
     def describe(self) -> dict:
@@ -99,6 +107,12 @@ class Gradient(Term):
     def quadratic_spectrum(self, lattice):
         return float(self.kappa) * lattice.laplacian_eigenvalues
 
+    def hopping_coupling(self):
+        return self.kappa  # sum_{x,mu} (phi_{x+mu} - phi_x)^2 = 4 sum_x phi_x^2 - 2 sum_<xy> phi_x phi_y
+
+    def site_energy(self, phi):
+        return 2 * self.kappa * phi**2
+
 
 class Hopping(Term):
     """``-beta sum_{x,mu} phi_x phi_{x+mu}``: nearest-neighbour hopping (ferromagnetic for beta > 0)."""
@@ -115,8 +129,28 @@ class Hopping(Term):
     def quadratic_spectrum(self, lattice):
         return -float(self.beta) * lattice.adjacency_eigenvalues
 
+    def hopping_coupling(self):
+        return self.beta
 
-class Mass(Term):
+    def site_energy(self, phi):
+        return jnp.zeros_like(phi)
+
+
+class LocalTerm(Term):
+    """A term ``sum_x v(phi_x)`` of the field at single sites."""
+
+    @abc.abstractmethod
+    def site_energy(self, phi):
+        """``v(phi_x)``, elementwise."""
+
+    def energy(self, phi):
+        return _site_sum(self.site_energy(phi))
+
+    def hopping_coupling(self):
+        return 0.0
+
+
+class Mass(LocalTerm):
     """``m2/2 sum_x phi_x^2`` (``m2`` may be negative when a quartic term confines the field)."""
 
     m2: float
@@ -125,14 +159,14 @@ class Mass(Term):
     def __post_init__(self):
         self.m2 = _coupling("mass", "m2", self.m2)
 
-    def energy(self, phi):
-        return 0.5 * self.m2 * _site_sum(phi**2)
+    def site_energy(self, phi):
+        return 0.5 * self.m2 * phi**2
 
     def quadratic_spectrum(self, lattice):
         return np.full(lattice.shape, float(self.m2))
 
 
-class Quartic(Term):
+class Quartic(LocalTerm):
     """``lam sum_x phi_x^4`` with ``lam > 0``."""
 
     lam: float
@@ -143,11 +177,11 @@ class Quartic(Term):
         self.lam = _coupling("quartic", "lam", self.lam)
         require(self.lam > 0, "quartic.lam", self.lam, "the quartic coupling must be > 0 (else E is unbounded below)")
 
-    def energy(self, phi):
-        return self.lam * _site_sum(phi**4)
+    def site_energy(self, phi):
+        return self.lam * phi**4
 
 
-class DoubleWell(Term):
+class DoubleWell(LocalTerm):
     """``coupling sum_x (phi_x^2 - 1)^2`` with ``coupling > 0``."""
 
     coupling: float = 1.0
@@ -158,8 +192,8 @@ class DoubleWell(Term):
         self.coupling = _coupling("double_well", "coupling", self.coupling)
         require(self.coupling > 0, "double_well.coupling", self.coupling, "must be > 0 (else E is unbounded below)")
 
-    def energy(self, phi):
-        return self.coupling * _site_sum((phi**2 - 1) ** 2)
+    def site_energy(self, phi):
+        return self.coupling * (phi**2 - 1) ** 2
 
 
 class IsingDual(Term):
@@ -285,6 +319,15 @@ class Hamiltonian(eqx.Module):
 
     def describe(self) -> dict:
         return {"name": self.name, "lattice": list(self.lattice.shape), "terms": [t.describe() for t in self.terms]}
+
+    def phi4_form(self) -> tuple:
+        """``(J, v)`` with ``E = -J sum_<xy> phi_x phi_y + sum_x v(phi_x)``; an :class:`InputError` if ``E`` is not of
+        that form (Ising-dual and custom terms are not).  ``J`` is traceable (the couplings may be traced)."""
+        couplings = [t.hopping_coupling() for t in self.terms]
+        others = [t.kind for t, J in zip(self.terms, couplings, strict=True) if J is None]
+        require(not others, "hamiltonian.terms", others,
+                "this needs E = -J sum_<xy> phi_x phi_y + sum_x v(phi_x): gradient, hopping, mass, quartic, double_well terms")
+        return sum(couplings), lambda phi: sum(t.site_energy(phi) for t in self.terms)
 
     def term(self, kind: str) -> Term | None:
         """The first term of type ``kind`` (e.g. ``"ising_dual"``), or ``None``."""

@@ -1,0 +1,88 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rgppl import exact
+from rgppl.diagnostics import mean_with_error, summary
+from rgppl.ensembles import ClusterSettings, cluster_labels, reference_ensemble, run_cluster
+from rgppl.errors import InputError
+from rgppl.hamiltonians import free_field, ising_dual, phi4_hopping
+from rgppl.observables import momentum_power
+from tests.stats import family_threshold
+
+
+def union_find_components(bond_x, bond_y):
+    Lx, Ly = bond_x.shape
+    parent = list(range(Lx * Ly))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(Lx):
+        for j in range(Ly):
+            for active, (ni, nj) in ((bond_x[i, j], ((i + 1) % Lx, j)), (bond_y[i, j], (i, (j + 1) % Ly))):
+                if active:
+                    a, b = find(i * Ly + j), find(ni * Ly + nj)
+                    parent[max(a, b)] = min(a, b)
+    return np.array([find(i) for i in range(Lx * Ly)]).reshape(Lx, Ly)
+
+
+@pytest.mark.parametrize("density", [0.2, 0.5, 0.8])
+@pytest.mark.parametrize("shape", [(6, 6), (4, 10), (2, 2)])
+def test_cluster_labels_equal_union_find(density, shape):
+    rng = np.random.default_rng(int(10 * density) + shape[1])
+    bond_x, bond_y = rng.random(shape) < density, rng.random(shape) < density
+    labels = np.asarray(jax.jit(cluster_labels)(jnp.asarray(bond_x), jnp.asarray(bond_y)))
+    np.testing.assert_array_equal(labels, union_find_components(bond_x, bond_y))
+
+
+def test_phi4_on_2x2_matches_quadrature():
+    h = phi4_hopping(2, beta=0.68)
+    grid = np.linspace(-3.2, 3.2, 49)  # exp(-E) < 1e-12 beyond the box: the trapezoid sum converges geometrically
+    phi = np.stack(np.meshgrid(grid, grid, grid, grid, indexing="ij"), -1).reshape(-1, 2, 2)
+    jax.config.update("jax_enable_x64", True)
+    try:
+        energy = np.asarray(h.energy(jnp.asarray(phi, jnp.float64)))
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    weight = np.exp(-(energy - energy.min()))
+    m = phi.mean(axis=(1, 2))
+    truth = {"m2": np.sum(weight * m**2) / weight.sum(), "abs_m": np.sum(weight * np.abs(m)) / weight.sum()}
+    dt = run_cluster(h, ClusterSettings(chains=4, warmup=200, samples=2000), seed=0, progress=False)
+    table = summary(dt, list(truth), exact=truth)
+    assert np.all(table["ess_bulk"] > 1000)
+    assert np.all(np.abs(table["z"]) < family_threshold(len(truth))), table
+
+
+def test_free_field_propagator_within_error_bars():
+    h = free_field(8, m2=0.2)
+    dt = run_cluster(h, ClusterSettings(chains=4, warmup=200, samples=1000), seed=1, progress=False)
+    stats = mean_with_error(np.asarray(momentum_power(jnp.asarray(dt.posterior["phi"].values))))
+    z = (stats["mean"] - exact.free_field_propagator(8, 0.2)) / stats["mcse"]
+    assert np.max(np.abs(z)) < family_threshold(z.size), z
+
+
+def test_reference_ensemble_is_cached_on_disk(tmp_path):
+    h = phi4_hopping(4)
+    settings = ClusterSettings(chains=2, warmup=50, samples=100)
+    first = reference_ensemble(h, settings, seed=2, cache_dir=tmp_path, progress=False)
+    files = list(tmp_path.glob("*.nc"))
+    assert len(files) == 1
+    second = reference_ensemble(h, settings, seed=2, cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(first.posterior["phi"].values, second.posterior["phi"].values)
+    assert second.attrs["sampler"] == "cluster" and second.attrs["gradient_evaluations"] == 0
+    reference_ensemble(h, settings, seed=3, cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*.nc"))) == 2
+
+
+def test_models_without_an_embedded_ising_form_are_refused():
+    with pytest.raises(InputError, match="sum_x v"):
+        run_cluster(ising_dual(4), progress=False)
+    with pytest.raises(InputError, match="even lattice"):
+        run_cluster(phi4_hopping((6, 5)), progress=False)
+    with pytest.raises(InputError, match="cluster.samples"):
+        ClusterSettings(samples=0)
