@@ -38,7 +38,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from rgppl.errors import InputError, require
+from rgppl.errors import InputError, require, require_integer
 from rgppl.hamiltonians import PRESETS, TERM_TYPES, Custom, Hamiltonian
 from rgppl.lattice import Lattice
 from rgppl.mcmc import NUTSSettings
@@ -161,7 +161,7 @@ def parse_card(data: dict, path: Path) -> Card:
     sampler = run.get("sampler")
     require(sampler in SAMPLERS, "run.sampler", sampler, f"valid samplers are {list(SAMPLERS)}")
     seed = run.get("seed", 0)
-    require(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "run.seed", seed, "an integer >= 0")
+    require_integer("run.seed", seed, 0)
     output = run.get("output", f"results/{name}")
     require(isinstance(output, str) and output != "", "run.output", output, "a directory path")
     return Card(path, name, description, hamiltonian, sampler, seed, Path(output), _nuts(data))

@@ -27,13 +27,14 @@ import xarray as xr
 from rgppl.observables import scalar_observables
 
 SUMMARY_COLUMNS = ["mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat"]
+_observables = jax.jit(scalar_observables)  # the Hamiltonian is a pytree: new couplings do not recompile
 
 
 def make_datatree(hamiltonian, phi, *, sample_stats: dict | None = None, attrs: dict | None = None):
     """A DataTree for draws ``phi[chain, draw, Lx, Ly]`` of ``hamiltonian`` with its scalar observables."""
     phi = np.asarray(phi)
     hamiltonian.lattice.check_field(phi)
-    observables = jax.jit(scalar_observables, static_argnums=0)(hamiltonian, phi)
+    observables = _observables(hamiltonian, phi)
     posterior = {"phi": phi, **{k: np.asarray(v) for k, v in observables.items()}}
     groups = {"posterior": posterior}
     if sample_stats:

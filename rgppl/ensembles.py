@@ -29,7 +29,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from rgppl.diagnostics import make_datatree
-from rgppl.errors import require
+from rgppl.errors import require, require_integer
 
 ADAPT_BLOCK = 50
 TARGET_ACCEPTANCE = 0.5
@@ -46,11 +46,8 @@ class ClusterSettings:
     chunk: int = 100
 
     def __post_init__(self):
-        for name in ("chains", "samples", "thin", "chunk"):
-            value = getattr(self, name)
-            require(isinstance(value, int) and not isinstance(value, bool) and value >= 1, f"cluster.{name}", value,
-                    "an integer >= 1")
-        require(isinstance(self.warmup, int) and self.warmup >= 0, "cluster.warmup", self.warmup, "an integer >= 0")
+        for name in ("chains", "warmup", "samples", "thin", "chunk"):
+            require_integer(f"cluster.{name}", getattr(self, name), 0 if name == "warmup" else 1)
 
 
 def all_neighbour_sum(phi):

@@ -23,3 +23,9 @@ def require(condition: bool, field: str, value, valid: str) -> None:
     """Raise :class:`InputError` unless ``condition`` holds."""
     if not condition:
         raise InputError(field, value, valid)
+
+
+def require_integer(field: str, value, minimum: int) -> None:
+    """Raise :class:`InputError` unless ``value`` is an integer (not a bool) ``>= minimum``."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    require(ok, field, value, f"an integer >= {minimum}")

@@ -19,7 +19,7 @@ from numpyro.infer import MCMC, NUTS
 from tqdm.auto import tqdm
 
 from rgppl.diagnostics import make_datatree
-from rgppl.errors import InputError, require
+from rgppl.errors import InputError, require, require_integer
 
 CHAIN_METHODS = ("vectorized", "sequential", "parallel")
 EXTRA_FIELDS = ("num_steps", "diverging", "accept_prob", "potential_energy")
@@ -43,14 +43,7 @@ class NUTSSettings:
 
     def __post_init__(self):
         for name in ("chains", "warmup", "samples", "max_tree_depth", "checkpoint_every"):
-            value = getattr(self, name)
-            minimum = 0 if name == "warmup" else 1
-            require(
-                isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
-                f"nuts.{name}",
-                value,
-                f"an integer >= {minimum}",
-            )
+            require_integer(f"nuts.{name}", getattr(self, name), 0 if name == "warmup" else 1)
         require(0 < self.target_accept < 1, "nuts.target_accept", self.target_accept, "a number in (0, 1)")
         require(self.chain_method in CHAIN_METHODS, "nuts.chain_method", self.chain_method, f"one of {CHAIN_METHODS}")
 
