@@ -29,6 +29,13 @@ the field, the value and what is valid)::
     max_tree_depth = 10
     chain_method = "vectorized"
     checkpoint_every = 250
+
+    [cluster]                           # with sampler = "cluster" (phi^4-type models, even sides)
+    chains = 4
+    warmup = 500                        # sweeps
+    samples = 4000                      # draws per chain, one every `thin` sweeps
+    thin = 1
+    chunk = 100                         # draws between checkpoints
 """
 
 import importlib
@@ -38,13 +45,14 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from rgppl.ensembles import ClusterSettings, check_cluster_model
 from rgppl.errors import InputError, require, require_integer
 from rgppl.hamiltonians import PRESETS, TERM_TYPES, Custom, Hamiltonian
 from rgppl.lattice import Lattice
 from rgppl.mcmc import NUTSSettings
 
-SAMPLERS = ("nuts",)
-TOP_LEVEL = {"name", "description", "lattice", "hamiltonian", "run", "nuts"}
+SAMPLERS = ("nuts", "cluster")
+TOP_LEVEL = {"name", "description", "lattice", "hamiltonian", "run", *SAMPLERS}
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,7 @@ class Card:
     seed: int
     output: Path
     nuts: NUTSSettings
+    cluster: ClusterSettings
 
 
 def _table(data: dict, key: str, required: bool = True) -> dict:
@@ -141,10 +150,10 @@ def _hamiltonian(data: dict, name: str) -> Hamiltonian:
     return Hamiltonian(Lattice(shape), tuple(_term(t, i) for i, t in enumerate(terms)), name=name)
 
 
-def _nuts(data: dict) -> NUTSSettings:
-    table = _table(data, "nuts", required=False)
-    _only(table, NUTSSettings.__dataclass_fields__, "nuts")
-    return NUTSSettings(**table)
+def _settings(data: dict, sampler: str, cls):
+    table = _table(data, sampler, required=False)
+    _only(table, cls.__dataclass_fields__, sampler)
+    return cls(**table)
 
 
 def parse_card(data: dict, path: Path) -> Card:
@@ -164,7 +173,10 @@ def parse_card(data: dict, path: Path) -> Card:
     require_integer("run.seed", seed, 0)
     output = run.get("output", f"results/{name}")
     require(isinstance(output, str) and output != "", "run.output", output, "a directory path")
-    return Card(path, name, description, hamiltonian, sampler, seed, Path(output), _nuts(data))
+    if sampler == "cluster":
+        check_cluster_model(hamiltonian)
+    return Card(path, name, description, hamiltonian, sampler, seed, Path(output), _settings(data, "nuts", NUTSSettings),
+                _settings(data, "cluster", ClusterSettings))
 
 
 def load_card(path) -> Card:

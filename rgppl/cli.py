@@ -18,9 +18,10 @@ from pathlib import Path
 import pandas as pd
 
 from rgppl.cards import load_card
-from rgppl.errors import InputError
 from rgppl.exact import exact_observables
-from rgppl.mcmc import SamplingDiverged, run_nuts
+from rgppl.errors import InputError, SamplingDiverged
+from rgppl.ensembles import run_cluster
+from rgppl.mcmc import run_nuts
 from rgppl.report import CHECKPOINT, markdown_table, output_directory, write_run
 
 BUILT_IN_CARDS = Path(__file__).resolve().parents[1] / "models"
@@ -45,9 +46,9 @@ def run(args) -> int:
     shutil.copyfile(card.path, out / "card.toml")
     h = card.hamiltonian
     print(f"{card.name}: {h.name} on {h.lattice.shape[0]}x{h.lattice.shape[1]}, sampler {card.sampler}, seed {card.seed}")
+    sampler, settings = {"nuts": (run_nuts, card.nuts), "cluster": (run_cluster, card.cluster)}[card.sampler]
     try:
-        dt = run_nuts(h, card.nuts, seed=card.seed, checkpoint=out / CHECKPOINT, resume=args.resume,
-                      progress=not args.quiet)
+        dt = sampler(h, settings, seed=card.seed, checkpoint=out / CHECKPOINT, resume=args.resume, progress=not args.quiet)
     except KeyboardInterrupt:
         print(f"\ninterrupted; the draws up to the last checkpoint are in {out / CHECKPOINT}. "
               f"Continue with: rgppl run {args.card} --out {out} --resume", file=sys.stderr)

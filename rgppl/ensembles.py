@@ -28,8 +28,9 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from rgppl import checkpoints
 from rgppl.diagnostics import make_datatree
-from rgppl.errors import require, require_integer
+from rgppl.errors import SamplingDiverged, require, require_integer
 
 ADAPT_BLOCK = 50
 TARGET_ACCEPTANCE = 0.5
@@ -151,55 +152,83 @@ def _draws(hamiltonian, keys, phi, step_size, thin: int, chunk: int):
     return jax.vmap(chain)(keys, phi, step_size)
 
 
-def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, seed: int = 0, progress: bool = True):
+def check_cluster_model(hamiltonian) -> None:
+    """Raise :class:`InputError` unless the cluster sampler applies: phi^4 form, ``J >= 0``, even sides."""
+    J, _ = hamiltonian.phi4_form()
+    require(float(J) >= 0, "hamiltonian.terms", float(J), "the Swendsen-Wang embedding needs a ferromagnetic coupling J >= 0")
+    require(all(side % 2 == 0 for side in hamiltonian.lattice.shape), "lattice.shape", list(hamiltonian.lattice.shape),
+            "the checkerboard update needs even lattice sides")
+
+
+def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, seed: int = 0, checkpoint=None,
+                resume: bool = False, progress: bool = True):
     """Sample ``hamiltonian`` with Metropolis + Swendsen-Wang sweeps; return a DataTree (``sampler = "cluster"``).
 
     ``sample_stats.acceptance_rate`` is the Metropolis acceptance per draw; the attributes record the
-    sweeps, the adapted step sizes and the wall times (``gradient_evaluations = 0``).
+    sweeps, the adapted step sizes and the wall times (``gradient_evaluations = 0``).  ``checkpoint`` is
+    an ``.npz`` path written after warm-up and after every chunk of draws; ``resume=True`` continues it
+    and gives exactly the draws of an uninterrupted run.  One root key ``PRNGKey(seed)``.
     """
-    J, _ = hamiltonian.phi4_form()
-    require(float(J) >= 0, "hamiltonian.terms", float(J), "the Swendsen-Wang embedding needs a ferromagnetic coupling J >= 0")
-    require(all(side % 2 == 0 for side in hamiltonian.lattice.shape), "lattice.shape", hamiltonian.lattice.shape,
-            "the checkerboard update needs even lattice sides")
-
-    key = jax.random.PRNGKey(seed)
-    key, k_init = jax.random.split(key)
-    phi = 0.5 * jax.random.normal(k_init, (settings.chains, *hamiltonian.lattice.shape))
-    step_size = jnp.full(settings.chains, 0.5)
+    check_cluster_model(hamiltonian)
+    meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": "cluster", "settings": asdict(settings)}
+    checkpoint = Path(checkpoint) if checkpoint else None
     bar = tqdm(total=settings.warmup + settings.samples * settings.thin, desc=f"cluster {hamiltonian.name}",
                disable=not progress, unit="sweep")
-    start = time.perf_counter()
-    for _ in range(-(-settings.warmup // ADAPT_BLOCK)):
-        key, k = jax.random.split(key)
-        phi, acceptance = _adapt(hamiltonian, jax.random.split(k, settings.chains), phi, step_size, ADAPT_BLOCK)
-        step_size = step_size * jnp.exp(2.0 * (acceptance - TARGET_ACCEPTANCE))
-        bar.update(ADAPT_BLOCK)
-    warmup_time = time.perf_counter() - start
 
-    fields, acceptances, start = [], [], time.perf_counter()
-    for _ in range(-(-settings.samples // settings.chunk)):
+    if resume and checkpoint and checkpoint.exists():
+        saved, arrays = checkpoints.load(checkpoint, meta)
+        key, phi, step_size = (jnp.asarray(arrays[k]) for k in ("key", "phi", "step_size"))
+        fields, acceptances = [arrays["fields"]], [arrays["acceptance"]]
+        times = {k: float(arrays[k]) for k in ("warmup_time_s", "sampling_time_s")}
+        done = saved["draws_done"]
+        bar.update(settings.warmup + done * settings.thin)
+    else:
+        key, k_init = jax.random.split(jax.random.PRNGKey(seed))
+        phi = 0.5 * jax.random.normal(k_init, (settings.chains, *hamiltonian.lattice.shape))
+        step_size = jnp.full(settings.chains, 0.5)
+        start = time.perf_counter()
+        for _ in range(-(-settings.warmup // ADAPT_BLOCK)):
+            key, k = jax.random.split(key)
+            phi, acceptance = _adapt(hamiltonian, jax.random.split(k, settings.chains), phi, step_size, ADAPT_BLOCK)
+            step_size = step_size * jnp.exp(2.0 * (acceptance - TARGET_ACCEPTANCE))
+            bar.update(ADAPT_BLOCK)
+        fields, acceptances, done = [], [], 0
+        times = {"warmup_time_s": time.perf_counter() - start, "sampling_time_s": 0.0}
+
+    while done < settings.samples:
+        start = time.perf_counter()
         key, k = jax.random.split(key)
         phi, (chunk_fields, chunk_acceptance) = _draws(hamiltonian, jax.random.split(k, settings.chains), phi, step_size,
                                                        settings.thin, settings.chunk)
-        fields.append(np.asarray(chunk_fields))
+        chunk_fields = np.asarray(chunk_fields)
+        times["sampling_time_s"] += time.perf_counter() - start
+        if not np.all(np.isfinite(chunk_fields)):
+            kept = f"the last good checkpoint is kept at {checkpoint}" if checkpoint else "no checkpoint was requested"
+            raise SamplingDiverged(f"the cluster sampler produced non-finite fields after {done} draws; {kept}. "
+                                   "Check that the site potential is finite and bounded below.")
+        fields.append(chunk_fields)
         acceptances.append(np.asarray(chunk_acceptance))
+        done += settings.chunk
+        if checkpoint:
+            arrays = {"key": key, "phi": phi, "step_size": step_size, "fields": np.concatenate(fields, axis=1),
+                      "acceptance": np.concatenate(acceptances, axis=1), **times}
+            checkpoints.save(checkpoint, {**meta, "draws_done": done}, arrays)
         bar.set_postfix(accept=f"{float(chunk_acceptance.mean()):.2f}")
         bar.update(settings.chunk * settings.thin)
     bar.close()
-    sampling_time = time.perf_counter() - start
-    phi = np.concatenate(fields, axis=1)[:, : settings.samples]
+
     attrs = {
         "sampler": "cluster",
         "seed": seed,
-        "sampling_time_s": sampling_time,
-        "warmup_time_s": warmup_time,
+        **times,
         "gradient_evaluations": 0,
         "sweeps": settings.samples * settings.thin,
         "step_size": np.asarray(step_size).tolist(),
         **{f"cluster_{k}": v for k, v in asdict(settings).items()},
     }
     stats = {"acceptance_rate": np.concatenate(acceptances, axis=1)[:, : settings.samples]}
-    return make_datatree(hamiltonian, phi, sample_stats=stats, attrs=attrs)
+    return make_datatree(hamiltonian, np.concatenate(fields, axis=1)[:, : settings.samples], sample_stats=stats,
+                         attrs=attrs)
 
 
 def reference_ensemble(hamiltonian, settings: ClusterSettings, *, seed: int = 0, cache_dir="results/ensembles",

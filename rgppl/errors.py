@@ -19,6 +19,10 @@ class InputError(ValueError):
         return InputError(self.field, self.value, self.valid, where=where)
 
 
+class SamplingDiverged(RuntimeError):
+    """A sampler produced non-finite values; the message says where and what was kept."""
+
+
 def require(condition: bool, field: str, value, valid: str) -> None:
     """Raise :class:`InputError` unless ``condition`` holds."""
     if not condition:

@@ -7,8 +7,6 @@ run resumes where it stopped and produces exactly the draws an uninterrupted run
 Non-finite draws or energies stop the run with a message; the last good checkpoint is kept.
 """
 
-import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,15 +16,12 @@ import numpy as np
 from numpyro.infer import MCMC, NUTS
 from tqdm.auto import tqdm
 
+from rgppl import checkpoints
 from rgppl.diagnostics import make_datatree
-from rgppl.errors import InputError, require, require_integer
+from rgppl.errors import SamplingDiverged, require, require_integer
 
 CHAIN_METHODS = ("vectorized", "sequential", "parallel")
 EXTRA_FIELDS = ("num_steps", "diverging", "accept_prob", "potential_energy")
-
-
-class SamplingDiverged(RuntimeError):
-    """A sampler produced non-finite values; the message says where and what was kept."""
 
 
 @dataclass(frozen=True)
@@ -50,31 +45,16 @@ class NUTSSettings:
 
 def _save_checkpoint(path: Path, meta: dict, state, draws: dict) -> None:
     leaves = jax.tree_util.tree_leaves(state)
-    arrays = {f"state_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-    arrays.update({f"draws_{k}": v for k, v in draws.items()})
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-    os.replace(tmp, path)
-
-
-def _resumable(meta: dict) -> dict:
-    """What must agree between a checkpoint and the run resuming it (a run may be extended: more samples)."""
-    settings = {k: v for k, v in meta["settings"].items() if k != "samples"}
-    return {"hamiltonian": meta["hamiltonian"], "seed": meta["seed"], "settings": settings}
+    checkpoints.save(path, meta, {**{f"state_{i}": leaf for i, leaf in enumerate(leaves)},
+                                  **{f"draws_{k}": v for k, v in draws.items()}})
 
 
 def _load_checkpoint(path: Path, meta: dict, template) -> tuple:
-    with np.load(path, allow_pickle=False) as data:
-        saved_meta = json.loads(str(data["meta"]))
-        if _resumable(saved_meta) != _resumable(meta):
-            raise InputError(
-                "resume", str(path), "the checkpoint was written by a different model or NUTS configuration; "
-                "resume with the same card, or start afresh in a new output directory",
-            )
-        treedef = jax.tree_util.tree_structure(template)
-        leaves = [data[f"state_{i}"] for i in range(treedef.num_leaves)]
-        draws = {k[len("draws_"):]: data[k] for k in data.files if k.startswith("draws_")}
-    return jax.tree_util.tree_unflatten(treedef, leaves), draws, saved_meta["draws_done"]
+    saved, arrays = checkpoints.load(path, meta)
+    treedef = jax.tree_util.tree_structure(template)
+    leaves = [arrays[f"state_{i}"] for i in range(treedef.num_leaves)]
+    draws = {k[len("draws_"):]: v for k, v in arrays.items() if k.startswith("draws_")}
+    return jax.tree_util.tree_unflatten(treedef, leaves), draws, saved["draws_done"]
 
 
 def _check_finite(draws: dict, chunk: int, checkpoint: Path | None) -> None:
@@ -99,7 +79,7 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
     chunk = min(settings.checkpoint_every, settings.samples)
     mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=chunk, num_chains=settings.chains,
                 chain_method=settings.chain_method, progress_bar=False)
-    meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "settings": asdict(settings)}
+    meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": "nuts", "settings": asdict(settings)}
     checkpoint = Path(checkpoint) if checkpoint else None
     key = jax.random.PRNGKey(seed)
     draws, done, times = {}, 0, {"warmup_time_s": 0.0, "sampling_time_s": 0.0}

@@ -86,8 +86,8 @@ def write_run(dt, out: Path, *, exact: dict, context: dict, spectrum: np.ndarray
         f"Model: `{dt.attrs['hamiltonian']}`",
         "",
         f"Sampler: {cost['sampler']}, {cost['draws']} draws, {cost['sampling_time_s']:.1f} s sampling "
-        f"(+{cost['warmup_time_s'] or 0:.1f} s warm-up), {cost['gradient_evaluations']:.0f} gradient evaluations, "
-        f"{cost['divergences']} divergences.",
+        f"(+{cost['warmup_time_s'] or 0:.1f} s warm-up), {cost['gradient_evaluations']:.0f} gradient evaluations"
+        + (f", {cost['divergences']} divergences." if cost["divergences"] is not None else "."),
         "",
     ]
     if "ln_z" in exact:

@@ -78,13 +78,18 @@ BAD = [
     ("unknown preset coupling", ("m2 = 0.5", "m2 = 0.5\nmu = 1.0"), "hamiltonian.mu", "valid keys"),
     ("unknown top-level key", ('name = "tiny"', 'name = "tiny"\nlatice = 3'), "latice", "valid keys"),
     ("bad custom import", ('preset = "free_field"\nm2 = 0.5', 'terms = [{ type = "custom", function = "nowhere.at_all:f" }]'), "function", "could not be imported"),
+    ("cluster sampler on a non-phi4 model", ('preset = "free_field"\nm2 = 0.5', 'preset = "ising_dual"\nbeta = 0.4'),
+     "hamiltonian.terms", "sum_x v", 'sampler = "cluster"'),
+    ("cluster sampler on an odd lattice", ("shape = [4, 4]", "shape = [5, 5]"), "lattice.shape", "even lattice sides",
+     'sampler = "cluster"'),
     ("alpha below the bound", ('preset = "free_field"\nm2 = 0.5', 'preset = "ising_dual"\nbeta = 0.44\nalpha = 0.2'), "ising_dual.alpha", "positive definite"),
 ]
 
 
-@pytest.mark.parametrize("label, edit, field, valid", BAD, ids=[b[0] for b in BAD])
-def test_bad_cards_get_a_clear_error(tmp_path, capsys, label, edit, field, valid):
-    path = write(tmp_path, GOOD.replace(*edit))
+@pytest.mark.parametrize("label, edit, field, valid, sampler", [(*b, 'sampler = "nuts"')[:5] for b in BAD],
+                         ids=[b[0] for b in BAD])
+def test_bad_cards_get_a_clear_error(tmp_path, capsys, label, edit, field, valid, sampler):
+    path = write(tmp_path, GOOD.replace(*edit).replace('sampler = "nuts"', sampler))
     with pytest.raises(InputError) as info:
         load_card(path)
     message = str(info.value)
@@ -108,7 +113,7 @@ def test_cli_writes_readable_netcdf_json_and_never_overwrites(tmp_path, capsys):
     for name in ("posterior.nc", "summary.md", "summary.csv", "summary.json", "trace.png", "distributions.png",
                  "fields.png", "card.toml", "checkpoint.npz"):
         assert (out / name).stat().st_size > 0, name
-    tree = xr.open_datatree(out / "posterior.nc", engine="h5netcdf")
+    tree = xr.load_datatree(out / "posterior.nc", engine="h5netcdf")
     assert tree.posterior["phi"].dims == ("chain", "draw", "x", "y")
     assert tree.posterior["phi"].shape == (2, 200, 4, 4)
     assert "n_steps" in tree.sample_stats
@@ -123,3 +128,17 @@ def test_cli_writes_readable_netcdf_json_and_never_overwrites(tmp_path, capsys):
     assert main(["run", str(card), "--out", str(out), "--quiet"]) == 0
     assert (tmp_path / "run-2" / "posterior.nc").exists()
     assert "run-2" in capsys.readouterr().out
+
+
+def test_cli_runs_the_cluster_sampler_and_resumes(tmp_path):
+    card = write(tmp_path, GOOD.replace('sampler = "nuts"', 'sampler = "cluster"').replace(
+        "[nuts]\nchains = 2\nwarmup = 100\nsamples = 200", "[cluster]\nchains = 2\nwarmup = 50\nsamples = 100\nchunk = 50"))
+    out = tmp_path / "cluster"
+    assert main(["run", str(card), "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "summary.json").read_text())
+    assert record["sampler"] == "cluster" and record["cost"]["draws"] == 200
+    assert record["observables"]["m2"]["exact"] == pytest.approx(1 / (16 * 0.5))
+    first = xr.load_datatree(out / "posterior.nc", engine="h5netcdf").posterior["phi"].values
+    assert main(["run", str(card), "--out", str(out), "--resume", "--quiet"]) == 0
+    again = xr.load_datatree(out / "posterior.nc", engine="h5netcdf").posterior["phi"].values
+    np.testing.assert_array_equal(first, again)

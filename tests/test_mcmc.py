@@ -7,7 +7,8 @@ from rgppl.diagnostics import mean_with_error, summary
 from rgppl.errors import InputError
 from rgppl.hamiltonians import Custom, Hamiltonian, free_field, ising_dual
 from rgppl.lattice import Lattice
-from rgppl.mcmc import NUTSSettings, SamplingDiverged, run_nuts
+from rgppl.errors import SamplingDiverged
+from rgppl.mcmc import NUTSSettings, run_nuts
 from rgppl.observables import momentum_power
 from tests.stats import family_threshold
 

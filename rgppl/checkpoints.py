@@ -1,0 +1,39 @@
+"""Checkpoints of long runs: arrays and a JSON description in one ``.npz`` file, written atomically.
+
+No pickle: a checkpoint holds only arrays and text, so loading one never runs code.  A run may be
+resumed only by the same model, seed and settings; the number of samples may grow (a finished run
+can be extended).
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rgppl.errors import InputError
+
+
+def save(path: Path, meta: dict, arrays: dict) -> None:
+    """Write ``arrays`` and ``meta`` to ``path`` (via a temporary file and an atomic rename)."""
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, meta=np.array(json.dumps(meta)), **{k: np.asarray(v) for k, v in arrays.items()})
+    os.replace(tmp, path)
+
+
+def _resumable(meta: dict) -> dict:
+    """What must agree between a checkpoint and the run resuming it (everything but ``samples``)."""
+    settings = {k: v for k, v in meta["settings"].items() if k != "samples"}
+    return {"hamiltonian": meta["hamiltonian"], "seed": meta["seed"], "sampler": meta.get("sampler"), "settings": settings}
+
+
+def load(path: Path, meta: dict) -> tuple[dict, dict]:
+    """The saved ``(meta, arrays)`` at ``path``; an :class:`InputError` if it was written by another run."""
+    with np.load(path, allow_pickle=False) as data:
+        saved = json.loads(str(data["meta"]))
+        if _resumable(saved) != _resumable(meta):
+            raise InputError(
+                "resume", str(path), "the checkpoint was written by a different model, sampler or configuration; "
+                "resume with the same card, or start afresh in a new output directory",
+            )
+        return saved, {k: data[k] for k in data.files if k != "meta"}
