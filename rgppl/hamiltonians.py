@@ -215,12 +215,12 @@ class IsingDual(Term):
         self.beta = _coupling("ising_dual", "beta", self.beta)
         self.alpha = _coupling("ising_dual", "alpha", self.alpha)
 
-    def a_eigenvalues(self, lattice: Lattice) -> np.ndarray:
-        """Fourier eigenvalues of ``A = K + alpha I``."""
-        return float(self.alpha) + float(self.beta) * lattice.adjacency_eigenvalues
+    def a_eigenvalues(self, lattice: Lattice):
+        """Fourier eigenvalues of ``A = K + alpha I`` (traceable in the couplings)."""
+        return self.alpha + self.beta * lattice.adjacency_eigenvalues
 
     def validate(self, lattice):
-        smallest = float(self.a_eigenvalues(lattice).min())
+        smallest = float(np.min(self.a_eigenvalues(lattice)))
         lowest_alpha = float(self.alpha) - smallest
         require(
             smallest > 0,
@@ -231,9 +231,7 @@ class IsingDual(Term):
         )
 
     def energy(self, x):
-        lattice = Lattice(x.shape[-2:])
-        kx, ky = lattice.momenta
-        inverse = 1.0 / (self.alpha + 2 * self.beta * (jnp.cos(kx) + jnp.cos(ky)))
+        inverse = 1.0 / self.a_eigenvalues(Lattice(x.shape[-2:]))
         quadratic = 0.5 * _site_sum(x * apply_circulant(x, inverse.astype(x.dtype)))
         return quadratic - _site_sum(log_cosh(x))
 

@@ -24,6 +24,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.transforms import Transform
 
 from rgppl.errors import require
+from rgppl.lattice import Lattice
 
 WAVELETS = ("haar", "db2", "db4")
 
@@ -81,10 +82,7 @@ def idwt2(coarse, details, wavelet: str = "db4"):
 
 def max_levels(shape) -> int:
     """Number of levels that halve a ``2^k x 2^k`` lattice down to ``1 x 1``."""
-    L = shape[-1]
-    require(shape[-2] == L and L >= 2 and L & (L - 1) == 0, "field.shape", tuple(shape),
-            "the wavelet pyramid needs a square L x L lattice with L a power of 2")
-    return int(np.log2(L))
+    return int(np.log2(Lattice(tuple(shape[-2:])).require_power_of_two("the wavelet pyramid")))
 
 
 def wavedec2(x, wavelet: str = "db4", levels: int | None = None) -> list:

@@ -33,9 +33,10 @@ def test_kaufman_above_tc_uses_signed_gamma0():
     assert abs(exact.ising_logz(4, beta) - exact.ising_enumerate(4, beta)["ln_z"]) < 1e-10
 
 
+@pytest.mark.parametrize("rows, cols", [(4, 4), (3, 5), (5, 3), (2, 5)])  # odd N too
 @pytest.mark.parametrize("beta", [0.2, BETA_C_ISING, 0.6])
-def test_transfer_matrix_moments_equal_enumeration(beta):
-    tm, en = exact.ising_moments(4, beta), exact.ising_enumerate(4, beta)
+def test_transfer_matrix_moments_equal_enumeration(beta, rows, cols):
+    tm, en = exact.ising_moments(cols, beta, rows), exact.ising_enumerate((rows, cols), beta)
     for key in ("ln_z", "m2", "m4", "abs_m"):
         assert abs(tm[key] - en[key]) < 1e-10
 
