@@ -36,6 +36,41 @@ the field, the value and what is valid)::
     samples = 4000                      # draws per chain, one every `thin` sweeps
     thin = 1
     chunk = 100                         # draws between checkpoints
+
+With ``sampler = "neuralrg"`` (square lattices, side a power of two) the run trains a NeuralRG flow
+and compares its samplers with NUTS (``[nuts]`` is the baseline)::
+
+    [flow]                              # rgppl.flows.FlowSettings
+    levels = 3                          # default log2(L)
+    repeats = 1
+    couplings = 4
+    width = 32
+    hidden = 2
+    kernel = 1                          # 1: Li & Wang's per-block networks; 3 or 5: wider receptive field
+    symmetric = true                    # Z2 symmetrisation q_sym(x) = [q(x) + q(-x)]/2
+
+    [svi]                               # rgppl.infer.SVISettings
+    steps = 2000
+    batch = 256
+    learning_rate = 1e-3
+    objective = "reverse"               # reverse | forward | mixed (the last two need `data`)
+    reverse_weight = 0.5                # mixed only
+    data = "fields.npy"                 # .npy/.npz/.nc ensemble of fields [n, L, L], relative to the card
+    report_every = 50
+    checkpoint_every = 500
+
+    [free_energy]
+    draws = 16384                       # flow draws for F_q and importance-sampled ln Z
+
+    [mis]                               # rgppl.infer.MISSettings
+    chains = 4
+    warmup = 100
+    samples = 5000
+
+    [neutra]                            # NUTS in the flow's latent space; same keys as [nuts]
+    chains = 4
+    warmup = 300
+    samples = 1000
 """
 
 import importlib
@@ -47,12 +82,15 @@ from pathlib import Path
 
 from rgppl.ensembles import ClusterSettings, check_cluster_model
 from rgppl.errors import InputError, require, require_integer
+from rgppl.flows import FlowSettings
 from rgppl.hamiltonians import PRESETS, TERM_TYPES, Custom, Hamiltonian
+from rgppl.infer import MISSettings, SVISettings
 from rgppl.lattice import Lattice
 from rgppl.mcmc import NUTSSettings
 
-SAMPLERS = ("nuts", "cluster")
-TOP_LEVEL = {"name", "description", "lattice", "hamiltonian", "run", *SAMPLERS}
+SAMPLERS = ("nuts", "cluster", "neuralrg")
+TOP_LEVEL = {"name", "description", "lattice", "hamiltonian", "run", "nuts", "cluster", "flow", "svi", "free_energy",
+             "mis", "neutra"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +106,12 @@ class Card:
     output: Path
     nuts: NUTSSettings
     cluster: ClusterSettings
+    flow: FlowSettings = FlowSettings()
+    svi: SVISettings = SVISettings()
+    mis: MISSettings = MISSettings()
+    neutra: NUTSSettings = NUTSSettings(warmup=300, samples=1000)
+    free_energy_draws: int = 16384
+    data: Path | None = None
 
 
 def _table(data: dict, key: str, required: bool = True) -> dict:
@@ -150,10 +194,34 @@ def _hamiltonian(data: dict, name: str) -> Hamiltonian:
     return Hamiltonian(Lattice(shape), tuple(_term(t, i) for i, t in enumerate(terms)), name=name)
 
 
-def _settings(data: dict, sampler: str, cls):
-    table = _table(data, sampler, required=False)
-    _only(table, cls.__dataclass_fields__, sampler)
-    return cls(**table)
+def _settings(data: dict, section: str, cls, **defaults):
+    table = _table(data, section, required=False)
+    _only(table, cls.__dataclass_fields__, section)
+    try:
+        return cls(**{**defaults, **table})
+    except InputError as error:  # the settings name their own fields; report them under this section
+        field = error.field.split(".", 1)[-1]
+        raise InputError(f"{section}.{field}", error.value, error.valid) from None
+
+
+def _neuralrg_sections(data: dict, hamiltonian: Hamiltonian, path: Path) -> dict:
+    flow = _settings(data, "flow", FlowSettings)
+    flow.resolved_levels(hamiltonian.lattice)
+    svi_table = dict(_table(data, "svi", required=False))
+    data_file = svi_table.pop("data", None)
+    svi = _settings({"svi": svi_table}, "svi", SVISettings)
+    if data_file is not None:
+        require(isinstance(data_file, str) and data_file != "", "svi.data", data_file, "a path to a .npy/.npz/.nc file")
+        data_file = (path.parent / data_file).resolve()
+    require(svi.objective == "reverse" or data_file is not None, "svi.objective", svi.objective,
+            "the forward and mixed objectives train on data: give svi.data = 'fields.npy'")
+    free_energy = _table(data, "free_energy", required=False)
+    _only(free_energy, {"draws"}, "free_energy")
+    draws = free_energy.get("draws", 16384)
+    require_integer("free_energy.draws", draws, 16)
+    return {"flow": flow, "svi": svi, "mis": _settings(data, "mis", MISSettings),
+            "neutra": _settings(data, "neutra", NUTSSettings, warmup=300, samples=1000),
+            "free_energy_draws": draws, "data": data_file}
 
 
 def parse_card(data: dict, path: Path) -> Card:
@@ -175,8 +243,9 @@ def parse_card(data: dict, path: Path) -> Card:
     require(isinstance(output, str) and output != "", "run.output", output, "a directory path")
     if sampler == "cluster":
         check_cluster_model(hamiltonian)
+    extra = _neuralrg_sections(data, hamiltonian, path) if sampler == "neuralrg" else {}
     return Card(path, name, description, hamiltonian, sampler, seed, Path(output), _settings(data, "nuts", NUTSSettings),
-                _settings(data, "cluster", ClusterSettings))
+                _settings(data, "cluster", ClusterSettings), **extra)
 
 
 def load_card(path) -> Card:

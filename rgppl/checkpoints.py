@@ -24,7 +24,8 @@ def save(path: Path, meta: dict, arrays: dict) -> None:
 def _resumable(meta: dict) -> dict:
     """What must agree between a checkpoint and the run resuming it (everything but ``samples``)."""
     settings = {k: v for k, v in meta["settings"].items() if k != "samples"}
-    return {"hamiltonian": meta["hamiltonian"], "seed": meta["seed"], "sampler": meta.get("sampler"), "settings": settings}
+    return {"hamiltonian": meta["hamiltonian"], "seed": meta["seed"], "sampler": meta.get("sampler"), "settings": settings,
+            "fingerprint": meta.get("fingerprint", "")}
 
 
 def load(path: Path, meta: dict) -> tuple[dict, dict]:

@@ -21,6 +21,7 @@ from rgppl.cards import load_card
 from rgppl.exact import exact_observables
 from rgppl.errors import InputError, SamplingDiverged
 from rgppl.ensembles import run_cluster
+from rgppl.infer.pipeline import run_neuralrg
 from rgppl.mcmc import run_nuts
 from rgppl.report import CHECKPOINT, markdown_table, output_directory, write_run
 
@@ -46,11 +47,17 @@ def run(args) -> int:
     shutil.copyfile(card.path, out / "card.toml")
     h = card.hamiltonian
     print(f"{card.name}: {h.name} on {h.lattice.shape[0]}x{h.lattice.shape[1]}, sampler {card.sampler}, seed {card.seed}")
-    sampler, settings = {"nuts": (run_nuts, card.nuts), "cluster": (run_cluster, card.cluster)}[card.sampler]
     try:
+        if card.sampler == "neuralrg":
+            run_neuralrg(card, out, resume=args.resume, progress=not args.quiet)
+            print((out / "summary.md").read_text())
+            print(f"wrote {out}/: summary.md, summary.json, comparison.md/csv, training.png, latents.md/png, "
+                  "distributions.png, fields.png and mis/, neutra/, nuts/ (each with posterior.nc)")
+            return 0
+        sampler, settings = {"nuts": (run_nuts, card.nuts), "cluster": (run_cluster, card.cluster)}[card.sampler]
         dt = sampler(h, settings, seed=card.seed, checkpoint=out / CHECKPOINT, resume=args.resume, progress=not args.quiet)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; the draws up to the last checkpoint are in {out / CHECKPOINT}. "
+        print(f"\ninterrupted; the work up to the last checkpoint is in {out} (*checkpoint.npz). "
               f"Continue with: rgppl run {args.card} --out {out} --resume", file=sys.stderr)
         return 130
     exact = exact_observables(h)

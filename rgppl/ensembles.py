@@ -246,3 +246,36 @@ def reference_ensemble(hamiltonian, settings: ClusterSettings, *, seed: int = 0,
     dt.to_netcdf(tmp, engine="h5netcdf")
     tmp.replace(path)
     return dt
+
+
+def load_ensemble(path, lattice=None, *, variable: str = "phi") -> np.ndarray:
+    """Fields ``phi[n, Lx, Ly]`` from a user's ``.npy``, ``.npz`` or netCDF file, checked.
+
+    ``.npz`` and netCDF files are read at ``variable``; a netCDF DataTree written by rgppl is read from
+    its ``posterior`` group and its ``(chain, draw)`` axes are merged.  The fields must be finite, at
+    least two, and (if ``lattice`` is given) of its shape; otherwise an :class:`InputError` says which.
+    """
+    path = Path(path)
+    require(path.is_file(), "data", str(path), "no such file; give a .npy, .npz or .nc file of fields [n, Lx, Ly]")
+    suffix = path.suffix.lower()
+    require(suffix in (".npy", ".npz", ".nc"), "data", str(path), "a .npy, .npz or .nc (netCDF) file")
+    if suffix == ".npy":
+        fields = np.load(path, allow_pickle=False)
+    elif suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            require(variable in data.files, "data", str(path), f"the .npz holds {data.files}; it needs '{variable}'")
+            fields = data[variable]
+    else:
+        tree = xr.load_datatree(path, engine="h5netcdf")
+        group = tree["posterior"] if "posterior" in tree.children else tree
+        require(variable in group.data_vars, "data", str(path), f"the netCDF file needs a variable '{variable}'")
+        fields = group[variable].values
+        if fields.ndim == 4:
+            fields = fields.reshape(-1, *fields.shape[2:])
+    require(fields.ndim == 3 and len(fields) >= 2, "data", f"{path} with shape {fields.shape}",
+            "an array of at least two fields, shape [n, Lx, Ly]")
+    if lattice is not None:
+        require(fields.shape[1:] == tuple(lattice.shape), "data", f"{path} with fields of shape {fields.shape[1:]}",
+                f"fields of the model's lattice shape {tuple(lattice.shape)}")
+    require(bool(np.all(np.isfinite(fields))), "data", str(path), "finite values only (NaN or inf found)")
+    return fields.astype(np.float32)

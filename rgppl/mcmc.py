@@ -68,18 +68,24 @@ def _check_finite(draws: dict, chunk: int, checkpoint: Path | None) -> None:
 
 
 def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int = 0, checkpoint=None,
-             resume: bool = False, progress: bool = True):
+             resume: bool = False, progress: bool = True, model=None, label: str = "nuts", fingerprint: str = ""):
     """Sample ``p(phi) ∝ exp(-E(phi))`` with NUTS; return a DataTree (see :mod:`rgppl.diagnostics`).
 
     ``checkpoint`` is an ``.npz`` path written after every chunk; with ``resume=True`` an existing
     checkpoint of the same model, seed and settings is continued (``samples`` may be larger than
     the checkpoint's, extending a finished run).  One root key ``PRNGKey(seed)``.
+
+    ``model`` replaces ``hamiltonian.model`` by a reparameterised model of the same field (e.g. the
+    NeuTra model of :mod:`rgppl.infer.neutra`, where ``phi`` is a deterministic site); ``label``
+    names the sampler and ``fingerprint`` identifies the reparameterisation in checkpoints.
     """
-    kernel = NUTS(hamiltonian.model, target_accept_prob=settings.target_accept, max_tree_depth=settings.max_tree_depth)
+    kernel = NUTS(model or hamiltonian.model, target_accept_prob=settings.target_accept,
+                  max_tree_depth=settings.max_tree_depth)
     chunk = min(settings.checkpoint_every, settings.samples)
     mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=chunk, num_chains=settings.chains,
                 chain_method=settings.chain_method, progress_bar=False)
-    meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": "nuts", "settings": asdict(settings)}
+    meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": label, "settings": asdict(settings),
+            "fingerprint": fingerprint}
     checkpoint = Path(checkpoint) if checkpoint else None
     key = jax.random.PRNGKey(seed)
     draws, done, times = {}, 0, {"warmup_time_s": 0.0, "sampling_time_s": 0.0}
@@ -105,7 +111,7 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
         warmup_steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))
         state = mcmc.last_state
 
-    bar = tqdm(total=settings.samples, initial=done, desc=f"NUTS {hamiltonian.name}", disable=not progress, unit="draw")
+    bar = tqdm(total=settings.samples, initial=done, desc=f"{label} {hamiltonian.name}", disable=not progress, unit="draw")
     while done < settings.samples:
         mcmc.num_samples = min(chunk, settings.samples - done)
         mcmc.post_warmup_state = state
@@ -132,7 +138,7 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
         "lp": -draws["potential_energy"],
     }
     attrs = {
-        "sampler": "nuts",
+        "sampler": label,
         "seed": seed,
         "gradient_evaluations": int(draws["num_steps"].sum()),
         "warmup_gradient_evaluations": warmup_steps,

@@ -72,3 +72,38 @@ def plot_field_statistics(runs: dict, path, spectrum: np.ndarray | None = None) 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_training(losses: np.ndarray, monitor: list, path, ln_z_exact: float | None = None) -> None:
+    """SVI loss per step (and its running mean), F_q estimates with error bars, and -ln Z when known."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    steps = np.arange(1, len(losses) + 1)
+    window = max(1, len(losses) // 50)
+    ax.plot(steps, losses, color="0.75", lw=0.6, label="loss per step")
+    ax.plot(steps[window - 1:], np.convolve(losses, np.ones(window) / window, "valid"), lw=1.4, label=f"running mean ({window})")
+    if monitor:
+        ax.errorbar([m["step"] for m in monitor], [m["F_q"] for m in monitor], [m["F_q_err"] for m in monitor],
+                    fmt="o", ms=4, label="F_q estimate")
+    if ln_z_exact is not None:
+        ax.axhline(-ln_z_exact, color="k", ls="--", lw=1, label="-ln Z (exact)")
+    low = np.percentile(losses, 1) if ln_z_exact is None else -ln_z_exact
+    ax.set_ylim(low - 0.05 * abs(low) - 1, np.percentile(losses, 90) + 1)
+    ax.set(xlabel="SVI step", ylabel="nats", title="training: F_q = E_q[ln q + E] >= -ln Z")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_latent_independence(table, path) -> None:
+    """Per-scale neighbour dependence of the latent variables against the physical field at the same sites."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, stat, title in zip(axes, ("corr", "abs_corr"), ("correlation of values", "correlation of magnitudes")):
+        ax.plot(table.index, table[f"{stat}_physical"], "o-", label="physical field")
+        ax.plot(table.index, table[f"{stat}_latent"], "s-", label="latent variables")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set(xlabel="scale (0 = finest)", ylabel="neighbour correlation", title=title, xticks=list(table.index))
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

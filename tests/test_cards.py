@@ -82,6 +82,15 @@ BAD = [
      "hamiltonian.terms", "sum_x v", 'sampler = "cluster"'),
     ("cluster sampler on an odd lattice", ("shape = [4, 4]", "shape = [5, 5]"), "lattice.shape", "even lattice sides",
      'sampler = "cluster"'),
+    ("neuralrg on a side that is not a power of two", ("shape = [4, 4]", "shape = [6, 6]"), "lattice.shape", "power of 2",
+     'sampler = "neuralrg"'),
+    ("too many flow levels", ("[nuts]", "[flow]\nlevels = 5\n[nuts]"), "flow.levels", "at most log2(L)", 'sampler = "neuralrg"'),
+    ("unknown flow key", ("[nuts]", "[flow]\ndepth = 3\n[nuts]"), "flow.depth", "valid keys", 'sampler = "neuralrg"'),
+    ("forward objective without data", ("[nuts]", '[svi]\nobjective = "forward"\n[nuts]'), "svi.objective", "svi.data",
+     'sampler = "neuralrg"'),
+    ("negative learning rate", ("[nuts]", "[svi]\nlearning_rate = -1.0\n[nuts]"), "svi.learning_rate", "positive number",
+     'sampler = "neuralrg"'),
+    ("bad neutra setting", ("[nuts]", "[neutra]\nchains = 0\n[nuts]"), "neutra.chains", "integer >= 1", 'sampler = "neuralrg"'),
     ("alpha below the bound", ('preset = "free_field"\nm2 = 0.5', 'preset = "ising_dual"\nbeta = 0.44\nalpha = 0.2'), "ising_dual.alpha", "positive definite"),
 ]
 
@@ -142,3 +151,42 @@ def test_cli_runs_the_cluster_sampler_and_resumes(tmp_path):
     assert main(["run", str(card), "--out", str(out), "--resume", "--quiet"]) == 0
     again = xr.load_datatree(out / "posterior.nc", engine="h5netcdf").posterior["phi"].values
     np.testing.assert_array_equal(first, again)
+
+
+NEURALRG = GOOD.replace('sampler = "nuts"', 'sampler = "neuralrg"') + """
+[flow]
+width = 8
+couplings = 2
+circulant = true
+[svi]
+steps = 100
+batch = 32
+learning_rate = 1e-2
+checkpoint_every = 50
+[free_energy]
+draws = 1024
+[mis]
+chains = 2
+samples = 300
+[neutra]
+chains = 2
+warmup = 50
+samples = 100
+"""
+
+
+def test_cli_runs_the_neuralrg_job_and_reports_the_free_energy(tmp_path, capsys):
+    out = tmp_path / "flow"
+    assert main(["run", str(write(tmp_path, NEURALRG)), "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "summary.json").read_text())
+    for key in ("F_q", "F_q_err", "ln_z_is", "ln_z_is_err", "ln_z_exact", "kl_nats", "ess_fraction", "mis_acceptance"):
+        assert np.isfinite(record[key]), key
+    assert record["ln_z_exact"] == pytest.approx(free_field_logz(4, 0.5), rel=1e-12)
+    assert record["kl_nats"] == pytest.approx(record["F_q"] + record["ln_z_exact"])
+    assert {row["run"] for row in record["comparison"]} == {"mis", "neutra", "nuts"}
+    for name in ("summary.md", "comparison.md", "comparison.csv", "training.png", "latents.md", "latents.png",
+                 "distributions.png", "fields.png", "svi_checkpoint.npz", "mis/posterior.nc", "neutra/posterior.nc",
+                 "nuts/posterior.nc"):
+        assert (out / name).stat().st_size > 0, name
+    assert xr.load_datatree(out / "neutra" / "posterior.nc", engine="h5netcdf").posterior["phi"].shape == (2, 100, 4, 4)
+    assert "kl_nats" in capsys.readouterr().out

@@ -1,0 +1,146 @@
+"""``AutoNeuralRG``: the NeuralRG flow as a NumPyro autoguide.
+
+The guide is an :class:`~numpyro.infer.autoguide.AutoContinuous` whose posterior is
+``TransformedDistribution(N(0, I), NeuralRGTransform(flow))`` over the model's single lattice site,
+so stock ``SVI``/``Trace_ELBO`` train it and stock ``NeuTraReparam(guide, params)`` runs NUTS in its
+latent space.  With ``symmetric=True`` the posterior is the Z2-symmetrised mixture
+``q_sym(x) = [q(x) + q(-x)] / 2`` (Li & Wang's remedy for the mode seeking of the reverse KL on
+models invariant under x -> -x); ``get_transform`` is always the bijection ``g`` itself.
+
+The flow's weights are one NumPyro ``param`` (an Equinox pytree) initialised from the seed handler's
+key, so one root key fixes the whole run.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.distributions import constraints
+from numpyro.distributions.transforms import Transform
+from numpyro.infer.autoguide import AutoContinuous
+
+from rgppl.errors import require
+from rgppl.flows.neuralrg import FlowSettings, NeuralRGFlow
+from rgppl.lattice import Lattice
+
+
+def _batched(method, values, side: int):
+    """Apply an unbatched ``method(field[L, L]) -> (field, log_det)`` to ``values[..., L*L]``."""
+    batch = values.shape[:-1]
+    fields, log_det = jax.vmap(method)(values.reshape(-1, side, side))
+    return fields.reshape(*batch, side * side), log_det.reshape(batch)
+
+
+class NeuralRGTransform(Transform):
+    """The NeuralRG bijection as a NumPyro ``Transform`` on flattened fields ``[..., L*L]`` (latent -> field)."""
+
+    domain = constraints.real_vector
+    codomain = constraints.real_vector
+
+    def __init__(self, flow: NeuralRGFlow):
+        self.params, self.static = eqx.partition(flow, eqx.is_array)
+
+    @property
+    def flow(self) -> NeuralRGFlow:
+        return eqx.combine(self.params, self.static)
+
+    def call_with_intermediates(self, z):
+        flow = self.flow
+        return _batched(flow.transform_and_log_det, z, flow.side)
+
+    def __call__(self, z):
+        return self.call_with_intermediates(z)[0]
+
+    def _inverse(self, x):
+        flow = self.flow
+        return _batched(flow.inverse_and_log_det, x, flow.side)[0]
+
+    def log_abs_det_jacobian(self, z, x, intermediates=None):
+        return intermediates if intermediates is not None else self.call_with_intermediates(z)[1]
+
+    def inverse_log_prob_terms(self, x):
+        """``(z, ln|det dz/dx|)`` for fields ``x[..., L*L]`` in one pass."""
+        flow = self.flow
+        return _batched(flow.inverse_and_log_det, x, flow.side)
+
+    def tree_flatten(self):
+        return (self.params,), (("params",), {"static": self.static})
+
+
+class Z2Symmetrized(dist.Distribution):
+    """``q_sym(x) = [q(x) + q(-x)] / 2`` for a flow ``q``: draw from ``q``, flip the sign with probability 1/2."""
+
+    arg_constraints = {}
+    support = constraints.real_vector
+    pytree_aux_fields = ("flow",)
+
+    def __init__(self, flow: dist.TransformedDistribution):
+        self.flow = flow
+        super().__init__(batch_shape=flow.batch_shape, event_shape=flow.event_shape)
+
+    def sample(self, key, sample_shape=()):
+        key_flow, key_sign = jax.random.split(key)
+        x = self.flow.sample(key_flow, sample_shape)
+        sign = jax.random.rademacher(key_sign, x.shape[:-1] + (1,), dtype=x.dtype)
+        return sign * x
+
+    def log_prob(self, value):
+        return jnp.logaddexp(self.flow.log_prob(value), self.flow.log_prob(-value)) - jnp.log(2.0)
+
+
+class AutoNeuralRG(AutoContinuous):
+    """A NeuralRG normalizing-flow guide for a model with one lattice site ``phi[L, L]``.
+
+    Usage::
+
+        guide = AutoNeuralRG(hamiltonian.model, FlowSettings(couplings=4, width=32))
+        svi = SVI(hamiltonian.model, guide, optimizer, Trace_ELBO(num_particles=256, vectorize_particles=True))
+
+    ``settings`` fixes the architecture (:class:`~rgppl.flows.neuralrg.FlowSettings`).
+    """
+
+    def __init__(self, model, settings: FlowSettings = FlowSettings(), *, prefix: str = "auto", init_loc_fn=None):
+        self.settings = settings
+        kwargs = {"init_loc_fn": init_loc_fn} if init_loc_fn is not None else {}
+        super().__init__(model, prefix=prefix, **kwargs)
+
+    @property
+    def param_name(self) -> str:
+        return f"{self.prefix}_neuralrg"
+
+    def _setup_prototype(self, *args, **kwargs):
+        super()._setup_prototype(*args, **kwargs)
+        sites = [s for s in self.prototype_trace.values() if s["type"] == "sample" and not s["is_observed"]
+                 and not s["infer"].get("is_auxiliary")]
+        shapes = [tuple(np.shape(s["value"])) for s in sites]
+        require(len(sites) == 1 and len(shapes[0]) == 2, "model", shapes,
+                "AutoNeuralRG needs a model with exactly one latent site, a 2D lattice field phi[L, L]")
+        self.lattice = Lattice(shapes[0])
+        self.settings.resolved_levels(self.lattice)
+        self._static = eqx.partition(self._build(jax.random.PRNGKey(0)), eqx.is_array)[1]
+
+    def _build(self, key) -> NeuralRGFlow:
+        return NeuralRGFlow(key, self.lattice, self.settings)
+
+    def _flow_distribution(self, flow: NeuralRGFlow):
+        q = dist.TransformedDistribution(self.get_base_dist(), NeuralRGTransform(flow))
+        return Z2Symmetrized(q) if self.settings.symmetric else q
+
+    def _get_posterior(self):
+        params = numpyro.param(self.param_name, lambda key: eqx.partition(self._build(key), eqx.is_array)[0])
+        return self._flow_distribution(eqx.combine(params, self._static))
+
+    def get_base_dist(self):
+        return dist.Normal(jnp.zeros(self.latent_dim), 1.0).to_event(1)
+
+    def flow(self, params) -> NeuralRGFlow:
+        """The trained bijection (an Equinox module) from SVI's ``params``."""
+        return eqx.combine(params[self.param_name], self._static)
+
+    def get_transform(self, params):
+        return NeuralRGTransform(self.flow(params))
+
+    def get_posterior(self, params):
+        return self._flow_distribution(self.flow(params))

@@ -1,0 +1,150 @@
+"""NeuralRG: a hierarchical (MERA-shaped) bijector between latent variables and a lattice field.
+
+Li & Wang, "Neural Network Renormalization Group", PRL 121, 260601 (2018), arXiv:1802.02840.
+
+On a periodic L x L lattice (L a power of two) level ``l = 0 .. levels-1`` acts on the active
+sublattice, the sites whose coordinates are multiples of ``2^l`` (an ``(L/2^l)^2`` grid).  In the
+encoding (renormalisation) direction x -> z each level applies, ``repeats`` times, a disentangler
+sublayer (2x2 blocks shifted by one active site) and a decimator sublayer (aligned 2x2 blocks), each a
+:class:`~rgppl.flows.coupling.BlockCouplings`; then three of the four sites of every aligned block
+are frozen as that scale's latent variables and one continues to level ``l + 1``.  What is left after
+the last level (a ``(L/2^levels)^2`` grid) is the top scale.  The latent field ``z`` keeps every
+variable at the site it was frozen at, so ``scale_index(L, levels)`` tells each site's scale.
+
+The generative map x = g(z) first multiplies each scale's latent variables by a learned
+``exp(log_scales[scale])`` (per-scale variances; zero at start) and then runs the levels coarse to
+fine, each sublayer in its generative direction.  With ``circulant=True`` a last, linear layer
+multiplies the field by a learned translation-invariant operator ``C``, diagonal in Fourier space with
+eigenvalues ``c_k = exp((theta_k + theta_{-k})/2) > 0`` (identity at start, applied by FFT,
+``ln|det C| = sum_k ln c_k``): the long-range linear correlations of the field in one step.  The
+prior is N(0, I); ``ln q(x) = ln N(z) - ln|det dg/dz|``.
+"""
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rgppl.errors import require, require_integer
+from rgppl.flows.coupling import BlockCouplings
+from rgppl.lattice import Lattice, apply_circulant
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """The NeuralRG architecture.  ``levels = None``: as many as the lattice allows (log2 L)."""
+
+    levels: int | None = None
+    repeats: int = 1
+    couplings: int = 4
+    width: int = 32
+    hidden: int = 2
+    kernel: int = 1
+    symmetric: bool = True
+    circulant: bool = False
+
+    def __post_init__(self):
+        if self.levels is not None:
+            require_integer("flow.levels", self.levels, 1)
+        for name in ("repeats", "couplings", "width", "hidden"):
+            require_integer(f"flow.{name}", getattr(self, name), 1)
+        require(self.kernel in (1, 3, 5), "flow.kernel", self.kernel, "1 (own block, as Li & Wang), 3 or 5")
+        for name in ("symmetric", "circulant"):
+            require(isinstance(getattr(self, name), bool), f"flow.{name}", getattr(self, name), "true or false")
+
+    def resolved_levels(self, lattice: Lattice) -> int:
+        """The number of levels for ``lattice`` (square, side a power of two); an InputError otherwise."""
+        require(lattice.is_square, "lattice.shape", lattice.shape, "NeuralRG needs a square L x L lattice")
+        side = lattice.require_power_of_two("NeuralRG's 2x2-block hierarchy")
+        most = int(np.log2(side))
+        levels = most if self.levels is None else self.levels
+        require(levels <= most, "flow.levels", levels, f"at most log2(L) = {most} on a {side} x {side} lattice")
+        return levels
+
+
+def scale_index(side: int, levels: int) -> np.ndarray:
+    """``index[x, y]``: the level at which site (x, y) is frozen as a latent variable; ``levels`` = top."""
+    valuation = np.array([levels if c == 0 else min(levels, (c & -c).bit_length() - 1) for c in range(side)])
+    return np.minimum(valuation[:, None], valuation[None, :])
+
+
+def _to_blocks(grid, shifted: bool):
+    if shifted:
+        grid = jnp.roll(grid, (-1, -1), axis=(0, 1))
+    m = grid.shape[0] // 2
+    return grid.reshape(m, 2, m, 2).transpose(0, 2, 1, 3).reshape(m, m, 4)
+
+
+def _from_blocks(blocks, shifted: bool):
+    m = blocks.shape[0]
+    grid = blocks.reshape(m, m, 2, 2).transpose(0, 2, 1, 3).reshape(2 * m, 2 * m)
+    return jnp.roll(grid, (1, 1), axis=(0, 1)) if shifted else grid
+
+
+def _on_blocks(method, grid, shifted: bool):
+    blocks, log_det = method(_to_blocks(grid, shifted))
+    return _from_blocks(blocks, shifted), log_det
+
+
+class NeuralRGFlow(eqx.Module):
+    """The bijection ``x = g(z)`` on one unbatched ``L x L`` configuration (batch with ``jax.vmap``)."""
+
+    sublayers: tuple  # sublayers[level][repeat] = (disentangler, decimator)
+    log_scales: jax.Array
+    log_spectrum: jax.Array | None
+    side: int = eqx.field(static=True)
+    levels: int = eqx.field(static=True)
+
+    def __init__(self, key, lattice: Lattice, settings: FlowSettings = FlowSettings()):
+        self.levels = settings.resolved_levels(lattice)
+        self.side = lattice.shape[0]
+        keys = iter(jax.random.split(key, 2 * self.levels * settings.repeats))
+        make = lambda: BlockCouplings(next(keys), couplings=settings.couplings, width=settings.width,
+                                      hidden=settings.hidden, kernel=settings.kernel)
+        self.sublayers = tuple(tuple((make(), make()) for _ in range(settings.repeats)) for _ in range(self.levels))
+        self.log_scales = jnp.zeros(self.levels + 1)
+        self.log_spectrum = jnp.zeros(lattice.shape) if settings.circulant else None
+
+    @property
+    def scale_index(self) -> np.ndarray:
+        return scale_index(self.side, self.levels)
+
+    def _circulant_log_eigenvalues(self):
+        theta = self.log_spectrum
+        return 0.5 * (theta + jnp.roll(jnp.flip(theta, (0, 1)), 1, axis=(0, 1)))  # even in k: C is real
+
+    def transform_and_log_det(self, z):
+        """Generative direction: ``(x, ln|det dx/dz|)`` for a latent field ``z[L, L]``."""
+        log_scale = self.log_scales[self.scale_index]
+        x, log_det = z * jnp.exp(log_scale), log_scale.sum()
+        for level in reversed(range(self.levels)):
+            stride = 2**level
+            grid = x[::stride, ::stride]
+            for disentangler, decimator in reversed(self.sublayers[level]):
+                grid, d1 = _on_blocks(decimator.forward, grid, shifted=False)
+                grid, d2 = _on_blocks(disentangler.forward, grid, shifted=True)
+                log_det += d1 + d2
+            x = x.at[::stride, ::stride].set(grid)
+        if self.log_spectrum is not None:
+            log_c = self._circulant_log_eigenvalues()
+            x, log_det = apply_circulant(x, jnp.exp(log_c)), log_det + log_c.sum()
+        return x, log_det
+
+    def inverse_and_log_det(self, x):
+        """Encoding (renormalisation) direction: ``(z, ln|det dz/dx|)`` for a field ``x[L, L]``."""
+        log_det = 0.0
+        if self.log_spectrum is not None:
+            log_c = self._circulant_log_eigenvalues()
+            x, log_det = apply_circulant(x, jnp.exp(-log_c)), -log_c.sum()
+        for level in range(self.levels):
+            stride = 2**level
+            grid = x[::stride, ::stride]
+            for disentangler, decimator in self.sublayers[level]:
+                grid, d1 = _on_blocks(disentangler.inverse, grid, shifted=True)
+                grid, d2 = _on_blocks(decimator.inverse, grid, shifted=False)
+                log_det += d1 + d2
+            x = x.at[::stride, ::stride].set(grid)
+        log_scale = self.log_scales[self.scale_index]
+        return x * jnp.exp(-log_scale), log_det - log_scale.sum()

@@ -1,0 +1,10 @@
+"""Inference with flow guides: training, free energies, the independence sampler, NeuTra-NUTS, latent scales."""
+
+from rgppl.infer.collective import latent_independence, latents_by_scale, resample_scales
+from rgppl.infer.free_energy import free_energy, importance_statistics
+from rgppl.infer.independence import MISSettings, run_mis
+from rgppl.infer.neutra import neutra_model, run_neutra
+from rgppl.infer.training import SVISettings, TrainedFlow, train_flow
+
+__all__ = ["MISSettings", "SVISettings", "TrainedFlow", "free_energy", "importance_statistics", "latent_independence",
+           "latents_by_scale", "neutra_model", "resample_scales", "run_mis", "run_neutra", "train_flow"]

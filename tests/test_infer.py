@@ -1,0 +1,119 @@
+"""Flow inference end to end: free energies against exact ln Z, MIS against exact moments, long-run behaviour."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rgppl.diagnostics import summary
+from rgppl.errors import InputError, SamplingDiverged
+from rgppl.exact import exact_observables, free_field_spectrum, sample_gaussian_field
+from rgppl.flows import FlowSettings
+from rgppl.hamiltonians import Custom, Gradient, Hamiltonian, Mass, free_field
+from rgppl.infer import (MISSettings, SVISettings, free_energy, importance_statistics, latent_independence,
+                         latents_by_scale, resample_scales, run_mis, train_flow)
+from rgppl.lattice import Lattice
+from tests.stats import family_threshold
+
+FLOW = FlowSettings(width=16, couplings=2, circulant=True, symmetric=False)
+SVI = SVISettings(steps=400, batch=128, learning_rate=1e-2, checkpoint_every=200)
+
+
+@pytest.fixture(scope="module")
+def free_field_flow():
+    """A flow trained by reverse KL on a 4 x 4 free field (exactly representable: a circulant linear map)."""
+    return train_flow(free_field(4, m2=0.5), FLOW, SVI, seed=0, progress=False)
+
+
+def test_importance_statistics_of_exact_weights():
+    stats = importance_statistics(np.full(1000, -3.0))
+    assert stats["F_q"] == 3.0 and stats["ln_z_is"] == pytest.approx(-3.0) and stats["ess_fraction"] == pytest.approx(1.0)
+
+
+def test_trained_flow_free_energy_and_is_ln_z_against_exact(free_field_flow):
+    stats = free_energy(free_field_flow, draws=8192, seed=1)
+    assert stats["k_hat"] < 0.7  # the importance weights have a finite variance: the error bar is honest
+    bound = family_threshold(2)
+    assert abs(stats["ln_z_is"] - stats["ln_z_exact"]) < bound * stats["ln_z_is_err"]
+    assert stats["F_q"] > -stats["ln_z_exact"] - bound * stats["F_q_err"]  # the variational bound holds
+    assert stats["kl_nats"] < 0.05 and stats["ess_fraction"] > 0.9
+    assert [m["step"] for m in free_field_flow.monitor] == [200, 400]
+
+
+def test_independence_sampler_reproduces_exact_free_field_moments(free_field_flow):
+    dt = run_mis(free_field_flow, MISSettings(chains=4, warmup=50, samples=2000), seed=2, progress=False)
+    exact = exact_observables(free_field_flow.hamiltonian)
+    table = summary(dt, ["m2", "abs_m", "e"], exact=exact)
+    assert (table["z"].abs() < family_threshold(3)).all(), table
+    assert dt.attrs["acceptance"] > 0.8 and dt.posterior["phi"].shape == (4, 2000, 4, 4)
+    assert dt.attrs["gradient_evaluations"] == 0
+
+
+def test_latent_variables_are_decorrelated_and_scales_can_be_resampled(free_field_flow):
+    phi = sample_gaussian_field(jax.random.PRNGKey(3), free_field_spectrum((4, 4), 0.5), (4000,))
+    table = latent_independence(free_field_flow.flow, phi)
+    assert (table["corr_latent"].abs() < 0.5 * table["corr_physical"].abs()).all(), table
+    flow = free_field_flow.flow
+    before = latents_by_scale(flow, phi[:8])
+    after = latents_by_scale(flow, resample_scales(flow, jax.random.PRNGKey(4), phi[:8], [flow.levels]))
+    for level in range(flow.levels):
+        np.testing.assert_allclose(after[level], before[level], atol=1e-4)
+    assert np.abs(after[flow.levels] - before[flow.levels]).min() > 0
+
+
+def test_forward_and_mixed_objectives_learn_from_data():
+    h = free_field(4, m2=0.5)
+    data = np.asarray(sample_gaussian_field(jax.random.PRNGKey(5), free_field_spectrum((4, 4), 0.5), (4096,)))
+    for objective in ("forward", "mixed"):
+        settings = SVISettings(steps=400, batch=128, learning_rate=1e-2, checkpoint_every=400, objective=objective)
+        trained = train_flow(h, FLOW, settings, data=data, seed=0, progress=False)
+        stats = free_energy(trained, draws=8192, seed=6)
+        assert stats["kl_nats"] < 0.2, (objective, stats)
+    with pytest.raises(InputError, match="data"):
+        train_flow(h, FLOW, SVISettings(objective="forward"), progress=False)
+
+
+def test_training_resumes_bit_for_bit_and_same_seed_same_result(tmp_path, monkeypatch):
+    from rgppl import checkpoints
+
+    h = free_field(4, m2=0.5)
+    settings = SVISettings(steps=150, batch=32, checkpoint_every=50)
+    whole = train_flow(h, FLOW, settings, seed=7, progress=False)
+    again = train_flow(h, FLOW, settings, seed=7, progress=False)
+    np.testing.assert_array_equal(whole.losses, again.losses)
+
+    save, calls = checkpoints.save, []
+
+    def interrupted_save(*args):  # Ctrl-C arrives while the second checkpoint is due
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        save(*args)
+
+    path = tmp_path / "svi.npz"
+    monkeypatch.setattr(checkpoints, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        train_flow(h, FLOW, settings, seed=7, checkpoint=path, progress=False)
+    monkeypatch.setattr(checkpoints, "save", save)
+    resumed = train_flow(h, FLOW, settings, seed=7, checkpoint=path, resume=True, progress=False)
+    np.testing.assert_array_equal(whole.losses, resumed.losses)
+    np.testing.assert_array_equal(jax.tree.leaves(whole.params)[0], jax.tree.leaves(resumed.params)[0])
+    with pytest.raises(InputError, match="different model"):
+        train_flow(free_field(4, m2=0.7), FLOW, settings, seed=7, checkpoint=path, resume=True, progress=False)
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path):
+    """An energy that is NaN beyond |phi| = 5.5: the flow's spread grows in training until a draw lands there."""
+    cliff = Custom(lambda p: jnp.where(jnp.abs(p).max() > 5.5, jnp.nan, 0.0), name="cliff")
+    h = Hamiltonian(Lattice(4), (Gradient(1.0), Mass(0.05), cliff))
+    path = tmp_path / "c.npz"
+    with pytest.raises(SamplingDiverged, match="non-finite.*last good checkpoint is kept"):
+        train_flow(h, FLOW, SVISettings(steps=2000, batch=64, learning_rate=1e-2, report_every=10, checkpoint_every=10),
+                   checkpoint=path, progress=False)
+    assert np.load(path)["losses"].size > 0
+
+
+def test_an_energy_that_is_nan_everywhere_is_refused_at_the_start():
+    broken = Hamiltonian(Lattice(4), (Gradient(1.0), Mass(1.0), Custom(lambda p: jnp.log(-jnp.sum(p**2)), name="nan")))
+    with pytest.raises(SamplingDiverged, match="could not start"):
+        train_flow(broken, FLOW, SVISettings(steps=100, batch=16, checkpoint_every=50), progress=False)
