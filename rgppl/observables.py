@@ -80,7 +80,7 @@ def field_histogram(phi, bins: int = 60, value_range: tuple[float, float] | None
 
 def ising_dual_spin_moments(x):
     """Exact ``E[m^2 | x]`` and ``E[m^4 | x]`` of the Ising spins behind a dual field ``x[..., Lx, Ly]``."""
-    N = x.shape[-2] * x.shape[-1]
+    N = float(x.shape[-2] * x.shape[-1])  # a Python int N**4 overflows int32 from L = 16 on
     t = jnp.tanh(x)
     k2 = 1.0 - t**2
     K1 = jnp.sum(t, axis=(-2, -1))

@@ -51,3 +51,12 @@ def test_scalar_observables_of_the_ising_dual():
     assert all(v.shape == (5,) for v in values.values())
     edges, density = obs.field_histogram(x, bins=10)
     assert abs(np.sum(density * np.diff(edges)) - 1) < 1e-9
+
+
+def test_spin_moments_of_a_saturated_dual_field_on_a_large_lattice():
+    """All tanh x_i = 1: every spin is up, so E[m^2|x] = E[m^4|x] = 1 (N^4 must not overflow at L = 16)."""
+    from rgppl.observables import ising_dual_spin_moments
+
+    m2, m4 = ising_dual_spin_moments(jnp.full((2, 16, 16), 30.0))
+    np.testing.assert_allclose(np.asarray(m2), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(m4), 1.0, rtol=1e-5)
