@@ -60,11 +60,6 @@ class NeuralRGTransform(Transform):
     def log_abs_det_jacobian(self, z, x, intermediates=None):
         return intermediates if intermediates is not None else self.call_with_intermediates(z)[1]
 
-    def inverse_log_prob_terms(self, x):
-        """``(z, ln|det dz/dx|)`` for fields ``x[..., L*L]`` in one pass."""
-        flow = self.flow
-        return _batched(flow.inverse_and_log_det, x, flow.side)
-
     def tree_flatten(self):
         return (self.params,), (("params",), {"static": self.static})
 
