@@ -36,13 +36,6 @@ def set_up(guide):
     return guide
 
 
-@pytest.fixture
-def float64():
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", False)
-
-
 @pytest.mark.usefixtures("float64")
 @pytest.mark.parametrize("settings", ARCHITECTURES, ids=["default", "kernel3-repeats2-circulant", "one-level"])
 def test_log_det_equals_autodiff_jacobian_in_both_directions_and_round_trips(settings):

@@ -9,11 +9,7 @@ from rgppl.errors import InputError
 from rgppl.wavelets import WAVELETS, WaveletTransform, dwt2, idwt2, wavedec2, waverec2
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", False)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 @pytest.mark.filterwarnings("ignore:Level value")  # pywt warns that periodization wraps the filters at coarse levels

@@ -1,0 +1,194 @@
+"""The conditional Gibbs energy of one wavelet scale, linear in its parameters.
+
+Marchand, Ozawa, Biroli & Mallat (PRX 13, 041038; arXiv 2207.04941).  A field ``phi_{j-1}`` (side
+``2m``) splits orthogonally into its coarse field ``phi_j`` (side ``m``) and three detail channels
+``phibar_j`` (see :mod:`rgppl.wavelets`).  The conditional ``pbar_j(phibar_j | phi_j) ~ exp(-Ebar_j)``
+is an exponential family, ``Ebar_j = theta . U(phi_j, phibar_j)``, with the features
+
+* quadratic moments ``U_{c,d,s} = 1/2 sum_x X_c(x) X_d(x - s)`` between the channels
+  ``X = (phi_j, phibar_j^H, phibar_j^V, phibar_j^D)``, shifts ``s`` in a ``(2r + 1)^2`` window (periodic);
+  ``c = d`` uses one shift of each pair ``+-s``; coarse x coarse is left out (it is a function of the
+  conditioning field only): ``9 + 15 S`` features for ``S = ((2r + 1)^2 - 1) / 2`` positive shifts
+  (fewer on grids with ``m <= 2r``, where shifts that coincide modulo ``m`` give one feature);
+* a scalar potential of the reconstructed finer field, ``U_k = sum_x sigmoid((phi_{j-1}(x) - c_k) / w_k)``
+  for ``K`` centres ``c_k`` spanning the data range.
+
+The coarsest scale has a direct energy of the same form on its single channel ``X = (phi_J,)``
+(quadratic moments of ``phi_J`` and the potential of ``phi_J`` itself).
+
+Score matching needs the gradient of every feature with respect to the free variables (the details,
+or ``phi_J`` at the coarsest scale) and its Laplacian; both are written out here in closed form:
+
+    d U_{c,d,s} / d X_c(y) = 1/2 X_d(y - s),   d U_{c,d,s} / d X_d(y) = 1/2 X_c(y + s),
+    d U_k / d phibar = Gbar [sigmoid'(u_k) / w_k],   Laplacian U_k = sum_x sigmoid''(u_k(x)) / w_k^2 D(x),
+
+with ``u_k = (phi_{j-1} - c_k) / w_k`` and ``D(x) = (Gbar^T Gbar)_{xx}`` (the part of site ``x`` carried by
+the details; it depends only on the parity of ``x``).  Of the quadratic features only ``s = 0``,
+``c = d`` free has a Laplacian: ``m^2``.
+
+For sampling, the quadratic energy is evaluated as a convolution in Fourier space,
+``1/2 sum_x X(x)^T (K * X)(x) = 1/(2 m^2) sum_k X^(k)^dagger K^(k) X^(k)`` with the kernel
+``K_{cd}(s) = theta_{c,d,s}`` built from ``theta`` once per call (not once per field).
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pywt
+
+from rgppl.wavelets import dwt2, idwt2
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleAnsatz:
+    """The features of one scale: ``side`` is ``m`` (the coarse side), ``radius`` the requested window
+    radius, ``centres``/``widths`` the sigmoid potential; ``coarsest`` for the direct energy of ``phi_J``."""
+
+    side: int
+    radius: int
+    centres: tuple = ()
+    widths: tuple = ()
+    wavelet: str = "db4"
+    coarsest: bool = False
+
+    @property
+    def window(self) -> int:
+        """The radius used: the requested one, clipped to ``m / 2`` (larger shifts wrap onto smaller ones)."""
+        return min(self.radius, self.side // 2)
+
+    @property
+    def n_channels(self) -> int:
+        return 1 if self.coarsest else 4
+
+    @property
+    def free_channels(self) -> tuple:
+        return (0,) if self.coarsest else (1, 2, 3)
+
+    @property
+    def free_shape(self) -> tuple:
+        return (len(self.free_channels), self.side, self.side)
+
+    @cached_property
+    def quadratic_terms(self) -> tuple:
+        """``(c, d, shift)`` of every quadratic feature, in a fixed order, one per distinct feature."""
+        m, r = self.side, self.window
+        shifts = [(dx, dy) for dx in range(-r, r + 1) for dy in range(-r, r + 1)]
+        residue = {s: (s[0] % m, s[1] % m) for s in shifts}
+        cross = list({residue[s]: s for s in reversed(shifts)}.values())[::-1]  # one shift per residue mod m
+        pair = {s: min(residue[s], residue[(-s[0], -s[1])]) for s in shifts}
+        same = list({pair[s]: s for s in reversed(shifts)}.values())[::-1]  # one per pair +-s
+        same.sort(key=lambda s: s != (0, 0))
+        terms = []
+        for c in range(self.n_channels):
+            for d in range(c, self.n_channels):
+                if c in self.free_channels or d in self.free_channels:
+                    terms += [(c, d, s) for s in (same if c == d else cross)]
+        return tuple(terms)
+
+    @property
+    def n_quadratic(self) -> int:
+        return len(self.quadratic_terms)
+
+    @property
+    def n_params(self) -> int:
+        return self.n_quadratic + len(self.centres)
+
+    def feature_names(self) -> list[str]:
+        channel = ("coarse",) if self.coarsest else ("coarse", "H", "V", "D")
+        quadratic = [f"{channel[c]}*{channel[d]}@{s[0]},{s[1]}" for c, d, s in self.quadratic_terms]
+        return quadratic + [f"sigmoid@{c:.3g}" for c in self.centres]
+
+    @cached_property
+    def _tables(self):
+        """Static index arrays: the distinct shifts and, per quadratic term, its channels and shift index."""
+        shifts = sorted({s for _, _, s in self.quadratic_terms})
+        index = {s: i for i, s in enumerate(shifts)}
+        c, d, s = zip(*[(c, d, index[s]) for c, d, s in self.quadratic_terms])
+        return tuple(shifts), np.array(c), np.array(d), np.array(s)
+
+    @cached_property
+    def detail_weight(self) -> np.ndarray:
+        """``D(x) = (Gbar^T Gbar)_{xx}`` on the ``2m x 2m`` finer grid (1 at the coarsest scale, on ``m x m``)."""
+        if self.coarsest:
+            return np.ones((self.side, self.side))
+        n = 2 * self.side
+        weight = np.zeros((n, n))
+        for px in range(2):
+            for py in range(2):
+                impulse = np.zeros((n, n))
+                impulse[px, py] = 1.0
+                _, details = pywt.dwt2(impulse, self.wavelet, mode="periodization")
+                weight[px::2, py::2] = sum(np.sum(d**2) for d in details)
+        return weight
+
+    # ---- the fields -------------------------------------------------------------------------------
+    def channels(self, coarse, free):
+        """``X[c, m, m]``: the conditioning coarse field (if any) and the free channels."""
+        return free if self.coarsest else jnp.concatenate([coarse[None], free], axis=0)
+
+    def finer_field(self, coarse, free):
+        """The field the potential acts on: ``phi_{j-1} = G^T phi_j + Gbar^T phibar_j`` (``phi_J`` if coarsest)."""
+        return free[0] if self.coarsest else idwt2(coarse, free, self.wavelet)
+
+    def _rolled(self, x, sign: int):
+        """``x[c]`` translated by every shift: ``out[s, c, y] = x[c, y - sign * shift_s]`` (one gather)."""
+        shifts, *_ = self._tables
+        grid = np.arange(self.side)
+        rows = (grid[None, :, None] - sign * np.array([sx for sx, _ in shifts])[:, None, None]) % self.side
+        cols = (grid[None, None, :] - sign * np.array([sy for _, sy in shifts])[:, None, None]) % self.side
+        return jnp.moveaxis(x[:, rows, cols], 0, 1)
+
+    def _sigmoid_args(self, field):
+        centres = jnp.asarray(self.centres, field.dtype)[:, None, None]
+        widths = jnp.asarray(self.widths, field.dtype)[:, None, None]
+        return (field[None] - centres) / widths, widths
+
+    # ---- features, energy, gradients, Laplacians (one configuration; vmap for batches) -------------
+    def features(self, coarse, free):
+        """``U(phi_j, phibar_j)``, shape ``(n_params,)``."""
+        _, c, d, s = self._tables
+        x = self.channels(coarse, free)
+        quadratic = 0.5 * jnp.sum(x[c] * self._rolled(x, 1)[s, d], axis=(-2, -1))
+        u, _ = self._sigmoid_args(self.finer_field(coarse, free))
+        return jnp.concatenate([quadratic, jnp.sum(jax.nn.sigmoid(u), axis=(-2, -1))])
+
+    def energy(self, theta, coarse, free):
+        """``Ebar_j = theta . U`` (the conditional energy, or ``E_J`` at the coarsest scale), as a convolution."""
+        shifts, c, d, s = self._tables
+        x = self.channels(coarse, free)
+        theta = jnp.asarray(theta, x.dtype)
+        sx, sy = np.array(shifts).T % self.side
+        kernel = jnp.zeros((self.n_channels, self.n_channels, self.side, self.side), x.dtype)
+        kernel = kernel.at[c, d, sx[s], sy[s]].add(theta[: self.n_quadratic])
+        x_hat = jnp.fft.fft2(x)
+        coupled = jnp.einsum("cdxy,dxy->cxy", jnp.fft.fft2(kernel), x_hat)
+        quadratic = 0.5 * jnp.real(jnp.sum(jnp.conj(x_hat) * coupled)) / self.side**2
+        u, _ = self._sigmoid_args(self.finer_field(coarse, free))
+        return quadratic + jnp.sum(theta[self.n_quadratic:, None, None] * jax.nn.sigmoid(u))
+
+    def feature_gradients(self, coarse, free):
+        """``dU_k / d(free)``, shape ``(n_params, *free_shape)``."""
+        _, c, d, s = self._tables
+        x = self.channels(coarse, free)
+        k = np.arange(self.n_quadratic)
+        grad = jnp.zeros((self.n_quadratic, *x.shape), x.dtype)
+        grad = grad.at[k, c].add(0.5 * self._rolled(x, 1)[s, d])
+        grad = grad.at[k, d].add(0.5 * self._rolled(x, -1)[s, c])
+        quadratic = grad[:, np.array(self.free_channels)]
+        u, widths = self._sigmoid_args(self.finer_field(coarse, free))
+        slope = jax.nn.sigmoid(u) * (1 - jax.nn.sigmoid(u)) / widths
+        potential = slope[:, None] if self.coarsest else dwt2(slope, self.wavelet)[1]
+        return jnp.concatenate([quadratic, potential])
+
+    def feature_laplacians(self, coarse, free):
+        """``sum_i d^2 U_k / d(free_i)^2``, shape ``(n_params,)``."""
+        quadratic = np.array([float(self.side**2) if c == d and s == (0, 0) else 0.0
+                              for c, d, s in self.quadratic_terms])
+        u, widths = self._sigmoid_args(self.finer_field(coarse, free))
+        sig = jax.nn.sigmoid(u)
+        curvature = sig * (1 - sig) * (1 - 2 * sig) / widths**2
+        potential = jnp.sum(curvature * jnp.asarray(self.detail_weight, u.dtype), axis=(-2, -1))
+        return jnp.concatenate([jnp.asarray(quadratic, u.dtype), potential])

@@ -1,0 +1,92 @@
+"""A fitted wavelet conditional RG model: one energy per scale, saved and loaded as plain ``.npz`` files.
+
+``p(phi_0) = p_J(phi_J) prod_{j=1..J} pbar_j(phibar_j | phi_j)`` (Marchand et al., PRX 13, 041038),
+with every field in units of ``unit`` (the data's root mean square), so that the sigmoid centres and
+the parameters are O(1) at every lattice size.  ``scales[0]`` is the coarsest energy ``E_J``, then the
+conditionals from coarse to fine (``scales[-1]`` is ``j = 1``), the order in which the generator
+visits them.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from rgppl.wavelets import dwt2
+from rgppl.wirg.ansatz import ScaleAnsatz
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleFit:
+    """One scale's fitted energy ``theta . U`` with what the sampler needs to know about its data.
+
+    ``spread`` is the data's standard deviation of each free channel (the sampler's preconditioner);
+    ``support`` the interval the field the potential acts on must stay in (the data range, widened);
+    ``report`` the fit's record: parameters, condition number, loss, iterations, time.
+    """
+
+    ansatz: ScaleAnsatz
+    theta: np.ndarray
+    spread: np.ndarray
+    support: tuple
+    report: dict = field(default_factory=dict)
+
+    def energy(self, coarse, free):
+        return self.ansatz.energy(self.theta, coarse, free)
+
+    def in_support(self, coarse, free):
+        """Whether every site of the field the potential acts on lies in ``support``."""
+        finer = self.ansatz.finer_field(coarse, free)
+        return jnp.all((finer >= self.support[0]) & (finer <= self.support[1]))
+
+    def save(self, path: Path, meta: dict) -> None:
+        """Write this scale and the run's ``meta`` (what it was fitted from) to ``path`` atomically."""
+        record = {**meta, "ansatz": asdict(self.ansatz), "support": list(self.support), "report": self.report}
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, meta=np.array(json.dumps(record)), theta=self.theta, spread=self.spread)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> tuple["ScaleFit", dict]:
+        """The scale saved at ``path`` and the meta it was saved with."""
+        with np.load(path, allow_pickle=False) as data:
+            record = json.loads(str(data["meta"]))
+            ansatz = record["ansatz"]
+            ansatz = ScaleAnsatz(**{**ansatz, "centres": tuple(ansatz["centres"]), "widths": tuple(ansatz["widths"])})
+            scale = cls(ansatz, data["theta"], data["spread"], tuple(record["support"]), record["report"])
+        return scale, record
+
+
+@dataclass(frozen=True, eq=False)
+class WIRGModel:
+    """The fitted hierarchy: ``scales`` from the coarsest energy to the finest conditional."""
+
+    L: int
+    wavelet: str
+    unit: float
+    scales: tuple
+
+    @property
+    def levels(self) -> int:
+        return len(self.scales) - 1
+
+    @property
+    def n_params(self) -> int:
+        return sum(scale.ansatz.n_params for scale in self.scales)
+
+    def report(self) -> list[dict]:
+        """One row per scale: side, parameters, condition number, loss, iterations, time."""
+        return [scale.report for scale in self.scales]
+
+
+def pyramid(fields, wavelet: str, levels: int) -> tuple:
+    """``(coarse_fields, details)``: ``coarse_fields[j]`` is ``phi_j`` (``j = 0`` the fields themselves) and
+    ``details[j - 1]`` is ``phibar_j``, for ``j = 1 .. levels``."""
+    coarse, details = [jnp.asarray(fields)], []
+    for _ in range(levels):
+        low, high = dwt2(coarse[-1], wavelet)
+        coarse.append(low)
+        details.append(high)
+    return coarse, details

@@ -1,0 +1,182 @@
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rgppl import checkpoints
+from rgppl.errors import InputError
+from rgppl.exact import free_field_propagator, free_field_spectrum, sample_gaussian_field
+from rgppl.hamiltonians import free_field
+from rgppl.observables import momentum_power
+from rgppl.wavelets import idwt2
+from rgppl.wirg.ansatz import ScaleAnsatz
+from rgppl.wirg.fit import FitSettings, fit_wirg, score_matching, score_matching_errors
+from rgppl.wirg.model import pyramid
+from rgppl.wirg.sampler import GeneratorSettings, generate
+from tests.stats import family_threshold
+
+M2 = 0.5
+
+
+def free_field_data(L: int, n: int, seed: int = 0) -> np.ndarray:
+    return np.asarray(sample_gaussian_field(jax.random.PRNGKey(seed), free_field_spectrum((L, L), M2), (n,)))
+
+
+def free_field_energy(L: int):
+    """``E = 1/2 phi^T M phi`` by FFT (the exact free field of mass ``M2``)."""
+    spectrum = jnp.asarray(free_field_spectrum((L, L), M2))
+    return lambda phi: 0.5 * jnp.sum(jnp.real(jnp.fft.ifft2(jnp.fft.fft2(phi) * spectrum)) * phi)
+
+
+@pytest.mark.usefixtures("float64")
+@pytest.mark.parametrize("coarsest", [False, True], ids=["conditional", "coarsest"])
+@pytest.mark.parametrize("side, radius", [(1, 2), (2, 2), (4, 2)])
+def test_feature_gradients_laplacians_and_energy_equal_autodiff(coarsest, side, radius):
+    ansatz = ScaleAnsatz(side=side, radius=radius, centres=(-1.0, 0.2, 1.3), widths=(0.5, 0.7, 0.4), wavelet="db2",
+                         coarsest=coarsest)
+    coarse = jax.random.normal(jax.random.PRNGKey(0), (side, side))
+    free = jax.random.normal(jax.random.PRNGKey(1), ansatz.free_shape)
+    features = lambda f: ansatz.features(coarse, f)  # noqa: E731
+    np.testing.assert_allclose(ansatz.feature_gradients(coarse, free), jax.jacrev(features)(free), atol=1e-12)
+    laplacians = jax.vmap(lambda k: jnp.trace(
+        jax.hessian(lambda f: features(f)[k])(free).reshape(free.size, free.size)))(jnp.arange(ansatz.n_params))
+    np.testing.assert_allclose(ansatz.feature_laplacians(coarse, free), laplacians, atol=1e-11)
+    theta = jax.random.normal(jax.random.PRNGKey(2), (ansatz.n_params,))
+    np.testing.assert_allclose(ansatz.energy(theta, coarse, free), theta @ features(free), rtol=1e-12)
+
+
+@pytest.mark.parametrize("side", [2, 4, 8])
+def test_quadratic_features_are_the_papers_9_plus_15s_and_linearly_independent(side):
+    ansatz = ScaleAnsatz(side=side, radius=2, wavelet="haar")
+    if side > 4:
+        assert ansatz.n_quadratic == 9 + 15 * 12
+    def features(key):
+        coarse_key, free_key = jax.random.split(key)
+        return ansatz.features(jax.random.normal(coarse_key, (side, side)), jax.random.normal(free_key, (3, side, side)))
+
+    samples = jax.vmap(features)(jax.random.split(jax.random.PRNGKey(0), 4 * ansatz.n_params))
+    assert np.linalg.matrix_rank(np.asarray(samples, np.float64)) == ansatz.n_quadratic
+
+
+@pytest.mark.usefixtures("float64")
+def test_ln_p_factorises_over_wavelet_scales_with_unit_jacobian():
+    """For the Gaussian free field, ln p(phi) = ln p_J(phi_J) + sum_j ln pbar_j(phibar_j | phi_j) exactly, with
+    every factor the exact Gaussian marginal or conditional in the wavelet basis (the transform has Jacobian 1)."""
+    L, wavelet = 8, "db2"
+    n = L * L
+    covariance = np.linalg.inv(np.asarray(jax.jacfwd(jax.grad(free_field_energy(L)))(jnp.zeros((L, L)))).reshape(n, n))
+    basis = np.eye(n).reshape(n, L, L)
+    coarse_basis, detail_basis = pyramid(basis, wavelet, 3)
+    phi = np.random.default_rng(0).multivariate_normal(np.zeros(n), covariance).reshape(L, L)
+    coarse, details = pyramid(phi, wavelet, 3)
+
+    def gaussian_logpdf(x, cov):
+        return -0.5 * (x @ np.linalg.solve(cov, x) + np.linalg.slogdet(2 * np.pi * cov)[1])
+
+    total = gaussian_logpdf(np.asarray(coarse[3]).ravel(), (lambda g: g @ covariance @ g.T)(
+        np.asarray(coarse_basis[3]).reshape(n, -1).T))
+    for j in range(1, 4):
+        # the joint (phi_j, phibar_j) is the orthogonal image of phi_{j-1}: condition the details on the coarse field
+        g = np.concatenate([np.asarray(coarse_basis[j]).reshape(n, -1), np.asarray(detail_basis[j - 1]).reshape(n, -1)],
+                           axis=1).T
+        joint = g @ covariance @ g.T
+        m = np.asarray(coarse[j]).size
+        c, d = np.asarray(coarse[j]).ravel(), np.asarray(details[j - 1]).ravel()
+        gain = joint[m:, :m] @ np.linalg.inv(joint[:m, :m])
+        total += gaussian_logpdf(d - gain @ c, joint[m:, m:] - gain @ joint[:m, m:])
+    exact = -free_field_energy(L)(jnp.asarray(phi)) - 0.5 * np.linalg.slogdet(2 * np.pi * covariance)[1]
+    np.testing.assert_allclose(total, exact, rtol=1e-10)
+
+
+def test_score_matching_recovers_the_exact_free_field_conditional():
+    """Haar details of a nearest-neighbour field couple only to adjacent blocks, so the finest exact conditional
+    lies in the radius-1 ansatz; its parameters are recovered within the sandwich standard errors."""
+    L = 16
+    fields = free_field_data(L, 4000)
+    unit = float(np.sqrt(np.mean(fields.astype(np.float64) ** 2)))
+    coarse, details = pyramid(fields / unit, "haar", 1)
+    ansatz = ScaleAnsatz(side=L // 2, radius=1, wavelet="haar")
+    theta, report = score_matching(ansatz, coarse[1], details[0])
+    errors = score_matching_errors(ansatz, theta, coarse[1], details[0])
+
+    # the exact theta: the energy's Hessian in (coarse, details) expanded on the features' (constant) Hessians
+    def joint(v):
+        return v[: (L // 2) ** 2].reshape(L // 2, L // 2), v[(L // 2) ** 2:].reshape(3, L // 2, L // 2)
+
+    def hessian(fn):
+        h = jax.hessian(lambda v: fn(*joint(v)))(jnp.zeros(L * L))
+        return np.asarray(h)[..., (L // 2) ** 2:, :]  # rows: the free details
+
+    exact_h = hessian(lambda c, f: free_field_energy(L)(unit * idwt2(c, f, "haar")))
+    feature_h = hessian(ansatz.features)
+    exact_theta, residual, *_ = np.linalg.lstsq(feature_h.reshape(ansatz.n_params, -1).T, exact_h.ravel(), rcond=None)
+    assert residual.size == 0 or residual[0] < 1e-8 * np.sum(exact_h**2)  # the exact conditional is in the family
+    z = (theta - exact_theta) / errors
+    assert np.max(np.abs(z)) < family_threshold(ansatz.n_params), (np.max(np.abs(z)), report)
+    assert report["condition"] < 100
+
+
+def test_generated_free_field_has_the_exact_spectrum():
+    L = 8
+    data = free_field_data(L, 4000)
+    model = fit_wirg(data, FitSettings(wavelet="db2", radius=2, potentials=0), progress=False)
+    dt = generate(model, free_field((L, L), M2), GeneratorSettings(fields=2000, warmup=200, steps=60), seed=1,
+                  data=data, progress=False)
+    records = json.loads(dt.attrs["scales"])
+    assert all(0.45 < r["acceptance"] < 0.7 for r in records)
+    assert all(r["tau_energy"] < 0.2 * 260 for r in records)  # every chain ran many autocorrelation times
+    generated = np.asarray(momentum_power(dt.posterior.phi.values.reshape(-1, L, L)))
+    observed = np.asarray(momentum_power(dt.observed_data.phi.values))
+    se = np.sqrt(generated.var(0) / len(generated) + observed.var(0) / len(observed))  # the fit sees only the data
+    z = (generated.mean(0) - free_field_propagator((L, L), M2)) / se
+    assert np.max(np.abs(z)) < family_threshold(L * L // 2 + 2), np.max(np.abs(z))
+
+
+def test_fit_resumes_from_saved_scales_and_refuses_other_data(tmp_path):
+    data = free_field_data(8, 400)
+    settings = FitSettings(wavelet="haar", radius=1, potentials=4)
+    first = fit_wirg(data, settings, checkpoint_dir=tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scale_1.npz", "scale_2.npz", "scale_3.npz", "scale_top.npz"]
+    (tmp_path / "scale_1.npz").unlink()  # as if interrupted before the finest scale was saved
+    again = fit_wirg(data, settings, checkpoint_dir=tmp_path, progress=False)
+    for a, b in zip(first.scales, again.scales, strict=True):
+        np.testing.assert_array_equal(a.theta, b.theta)
+        assert a.ansatz.centres == b.ansatz.centres
+    with pytest.raises(InputError, match="other data or settings"):
+        fit_wirg(data * 1.5, settings, checkpoint_dir=tmp_path, progress=False)
+
+
+def test_generator_resumes_bit_exactly_after_an_interruption(tmp_path, monkeypatch):
+    L = 8
+    data = free_field_data(L, 400)
+    model = fit_wirg(data, FitSettings(wavelet="haar", radius=1, potentials=4), progress=False)
+    h, settings = free_field((L, L), M2), GeneratorSettings(fields=64, warmup=20, steps=10)
+    whole = generate(model, h, settings, seed=3, progress=False)
+    path, save, calls = tmp_path / "generate.npz", checkpoints.save, []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        save(*args)
+
+    monkeypatch.setattr(checkpoints, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        generate(model, h, settings, seed=3, checkpoint=path, progress=False)
+    monkeypatch.setattr(checkpoints, "save", save)
+    resumed = generate(model, h, settings, seed=3, checkpoint=path, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed.posterior.phi.values, whole.posterior.phi.values)
+
+
+@pytest.mark.parametrize("call, field", [
+    (lambda: fit_wirg(np.zeros((4, 12, 12)) + 1.0, progress=False), "lattice"),
+    (lambda: fit_wirg(free_field_data(8, 10), FitSettings(radius=(1, 2)), progress=False), "fit.radius"),
+    (lambda: fit_wirg(free_field_data(8, 10), FitSettings(levels=4), progress=False), "fit.levels"),
+    (lambda: FitSettings(wavelet="morlet"), "wavelet"),
+    (lambda: GeneratorSettings(fields=10, chains=4), "generator.fields"),
+])
+def test_bad_input_names_the_field(call, field):
+    with pytest.raises(InputError, match=field):
+        call()
