@@ -6,7 +6,8 @@ matching estimator of Marchand et al.'s later code), the loss is quadratic in ``
     J(theta) = E_data[ 1/2 |grad_v ln p|^2 + Laplacian_v ln p ] = 1/2 theta^T A theta - b^T theta,
     A = E_data[ grad_v U  grad_v U^T ],   b = E_data[ Laplacian_v U ],
 
-so ``theta = A^{-1} b`` in closed form.  ``A`` mixes features of very different sizes; with the diagonal
+so ``theta = A^{-1} b`` in closed form.  It is then optionally refined by maximum likelihood (moment
+matching with MALA model averages), as in the paper.  ``A`` mixes features of very different sizes; with the diagonal
 preconditioner ``P = diag(A)^{-1/2}`` the system ``(P A P) theta' = P b``, ``theta = P theta'`` is solved
 in float64 and the condition number of ``P A P`` is reported.  The data are accumulated in chunks
 (one jitted gradient-and-Laplacian pass per chunk), so memory does not grow with the ensemble.
@@ -17,7 +18,7 @@ settings loads the scales already done (resume after an interruption), a differe
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import jax
@@ -25,11 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from rgppl.errors import InputError, require, require_integer
+from rgppl.errors import InputError, SamplingDiverged, require, require_integer
 from rgppl.lattice import Lattice
 from rgppl.wavelets import filters
 from rgppl.wirg.ansatz import ScaleAnsatz
 from rgppl.wirg.model import ScaleFit, WIRGModel, pyramid
+from rgppl.wirg.sampler import ScaleParams, conditional_chains, initial_log_step
 
 SUPPORT_MARGIN = 0.1  # the sampler's support: the data range widened by this fraction on each side
 CENTRE_QUANTILES = (0.001, 0.999)  # the sigmoid centres span these quantiles of the data
@@ -40,21 +42,35 @@ class FitSettings:
     """How to fit: the wavelet, the number of ``levels`` (``None``: down to ``1 x 1``), and per scale the
     window ``radius`` of the quadratic couplings and the number of sigmoid ``potentials``.
 
+    Haar is the default: for nearest-neighbour Hamiltonians its finest conditional lies exactly in the
+    radius-1 family, and on phi^4 at beta = 0.68, L = 16 it reproduced <phi^2> to 0.3 % where db4 at the same
+    radius was 1.9 % off (the longer db4 filters couple details further than the window reaches).
+
     ``radius`` and ``potentials`` are an integer for every scale or a tuple with one entry per scale,
-    finest conditional first and the coarsest energy last (``levels + 1`` entries).
+    finest conditional first and the coarsest energy last (``levels + 1`` entries).  ``symmetric`` adds the
+    mirror image ``-phi`` of every field, for models with the ``phi -> -phi`` symmetry (phi^4, Ising): the
+    sigmoid grid and the fitted energy are then symmetric too.  After score matching,
+    ``ml_iterations`` maximum-likelihood steps refine each scale with model moments from ``ml_steps`` MALA
+    steps on ``ml_fields`` training coarse fields (see :func:`refine_maximum_likelihood`).
     """
 
-    wavelet: str = "db4"
+    wavelet: str = "haar"
     levels: int | None = None
     radius: int | tuple = 2
     potentials: int | tuple = 24
     chunk: int = 64
+    symmetric: bool = False
+    ml_iterations: int = 0
+    ml_steps: int = 40
+    ml_fields: int = 1024
 
     def __post_init__(self):
         filters(self.wavelet)
+        require(isinstance(self.symmetric, bool), "fit.symmetric", self.symmetric, "true or false")
         if self.levels is not None:
             require_integer("fit.levels", self.levels, 1)
-        require_integer("fit.chunk", self.chunk, 1)
+        for name, minimum in (("chunk", 1), ("ml_iterations", 0), ("ml_steps", 2), ("ml_fields", 2)):
+            require_integer(f"fit.{name}", getattr(self, name), minimum)
 
     def per_scale(self, name: str, levels: int) -> tuple:
         """``radius`` or ``potentials`` as one value per scale (finest first, coarsest energy last)."""
@@ -155,20 +171,68 @@ def score_matching_errors(ansatz: ScaleAnsatz, theta, coarse, free, chunk: int =
     return np.sqrt(np.diag(covariance))
 
 
-def fit_scale(ansatz_args: dict, potentials: int, coarse, free, finer, chunk: int) -> ScaleFit:
-    """One scale: sigmoid grid and support from ``finer`` (the field the potential acts on), then score matching."""
+ML_BURN_IN = 20  # MALA steps after every parameter update, before the model moments are measured
+
+
+def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitSettings) -> ScaleFit:
+    """Maximum-likelihood refinement of a fitted scale by moment matching (Marchand et al.).
+
+    For the exponential family ``pbar(v | c) ~ exp(-theta . U)``, the gradient of the mean log-likelihood is
+    ``<U>_model - <U>_data`` and its Hessian is minus the Fisher matrix ``F = E_c[Cov(U | c)]``, so each
+    iteration takes the Newton step ``theta += F^{-1} (<U>_model - <U>_data)``.  The model averages come from
+    persistent MALA chains, one per training coarse field, started at the data's own details (samples of the
+    true conditional); ``F`` is the within-chain covariance of the features.  A step that increases the
+    mismatch ``d^T F^{-1} d`` of the moment difference ``d`` is taken back and the step length halved; the
+    parameters with the smallest mismatch are kept.  The record gains ``ml_mismatch`` per iteration.
+    """
+    start = time.perf_counter()
+    n = min(len(free), settings.ml_fields)
+    coarse, state = coarse[:n], free[:n]
+    data_moments = np.asarray(jnp.mean(jax.vmap(scale.ansatz.features)(coarse, state), axis=0), np.float64)
+    run = conditional_chains(scale.ansatz, ML_BURN_IN, settings.ml_steps, 10, record_features=True)
+    theta, log_step = np.asarray(scale.theta, np.float64), initial_log_step(scale.ansatz)
+    best, mismatch, damping = (np.inf, theta), [], 1.0
+    for iteration_key in jax.random.split(key, settings.ml_iterations):
+        params = ScaleParams.of(replace(scale, theta=theta))
+        state, log_step, _, _, features = run(iteration_key, coarse, state, params, log_step)
+        features = np.asarray(features, np.float64)
+        centred = features - features.mean(axis=1, keepdims=True)
+        fisher = np.einsum("nsk,nsl->kl", centred, centred) / (n * (settings.ml_steps - 1))
+        difference = features.mean(axis=(0, 1)) - data_moments
+        step, _ = solve_score_matching(scale.ansatz, fisher, difference)
+        if not np.all(np.isfinite(step)):
+            raise SamplingDiverged(f"maximum-likelihood refinement at the {scale.ansatz.side}x{scale.ansatz.side} scale "
+                                   "produced non-finite parameters; fit with ml_iterations = 0 or more data")
+        mismatch.append(float(difference @ step))
+        if mismatch[-1] < best[0]:
+            best = (mismatch[-1], theta)
+            theta = theta + damping * step
+        else:  # the last step made the moments worse: go back to the best parameters and halve the steps
+            damping /= 2
+            theta = best[1] + damping * step
+    theta = best[1]
+    report = {**scale.report, "iterations": 1 + settings.ml_iterations, "ml_mismatch": mismatch,
+              "time_s": scale.report["time_s"] + time.perf_counter() - start}
+    return replace(scale, theta=theta, report=report)
+
+
+def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, settings: FitSettings) -> ScaleFit:
+    """One scale: sigmoid grid and support from ``finer`` (the field the potential acts on), score matching,
+    then the maximum-likelihood refinement if asked for."""
     centres, widths = _sigmoid_grid(finer, potentials)
     ansatz = ScaleAnsatz(**ansatz_args, centres=centres, widths=widths)
-    theta, report = score_matching(ansatz, coarse, free, chunk)
+    theta, report = score_matching(ansatz, coarse, free, settings.chunk)
     spread = np.asarray(jnp.std(free, axis=(0, 2, 3)), np.float64)
-    return ScaleFit(ansatz, theta, spread, _support(finer), {**report, "side": ansatz.side, "iterations": 1})
+    scale = ScaleFit(ansatz, theta, spread, _support(finer), {**report, "side": ansatz.side, "iterations": 1})
+    return refine_maximum_likelihood(key, scale, coarse, free, settings) if settings.ml_iterations else scale
 
 
 def data_fingerprint(fields) -> str:
     return hashlib.sha256(np.ascontiguousarray(fields).tobytes()).hexdigest()[:16]
 
 
-def fit_wirg(fields, settings: FitSettings = FitSettings(), *, checkpoint_dir=None, progress: bool = True) -> WIRGModel:
+def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, checkpoint_dir=None,
+             progress: bool = True) -> WIRGModel:
     """Fit every scale of the wavelet conditional model to ``fields[n, L, L]``.
 
     The fields are measured in units of their root mean square (``model.unit``).  With
@@ -184,8 +248,12 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, checkpoint_dir=No
     radius, potentials = settings.per_scale("radius", levels), settings.per_scale("potentials", levels)
     unit = float(np.sqrt(np.mean(fields.astype(np.float64) ** 2)))
     require(np.isfinite(unit) and unit > 0, "data", f"root mean square {unit}", "fields that are finite and not all zero")
-    coarse, details = pyramid(fields / unit, settings.wavelet, levels)
-    meta = {"data": data_fingerprint(fields), "settings": asdict(settings)}
+    standardised = fields / unit
+    if settings.symmetric:
+        standardised = np.concatenate([standardised, -standardised])
+    coarse, details = pyramid(standardised, settings.wavelet, levels)
+    meta = {"data": data_fingerprint(fields), "settings": asdict(settings), "seed": seed}
+    keys = jax.random.split(jax.random.key(seed), levels + 1)
     directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -204,9 +272,10 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, checkpoint_dir=No
             args = {"side": L >> (j if coarsest else j + 1), "radius": radius[j], "wavelet": settings.wavelet, "coarsest": coarsest}
             if coarsest:
                 top_field = coarse[levels]
-                scale = fit_scale(args, potentials[j], jnp.zeros_like(top_field), top_field[:, None], top_field, settings.chunk)
+                scale = fit_scale(keys[j], args, potentials[j], jnp.zeros_like(top_field), top_field[:, None], top_field,
+                                  settings)
             else:
-                scale = fit_scale(args, potentials[j], coarse[j + 1], details[j], coarse[j], settings.chunk)
+                scale = fit_scale(keys[j], args, potentials[j], coarse[j + 1], details[j], coarse[j], settings)
             if path is not None:
                 scale.save(path, meta)
         scales.append(scale)

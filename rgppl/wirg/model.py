@@ -33,14 +33,6 @@ class ScaleFit:
     support: tuple
     report: dict = field(default_factory=dict)
 
-    def energy(self, coarse, free):
-        return self.ansatz.energy(self.theta, coarse, free)
-
-    def in_support(self, coarse, free):
-        """Whether every site of the field the potential acts on lies in ``support``."""
-        finer = self.ansatz.finer_field(coarse, free)
-        return jnp.all((finer >= self.support[0]) & (finer <= self.support[1]))
-
     def save(self, path: Path, meta: dict) -> None:
         """Write this scale and the run's ``meta`` (what it was fitted from) to ``path`` atomically."""
         record = {**meta, "ansatz": asdict(self.ansatz), "support": list(self.support), "report": self.report}

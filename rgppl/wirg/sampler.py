@@ -84,77 +84,105 @@ def mala_step(key, state: MALAState, energy_fn, support_fn, step_size, spread) -
     return jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, state), accept
 
 
-def _energy(scale, coarse, free):
-    return scale.energy(coarse, free)
+class ScaleParams(NamedTuple):
+    """What a scale's chains need besides its (static) ansatz: ``theta``, the per-channel ``spread`` and the
+    ``support`` interval, as arrays so that a new fit does not recompile the sampler."""
+
+    theta: jax.Array
+    spread: jax.Array
+    support: jax.Array
+
+    @classmethod
+    def of(cls, scale) -> "ScaleParams":
+        return cls(jnp.asarray(scale.theta, jnp.float32), jnp.asarray(scale.spread, jnp.float32),
+                   jnp.asarray(scale.support, jnp.float32))
 
 
-def _in_support(scale, coarse, free):
-    return scale.in_support(coarse, free)
+def _in_support(ansatz, support, coarse, free):
+    finer = ansatz.finer_field(coarse, free)
+    return jnp.all((finer >= support[0]) & (finer <= support[1]))
 
 
 @lru_cache(maxsize=64)
-def _scale_sampler(scale, settings: GeneratorSettings):
-    """The whole run of one scale, jitted once per scale and settings: ``(key, coarse[n]) -> (free[n], step size,
-    acceptance[n, steps], energy trace[n, steps])``, warm-up adaptation included."""
-    spread = jnp.asarray(scale.spread, jnp.float32)[:, None, None]
-    blocks = -(-settings.warmup // settings.adapt_every)
+def conditional_chains(ansatz, warmup: int, steps: int, adapt_every: int, record_features: bool = False):
+    """One MALA chain per coarse field at one scale, jitted once per ansatz and lengths:
+    ``(key, coarse[n], free[n], params, log_step) -> (free[n], log_step, acceptance[n, steps],
+    energy[n, steps], features[n, steps, K] or None)``.
 
-    def chain(key, state, coarse, step_size, length):
-        energy_fn, support_fn = partial(_energy, scale, coarse), partial(_in_support, scale, coarse)
+    The chains start at ``free`` and adapt ``log_step`` for ``warmup`` steps, then run ``steps`` with it fixed.
+    """
+    blocks = -(-warmup // adapt_every)
+
+    def chain(key, state, coarse, params, step_size, length):
+        energy_fn = partial(ansatz.energy, params.theta, coarse)
+        support_fn = partial(_in_support, ansatz, params.support, coarse)
+        spread = params.spread[:, None, None]
 
         def body(state, k):
             state, accept = mala_step(k, state, energy_fn, support_fn, step_size, spread)
-            return state, (accept, state.energy)
+            features = ansatz.features(coarse, state.position) if record_features else None
+            return state, (accept, state.energy, features)
 
         return jax.lax.scan(body, state, jax.random.split(key, length))
 
-    def run(key, coarse):
+    def run(key, coarse, free, params, log_step):
         n = len(coarse)
-        zeros = jnp.zeros(scale.ansatz.free_shape, jnp.float32)
-        state = jax.vmap(lambda c: mala_init(partial(_energy, scale, c), zeros))(coarse)
-        chains = jax.vmap(chain, in_axes=(0, 0, 0, None, None))
+        state = jax.vmap(lambda c, f: mala_init(partial(ansatz.energy, params.theta, c), f))(coarse, free)
+        chains = jax.vmap(chain, in_axes=(0, 0, 0, None, None, None))
 
         def adapt(carry, block):
             state, log_step = carry
-            state, (accepted, _) = chains(jax.random.split(block[0], n), state, coarse, jnp.exp(log_step),
-                                          settings.adapt_every)
+            state, (accepted, *_) = chains(jax.random.split(block[0], n), state, coarse, params, jnp.exp(log_step),
+                                           adapt_every)
             return (state, log_step + (jnp.mean(accepted) - TARGET_ACCEPTANCE) / jnp.sqrt(block[1] + 1.0)), None
 
         warmup_key, sample_key = jax.random.split(key)
-        log_step = -jnp.log(jnp.float32(zeros.size)) / 6  # the MALA scaling for a standard Gaussian
         (state, log_step), _ = jax.lax.scan(adapt, (state, log_step),
                                             (jax.random.split(warmup_key, blocks), jnp.arange(blocks, dtype=jnp.float32)))
-        state, (accepted, trace) = chains(jax.random.split(sample_key, n), state, coarse, jnp.exp(log_step),
-                                          settings.steps)
-        return state.position, jnp.exp(log_step), accepted, trace
+        state, (accepted, energy, features) = chains(jax.random.split(sample_key, n), state, coarse, params,
+                                                     jnp.exp(log_step), steps)
+        return state.position, log_step, accepted, energy, features
 
     return jax.jit(run)
 
 
+def initial_log_step(ansatz) -> jax.Array:
+    """``ln eps`` of the MALA scaling ``d^(-1/6)`` for ``d`` free variables (a standard Gaussian's optimum)."""
+    return -jnp.log(jnp.float32(np.prod(ansatz.free_shape))) / 6
+
+
 def integrated_time(trace) -> float:
-    """Integrated autocorrelation time (in steps) of ``trace[chain, step]`` from ArviZ's bulk ESS."""
+    """Integrated autocorrelation time (in steps) of ``trace[chain, step]``.
+
+    Every chain has its own coarse field, hence its own target: each chain is standardised by its own mean
+    and standard deviation before ArviZ's bulk ESS is taken over all of them, ``tau = size / ESS``.
+    """
     trace = np.asarray(trace, np.float64)
+    spread = trace.std(axis=1, keepdims=True)
+    trace = (trace - trace.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1.0)
     ess = float(xr.DataArray(trace, dims=("chain", "draw")).azstats.ess())
     return trace.size / ess
 
 
 def sample_scale(key, scale, coarse, settings: GeneratorSettings) -> tuple[jax.Array, dict]:
-    """Draw the free variables of ``scale`` for every coarse field ``coarse[n]``; returns them and the
-    scale's record (step size, acceptance, autocorrelation time, gradient evaluations, time)."""
+    """Draw the free variables of ``scale`` for every coarse field ``coarse[n]``, starting at 0; returns them and
+    the scale's record (step size, acceptance, autocorrelation time, gradient evaluations, time)."""
     start = time.perf_counter()
-    free, step_size, accepted, trace = _scale_sampler(scale, settings)(key, coarse)
+    ansatz, n = scale.ansatz, len(coarse)
+    run = conditional_chains(ansatz, settings.warmup, settings.steps, settings.adapt_every)
+    free, log_step, accepted, trace, _ = run(key, coarse, jnp.zeros((n, *ansatz.free_shape), jnp.float32),
+                                             ScaleParams.of(scale), initial_log_step(ansatz))
     free = jax.block_until_ready(free)
     if not bool(jnp.all(jnp.isfinite(free))):
-        raise SamplingDiverged(f"the generator produced non-finite values at the {scale.ansatz.side}x"
-                               f"{scale.ansatz.side} scale; check the fit's report (condition numbers, losses)")
-    n = len(coarse)
+        raise SamplingDiverged(f"the generator produced non-finite values at the {ansatz.side}x{ansatz.side} scale; "
+                               "check the fit's report (condition numbers, losses)")
     record = {
-        "side": scale.ansatz.side,
-        "step_size": float(step_size),
+        "side": ansatz.side,
+        "step_size": float(jnp.exp(log_step)),
         "acceptance": float(jnp.mean(accepted)),
         "tau_energy": integrated_time(trace[: min(n, 64)]),
         "gradient_evaluations": n * (settings.warmup + settings.steps),
-        "free_variables": int(np.prod(scale.ansatz.free_shape)),
+        "free_variables": int(np.prod(ansatz.free_shape)),
         "time_s": time.perf_counter() - start,
     }
     return free, record
