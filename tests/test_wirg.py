@@ -10,9 +10,8 @@ from rgppl.errors import InputError
 from rgppl.exact import free_field_propagator, free_field_spectrum, sample_gaussian_field
 from rgppl.hamiltonians import free_field
 from rgppl.observables import momentum_power
-from rgppl.wavelets import idwt2
 from rgppl.wirg.ansatz import ScaleAnsatz
-from rgppl.wirg.fit import FitSettings, fit_wirg, refine_maximum_likelihood, score_matching, score_matching_errors
+from rgppl.wirg.fit import FitSettings, exact_quadratic_theta, fit_wirg, refine_maximum_likelihood, score_matching, score_matching_errors
 from rgppl.wirg.model import ScaleFit, pyramid
 from rgppl.wirg.sampler import GeneratorSettings, generate
 from tests.stats import family_threshold
@@ -101,18 +100,8 @@ def test_score_matching_and_maximum_likelihood_recover_the_exact_free_field_cond
     theta, report = score_matching(ansatz, coarse[1], details[0])
     errors = score_matching_errors(ansatz, theta, coarse[1], details[0])
 
-    # the exact theta: the energy's Hessian in (coarse, details) expanded on the features' (constant) Hessians
-    def joint(v):
-        return v[: (L // 2) ** 2].reshape(L // 2, L // 2), v[(L // 2) ** 2:].reshape(3, L // 2, L // 2)
-
-    def hessian(fn):
-        h = jax.hessian(lambda v: fn(*joint(v)))(jnp.zeros(L * L))
-        return np.asarray(h)[..., (L // 2) ** 2:, :]  # rows: the free details
-
-    exact_h = hessian(lambda c, f: free_field_energy(L)(unit * idwt2(c, f, "haar")))
-    feature_h = hessian(ansatz.features)
-    exact_theta, residual, *_ = np.linalg.lstsq(feature_h.reshape(ansatz.n_params, -1).T, exact_h.ravel(), rcond=None)
-    assert residual.size == 0 or residual[0] < 1e-8 * np.sum(exact_h**2)  # the exact conditional is in the family
+    exact_theta, residual = exact_quadratic_theta(ansatz, free_field_energy(L), unit)
+    assert residual < 1e-6  # the exact conditional is in the family
     z = (theta - exact_theta) / errors
     assert np.max(np.abs(z)) < family_threshold(ansatz.n_params), (np.max(np.abs(z)), report)
     assert report["condition"] < 100

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from rgppl.errors import InputError, SamplingDiverged, require, require_integer
 from rgppl.lattice import Lattice
-from rgppl.wavelets import filters
+from rgppl.wavelets import filters, idwt2
 from rgppl.wirg.ansatz import ScaleAnsatz
 from rgppl.wirg.model import ScaleFit, WIRGModel, pyramid
 from rgppl.wirg.sampler import ScaleParams, conditional_chains, initial_log_step
@@ -225,6 +225,27 @@ def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, sett
     spread = np.asarray(jnp.std(free, axis=(0, 2, 3)), np.float64)
     scale = ScaleFit(ansatz, theta, spread, _support(finer), {**report, "side": ansatz.side, "iterations": 1})
     return refine_maximum_likelihood(key, scale, coarse, free, settings) if settings.ml_iterations else scale
+
+
+def exact_quadratic_theta(ansatz: ScaleAnsatz, energy, unit: float) -> tuple[np.ndarray, float]:
+    """The finest-scale parameters of a quadratic microscopic energy ``E(phi)`` (a free field, say), with
+    fields in units of ``unit``: the Hessian of ``E(unit * (G^T phi_1 + Gbar^T phibar_1))`` in the details,
+    expanded by least squares on the (constant) Hessians of the quadratic features.  Returns ``theta`` and
+    the relative residual, the part of the exact conditional the window does not reach (0 when it is in
+    the family).  For an ansatz without sigmoid potentials."""
+    require(not ansatz.centres and not ansatz.coarsest, "ansatz", ansatz, "a conditional ansatz without potentials")
+    m = ansatz.side
+    split = m * m
+
+    def hessian(fn):
+        h = jax.hessian(lambda v: fn(v[:split].reshape(m, m), v[split:].reshape(3, m, m)))(jnp.zeros(4 * split))
+        return np.asarray(h, np.float64)[..., split:, :]  # rows: the free details
+
+    exact = hessian(lambda c, f: energy(unit * idwt2(c, f, ansatz.wavelet)))
+    features = hessian(ansatz.features).reshape(ansatz.n_params, -1).T
+    theta, *_ = np.linalg.lstsq(features, exact.ravel(), rcond=None)
+    residual = np.linalg.norm(features @ theta - exact.ravel()) / np.linalg.norm(exact)
+    return theta, float(residual)
 
 
 def data_fingerprint(fields) -> str:
