@@ -71,6 +71,29 @@ and compares its samplers with NUTS (``[nuts]`` is the baseline)::
     chains = 4
     warmup = 300
     samples = 1000
+
+With ``sampler = "wirg"`` (phi^4-type models, side a power of two) the run fits the wavelet conditional
+model to data and generates fields coarse to fine, judged against an independent ``[cluster]`` ensemble
+(and against plain NUTS if the card has a ``[nuts]`` table)::
+
+    [data]                              # optional: train on these fields instead of a [cluster] ensemble
+    path = "fields.npy"                 # .npy/.npz/.nc ensemble [n, L, L], relative to the card
+
+    [fit]                               # rgppl.wirg.FitSettings
+    wavelet = "haar"                    # haar | db2 | db4 | any orthogonal pywt wavelet
+    radius = 2                          # coupling window per scale (or a list, finest first, coarsest last)
+    potentials = 12                     # sigmoid potentials per scale (or a list)
+    symmetric = true                    # add -phi to the data (Z2-symmetric models)
+    ml_iterations = 0                   # maximum-likelihood refinement after score matching
+    ml_steps = 40
+    ml_fields = 1024
+
+    [generator]                         # rgppl.wirg.GeneratorSettings
+    fields = 4000
+    chains = 4                          # the fields are reported as this many groups
+    warmup = 300                        # MALA steps per scale, step size adapted
+    steps = 100                         # MALA steps per scale with the step size fixed
+    adapt_every = 10
 """
 
 import importlib
@@ -87,10 +110,12 @@ from rgppl.hamiltonians import PRESETS, TERM_TYPES, Custom, Hamiltonian
 from rgppl.infer import MISSettings, SVISettings
 from rgppl.lattice import Lattice
 from rgppl.mcmc import NUTSSettings
+from rgppl.wirg.fit import FitSettings
+from rgppl.wirg.sampler import GeneratorSettings
 
-SAMPLERS = ("nuts", "cluster", "neuralrg")
+SAMPLERS = ("nuts", "cluster", "neuralrg", "wirg")
 TOP_LEVEL = {"name", "description", "lattice", "hamiltonian", "run", "nuts", "cluster", "flow", "svi", "free_energy",
-             "mis", "neutra"}
+             "mis", "neutra", "data", "fit", "generator"}
 
 
 @dataclass(frozen=True)
@@ -112,6 +137,9 @@ class Card:
     neutra: NUTSSettings = NUTSSettings(warmup=300, samples=1000)
     free_energy_draws: int = 16384
     data: Path | None = None
+    fit: FitSettings = FitSettings()
+    generator: GeneratorSettings = GeneratorSettings()
+    compare_nuts: bool = False
 
 
 def _table(data: dict, key: str, required: bool = True) -> dict:
@@ -204,6 +232,26 @@ def _settings(data: dict, section: str, cls, **defaults):
         raise InputError(f"{section}.{field}", error.value, error.valid) from None
 
 
+def _data_path(value, where: str, path: Path) -> Path:
+    require(isinstance(value, str) and value != "", where, value, "a path to a .npy/.npz/.nc file")
+    return (path.parent / value).resolve()
+
+
+def _wirg_sections(data: dict, hamiltonian: Hamiltonian, path: Path) -> dict:
+    hamiltonian.lattice.require_power_of_two("the wavelet hierarchy")
+    check_cluster_model(hamiltonian)  # the reference ensemble (and the training data unless [data] gives it)
+    table = _table(data, "data", required=False)
+    _only(table, {"path"}, "data")
+    fit_table = dict(_table(data, "fit", required=False))
+    for key in ("radius", "potentials"):
+        if isinstance(fit_table.get(key), list):
+            fit_table[key] = tuple(fit_table[key])
+    fit = _settings({"fit": fit_table}, "fit", FitSettings)
+    fit.resolved_levels(hamiltonian.lattice.shape[0])
+    return {"data": _data_path(table["path"], "data.path", path) if "path" in table else None, "fit": fit,
+            "generator": _settings(data, "generator", GeneratorSettings), "compare_nuts": "nuts" in data}
+
+
 def _neuralrg_sections(data: dict, hamiltonian: Hamiltonian, path: Path) -> dict:
     flow = _settings(data, "flow", FlowSettings)
     flow.resolved_levels(hamiltonian.lattice)
@@ -211,8 +259,7 @@ def _neuralrg_sections(data: dict, hamiltonian: Hamiltonian, path: Path) -> dict
     data_file = svi_table.pop("data", None)
     svi = _settings({"svi": svi_table}, "svi", SVISettings)
     if data_file is not None:
-        require(isinstance(data_file, str) and data_file != "", "svi.data", data_file, "a path to a .npy/.npz/.nc file")
-        data_file = (path.parent / data_file).resolve()
+        data_file = _data_path(data_file, "svi.data", path)
     require(svi.objective == "reverse" or data_file is not None, "svi.objective", svi.objective,
             "the forward and mixed objectives train on data: give svi.data = 'fields.npy'")
     free_energy = _table(data, "free_energy", required=False)
@@ -243,7 +290,8 @@ def parse_card(data: dict, path: Path) -> Card:
     require(isinstance(output, str) and output != "", "run.output", output, "a directory path")
     if sampler == "cluster":
         check_cluster_model(hamiltonian)
-    extra = _neuralrg_sections(data, hamiltonian, path) if sampler == "neuralrg" else {}
+    sections = {"neuralrg": _neuralrg_sections, "wirg": _wirg_sections}
+    extra = sections[sampler](data, hamiltonian, path) if sampler in sections else {}
     return Card(path, name, description, hamiltonian, sampler, seed, Path(output), _settings(data, "nuts", NUTSSettings),
                 _settings(data, "cluster", ClusterSettings), **extra)
 

@@ -23,9 +23,16 @@ from rgppl.errors import InputError, SamplingDiverged
 from rgppl.ensembles import run_cluster
 from rgppl.infer.pipeline import run_neuralrg
 from rgppl.mcmc import run_nuts
+from rgppl.wirg.pipeline import run_wirg
 from rgppl.report import CHECKPOINT, markdown_table, output_directory, write_run
 
 BUILT_IN_CARDS = Path(__file__).resolve().parents[1] / "models"
+JOBS = {  # samplers whose card job writes its own summary: (job, what it writes)
+    "neuralrg": (run_neuralrg, "summary.md, summary.json, comparison.md/csv, training.png, latents.md/png, "
+                               "distributions.png, fields.png and mis/, neutra/, nuts/ (each with posterior.nc)"),
+    "wirg": (run_wirg, "summary.md, summary.json, comparison.md/csv, scales.png, distributions.png, fields.png, "
+                       "fit/ (one file per scale) and wirg/, reference/ (each with posterior.nc)"),
+}
 
 
 def resolve_card(name: str) -> Path:
@@ -48,11 +55,11 @@ def run(args) -> int:
     h = card.hamiltonian
     print(f"{card.name}: {h.name} on {h.lattice.shape[0]}x{h.lattice.shape[1]}, sampler {card.sampler}, seed {card.seed}")
     try:
-        if card.sampler == "neuralrg":
-            run_neuralrg(card, out, resume=args.resume, progress=not args.quiet)
+        if card.sampler in JOBS:
+            job, written = JOBS[card.sampler]
+            job(card, out, resume=args.resume, progress=not args.quiet)
             print((out / "summary.md").read_text())
-            print(f"wrote {out}/: summary.md, summary.json, comparison.md/csv, training.png, latents.md/png, "
-                  "distributions.png, fields.png and mis/, neutra/, nuts/ (each with posterior.nc)")
+            print(f"wrote {out}/: {written}")
             return 0
         sampler, settings = {"nuts": (run_nuts, card.nuts), "cluster": (run_cluster, card.cluster)}[card.sampler]
         dt = sampler(h, settings, seed=card.seed, checkpoint=out / CHECKPOINT, resume=args.resume, progress=not args.quiet)

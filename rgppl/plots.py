@@ -107,3 +107,30 @@ def plot_latent_independence(table, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_wirg_scales(model, deviations: dict, path) -> None:
+    """Left: the standard deviation of the coarse field ``phi_j`` against its side for every run (data units).
+    Right: the learned scalar potential of every scale, ``v_j(phi) = sum_k theta_k sigmoid((phi - c_k) / w_k)``,
+    over the range it was fitted on (in units of the data's root mean square; shifted to start at 0)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    sides = [model.L >> j for j in range(model.levels + 1)]
+    for label, values in deviations.items():
+        axes[0].loglog(sides, values, "o-", ms=4, label=label)
+    axes[0].set(xlabel="side of phi_j", ylabel="std of phi_j", title="per-scale standard deviation")
+    axes[0].legend(fontsize=8)
+    for scale in model.scales:
+        ansatz = scale.ansatz
+        if not ansatz.centres:
+            continue
+        grid = np.linspace(*scale.support, 200)
+        weights = np.asarray(scale.theta)[ansatz.n_quadratic:]
+        centres, widths = np.asarray(ansatz.centres), np.asarray(ansatz.widths)
+        potential = (weights / (1 + np.exp(-(grid[:, None] - centres) / widths))).sum(axis=1)
+        kind = "E_J" if ansatz.coarsest else "conditional"
+        axes[1].plot(grid, potential - potential[0], label=f"{kind}, phi_j side {ansatz.side * (1 if ansatz.coarsest else 2)}")
+    axes[1].set(xlabel="phi (units of the data rms)", ylabel="v_j(phi)", title="learned scalar potentials")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -91,6 +91,14 @@ BAD = [
     ("negative learning rate", ("[nuts]", "[svi]\nlearning_rate = -1.0\n[nuts]"), "svi.learning_rate", "positive number",
      'sampler = "neuralrg"'),
     ("bad neutra setting", ("[nuts]", "[neutra]\nchains = 0\n[nuts]"), "neutra.chains", "integer >= 1", 'sampler = "neuralrg"'),
+    ("wirg on a side that is not a power of two", ("shape = [4, 4]", "shape = [6, 6]"), "lattice.shape", "power of 2",
+     'sampler = "wirg"'),
+    ("wirg radius list of the wrong length", ('preset = "free_field"\nm2 = 0.5', 'preset = "phi4_hopping"\n[fit]\nradius = [1, 2]'),
+     "fit.radius", "a list of 3 integers", 'sampler = "wirg"'),
+    ("wirg fields not a multiple of the chains", ('preset = "free_field"\nm2 = 0.5', 'preset = "phi4_hopping"\n[generator]\nfields = 10'),
+     "generator.fields", "multiple of generator.chains", 'sampler = "wirg"'),
+    ("wirg on a model without a reference sampler", ('preset = "free_field"\nm2 = 0.5', 'preset = "ising_dual"\nbeta = 0.4'),
+     "hamiltonian.terms", "sum_x v", 'sampler = "wirg"'),
     ("alpha below the bound", ('preset = "free_field"\nm2 = 0.5', 'preset = "ising_dual"\nbeta = 0.44\nalpha = 0.2'), "ising_dual.alpha", "positive definite"),
 ]
 
@@ -190,3 +198,41 @@ def test_cli_runs_the_neuralrg_job_and_reports_the_free_energy(tmp_path, capsys)
         assert (out / name).stat().st_size > 0, name
     assert xr.load_datatree(out / "neutra" / "posterior.nc", engine="h5netcdf").posterior["phi"].shape == (2, 100, 4, 4)
     assert "kl_nats" in capsys.readouterr().out
+
+
+WIRG = GOOD.split("[nuts]")[0].replace('sampler = "nuts"', 'sampler = "wirg"').replace(
+    'preset = "free_field"\nm2 = 0.5', 'preset = "phi4_hopping"') + """
+[cluster]
+chains = 2
+warmup = 50
+samples = 100
+thin = 2
+[fit]
+potentials = 6
+symmetric = true
+[generator]
+fields = 200
+warmup = 40
+steps = 20
+"""
+
+
+def test_cli_runs_the_wirg_job_and_resumes_without_refitting(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the reference ensembles are cached under ./results/ensembles
+    card = write(tmp_path, WIRG.replace("shape = [4, 4]", "shape = [8, 8]"))
+    out = tmp_path / "wirg"
+    assert main(["run", str(card), "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "summary.json").read_text())
+    assert [s["side"] for s in record["scales"]] == [1, 1, 2, 4]
+    assert all(0.3 < s["acceptance"] < 0.8 for s in record["generator_scales"])
+    assert {row["run"] for row in record["comparison"]} == {"wirg", "reference"}  # and "nuts" with a [nuts] table
+    for name in ("summary.md", "comparison.md", "scales.png", "fields.png", "fit/scale_1.npz", "fit/scale_top.npz",
+                 "wirg/posterior.nc", "reference/posterior.nc"):
+        assert (out / name).stat().st_size > 0, name
+    tree = xr.load_datatree(out / "wirg" / "posterior.nc", engine="h5netcdf")
+    assert tree.posterior["phi"].shape == (4, 50, 8, 8) and tree.observed_data["phi"].shape == (200, 8, 8)
+    fitted = (out / "fit" / "scale_1.npz").stat().st_mtime_ns
+    assert main(["run", str(card), "--out", str(out), "--resume", "--quiet"]) == 0
+    assert (out / "fit" / "scale_1.npz").stat().st_mtime_ns == fitted  # resumed: the fit was read, not redone
+    again = xr.load_datatree(out / "wirg" / "posterior.nc", engine="h5netcdf").posterior["phi"].values
+    np.testing.assert_array_equal(again, tree.posterior["phi"].values)

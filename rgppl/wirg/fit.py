@@ -72,6 +72,14 @@ class FitSettings:
         for name, minimum in (("chunk", 1), ("ml_iterations", 0), ("ml_steps", 2), ("ml_fields", 2)):
             require_integer(f"fit.{name}", getattr(self, name), minimum)
 
+    def resolved_levels(self, L: int) -> int:
+        """The number of levels on an ``L x L`` lattice, with ``radius`` and ``potentials`` checked against it."""
+        top = int(np.log2(L))
+        levels = top if self.levels is None else self.levels
+        require(levels <= top, "fit.levels", levels, f"at most log2(L) = {top} for L = {L}")
+        self.per_scale("radius", levels), self.per_scale("potentials", levels)
+        return levels
+
     def per_scale(self, name: str, levels: int) -> tuple:
         """``radius`` or ``potentials`` as one value per scale (finest first, coarsest energy last)."""
         value = getattr(self, name)
@@ -263,9 +271,7 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
     fields = np.asarray(fields, np.float32)
     require(fields.ndim == 3 and len(fields) >= 2, "data", f"shape {fields.shape}", "an ensemble of fields [n, L, L], n >= 2")
     L = Lattice(fields.shape[1:]).require_power_of_two("the wavelet hierarchy")
-    top = int(np.log2(L))
-    levels = top if settings.levels is None else settings.levels
-    require(levels <= top, "fit.levels", levels, f"at most log2(L) = {top} for L = {L}")
+    levels = settings.resolved_levels(L)
     radius, potentials = settings.per_scale("radius", levels), settings.per_scale("potentials", levels)
     unit = float(np.sqrt(np.mean(fields.astype(np.float64) ** 2)))
     require(np.isfinite(unit) and unit > 0, "data", f"root mean square {unit}", "fields that are finite and not all zero")
