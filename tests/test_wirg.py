@@ -169,6 +169,23 @@ def test_generator_resumes_bit_exactly_after_an_interruption(tmp_path, monkeypat
     np.testing.assert_array_equal(resumed.posterior.phi.values, whole.posterior.phi.values)
 
 
+def test_conditioning_on_a_coarse_field_keeps_it_and_draws_the_details():
+    """Super-resolution: given phi_1 of a field, the generated fields have exactly that coarse part and
+    details that differ from field to field."""
+    L = 16
+    data = free_field_data(L, 2000)
+    model = fit_wirg(data, FitSettings(radius=1, potentials=0), progress=False)
+    coarse, details = pyramid(data[:1], model.wavelet, 1)
+    dt = generate(model, free_field((L, L), M2), GeneratorSettings(fields=1000, warmup=100, steps=20),
+                  coarse=coarse[1][0], seed=4, progress=False)
+    phi = dt.posterior.phi.values.reshape(-1, L, L)
+    regenerated, new_details = pyramid(phi, model.wavelet, 1)
+    np.testing.assert_allclose(regenerated[1], np.broadcast_to(coarse[1], regenerated[1].shape), atol=1e-5)
+    assert float(jnp.std(new_details[0][:, :, 0, 0])) > 0.1  # the details are drawn, not copied
+    with pytest.raises(InputError, match="coarse"):
+        generate(model, free_field((L, L), M2), GeneratorSettings(fields=8), coarse=np.zeros((3, 3)), progress=False)
+
+
 @pytest.mark.parametrize("call, field", [
     (lambda: fit_wirg(np.zeros((4, 12, 12)) + 1.0, progress=False), "lattice"),
     (lambda: fit_wirg(free_field_data(8, 10), FitSettings(radius=(1, 2)), progress=False), "fit.radius"),

@@ -16,7 +16,6 @@ Each scale is written to ``checkpoint_dir`` as soon as it is fitted; a rerun wit
 settings loads the scales already done (resume after an interruption), a different one is refused.
 """
 
-import hashlib
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -30,7 +29,7 @@ from rgppl.errors import InputError, SamplingDiverged, require, require_integer
 from rgppl.lattice import Lattice
 from rgppl.wavelets import filters, idwt2
 from rgppl.wirg.ansatz import ScaleAnsatz
-from rgppl.wirg.model import ScaleFit, WIRGModel, pyramid
+from rgppl.wirg.model import ScaleFit, WIRGModel, data_fingerprint, pyramid
 from rgppl.wirg.sampler import ScaleParams, conditional_chains, initial_log_step
 
 SUPPORT_MARGIN = 0.1  # the sampler's support: the data range widened by this fraction on each side
@@ -254,10 +253,6 @@ def exact_quadratic_theta(ansatz: ScaleAnsatz, energy, unit: float) -> tuple[np.
     theta, *_ = np.linalg.lstsq(features, exact.ravel(), rcond=None)
     residual = np.linalg.norm(features @ theta - exact.ravel()) / np.linalg.norm(exact)
     return theta, float(residual)
-
-
-def data_fingerprint(fields) -> str:
-    return hashlib.sha256(np.ascontiguousarray(fields).tobytes()).hexdigest()[:16]
 
 
 def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, checkpoint_dir=None,

@@ -7,6 +7,7 @@ conditionals from coarse to fine (``scales[-1]`` is ``j = 1``), the order in whi
 visits them.
 """
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -82,3 +83,8 @@ def pyramid(fields, wavelet: str, levels: int) -> tuple:
         coarse.append(low)
         details.append(high)
     return coarse, details
+
+
+def data_fingerprint(array) -> str:
+    """A short hash of an array's bytes: what a checkpoint was made from."""
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]

@@ -18,7 +18,6 @@ which the acceptance and the integrated autocorrelation time of the conditional 
 The last state of every chain is the generated field.
 """
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -35,6 +34,7 @@ from rgppl import checkpoints
 from rgppl.diagnostics import make_datatree
 from rgppl.errors import SamplingDiverged, require, require_integer
 from rgppl.wavelets import idwt2
+from rgppl.wirg.model import data_fingerprint
 
 TARGET_ACCEPTANCE = 0.574
 
@@ -189,28 +189,44 @@ def sample_scale(key, scale, coarse, settings: GeneratorSettings) -> tuple[jax.A
 
 
 def model_fingerprint(model) -> str:
-    digest = hashlib.sha256()
-    for scale in model.scales:
-        digest.update(np.ascontiguousarray(scale.theta).tobytes())
-    return digest.hexdigest()[:16]
+    return data_fingerprint(np.concatenate([np.ravel(scale.theta) for scale in model.scales]))
+
+
+def _conditioning(model, coarse, fields: int) -> tuple[int, jax.Array | None]:
+    """The scale to start from and the standardised coarse fields, for ``coarse`` given in data units."""
+    if coarse is None:
+        return 0, None
+    coarse = np.asarray(coarse, np.float32)
+    coarse = np.broadcast_to(coarse, (fields, *coarse.shape[-2:])) if coarse.ndim == 2 else coarse
+    sides = {scale.ansatz.side: index for index, scale in enumerate(model.scales) if not scale.ansatz.coarsest}
+    require(coarse.ndim == 3 and coarse.shape[0] == fields and coarse.shape[1] == coarse.shape[2]
+            and coarse.shape[1] in sides, "coarse", f"shape {coarse.shape}",
+            f"coarse fields phi_j of shape (m, m) or ({fields}, m, m) with m in {sorted(sides)}")
+    require(bool(np.all(np.isfinite(coarse))), "coarse", "non-finite values", "finite coarse fields")
+    return sides[coarse.shape[1]], jnp.asarray(coarse / model.unit)
 
 
 def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings(), *, seed: int = 0, data=None,
-             checkpoint=None, resume: bool = False, progress: bool = True):
+             coarse=None, checkpoint=None, resume: bool = False, progress: bool = True):
     """Generate ``settings.fields`` fields coarse to fine; returns a DataTree.
 
     ``posterior.phi[chain, draw, x, y]`` holds the fields in the data's units with the scalar observables
     of ``hamiltonian`` (each draw is an independent chain's last state); ``attrs["gradient_evaluations"]``
     counts the conditional gradients in full-field equivalents (weighted by each scale's share of the sites);
     ``attrs["scales"]`` is the per-scale record (JSON) and ``observed_data.phi`` the training ``data`` if
-    given.  With ``checkpoint`` the fields are saved after every scale; ``resume`` continues from there.
+    given.  With ``coarse`` (a coarse field ``phi_j`` in data units, as :func:`~rgppl.wirg.pyramid` gives it,
+    one for all fields or one per field) only the finer scales are drawn: super-resolution, the generated
+    fields' coarse part is ``coarse``.  With ``checkpoint`` the fields are saved after every scale;
+    ``resume`` continues from there.
     """
     require(model.L == hamiltonian.lattice.shape[0], "hamiltonian.lattice", hamiltonian.lattice.shape,
             f"the model was fitted on {model.L} x {model.L} fields")
+    first, fields = _conditioning(model, coarse, settings.fields)
+    fingerprint = model_fingerprint(model) + ("" if fields is None else data_fingerprint(fields))
     meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": "wirg", "settings": asdict(settings),
-            "fingerprint": model_fingerprint(model)}
+            "fingerprint": fingerprint}
     keys = jax.random.split(jax.random.key(seed), len(model.scales))
-    fields, records, done = None, [], 0
+    records, done = [], first
     if resume and checkpoint is not None and checkpoint.exists():
         saved, arrays = checkpoints.load(checkpoint, meta)
         fields, records, done = jnp.asarray(arrays["fields"]), saved["records"], saved["done"]
@@ -219,8 +235,8 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
     for index in range(done, len(model.scales)):
         scale = model.scales[index]
         if index == 0:
-            coarse = jnp.zeros((settings.fields, scale.ansatz.side, scale.ansatz.side), jnp.float32)
-            free, record = sample_scale(keys[index], scale, coarse, settings)
+            zeros = jnp.zeros((settings.fields, scale.ansatz.side, scale.ansatz.side), jnp.float32)
+            free, record = sample_scale(keys[index], scale, zeros, settings)
             fields = free[:, 0]
         else:
             free, record = sample_scale(keys[index], scale, fields, settings)
