@@ -38,9 +38,11 @@ def filters(name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(wavelet.dec_lo), np.asarray(wavelet.dec_hi)
 
 
-@lru_cache(maxsize=None)
 def _periodic_index(n: int, taps: int) -> np.ndarray:
-    """``idx[i, k] = (2 i + taps/2 - k) mod n``: the input sample met by tap ``k`` at output ``i``."""
+    """``idx[i, k] = (2 i + taps/2 - k) mod n``: the input sample met by tap ``k`` at output ``i``.
+
+    A fresh array on every call: JAX caches the device copy of a NumPy constant by identity, and a
+    cached int32 copy made with x64 off would meet int64 indices once x64 is switched on."""
     return (2 * np.arange(n // 2)[:, None] + taps // 2 - np.arange(taps)[None, :]) % n
 
 

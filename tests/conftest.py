@@ -8,7 +8,6 @@ import pytest  # noqa: E402
 
 @pytest.fixture
 def float64():
-    """Double precision for exact identities (log-dets, Jacobians), switched back off afterwards."""
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", False)
+    """Double precision for exact identities (log-dets, Jacobians), through JAX's context manager."""
+    with jax.enable_x64(True):
+        yield
