@@ -128,8 +128,9 @@ def score_moments(ansatz: ScaleAnsatz, coarse, free, chunk: int = 64) -> tuple[n
     return a / len(free), b / len(free)
 
 
-def solve_score_matching(ansatz: ScaleAnsatz, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
-    """``theta = A^{-1} b`` through the diagonally preconditioned system; returns ``theta`` and its condition number."""
+def solve_preconditioned(ansatz: ScaleAnsatz, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
+    """``A^{-1} b`` for a positive (semi)definite ``A`` over the ansatz's features, through the diagonally
+    preconditioned system; returns the solution and the system's condition number."""
     diag = np.diag(a)
     if not np.all(diag > 0):
         dead = [ansatz.feature_names()[i] for i in np.flatnonzero(~(diag > 0))]
@@ -148,7 +149,7 @@ def score_matching(ansatz: ScaleAnsatz, coarse, free, chunk: int = 64) -> tuple[
     """
     start = time.perf_counter()
     a, b = score_moments(ansatz, coarse, free, chunk)
-    theta, condition = solve_score_matching(ansatz, a, b)
+    theta, condition = solve_preconditioned(ansatz, a, b)
     report = {
         "n_params": ansatz.n_params,
         "condition": condition,
@@ -206,7 +207,7 @@ def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitS
         centred = features - features.mean(axis=1, keepdims=True)
         fisher = np.einsum("nsk,nsl->kl", centred, centred) / (n * (settings.ml_steps - 1))
         difference = features.mean(axis=(0, 1)) - data_moments
-        step, _ = solve_score_matching(scale.ansatz, fisher, difference)
+        step, _ = solve_preconditioned(scale.ansatz, fisher, difference)
         if not np.all(np.isfinite(step)):
             raise SamplingDiverged(f"maximum-likelihood refinement at the {scale.ansatz.side}x{scale.ansatz.side} scale "
                                    "produced non-finite parameters; fit with ml_iterations = 0 or more data")

@@ -38,7 +38,8 @@ def scale_table(model) -> list[dict]:
 
 
 def scale_deviations(model, runs: dict) -> dict:
-    """Standard deviation of the coarse field ``phi_j`` at every scale, for every run (data units)."""
+    """Root mean square of the coarse field ``phi_j`` at every scale, for every run (data units; the standard
+    deviation for a field of zero mean, as phi^4's)."""
     out = {}
     for label, dt in runs.items():
         phi = dt.posterior["phi"].values.reshape(-1, model.L, model.L)
