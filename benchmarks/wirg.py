@@ -14,6 +14,7 @@
    from the recorded critical-slowing benchmark (``benchmarks/results/critical_slowing.json``).
 
     python benchmarks/wirg.py                     # the recorded run (see README)
+    python benchmarks/wirg.py --warmup 100 --steps 50 --output wirg_150steps  # shorter chains: faster, less accurate
     python benchmarks/wirg.py --sizes 16 --fields 1000 --train 1000  # a quick look
 """
 
@@ -143,7 +144,7 @@ def phi4_rows(L: int, args, nuts_rows: dict) -> tuple[list, dict]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--train", type=int, default=4000, help="training (and reference) fields")
     parser.add_argument("--thin", type=int, default=10, help="cluster sweeps between stored fields")
     parser.add_argument("--fields", type=int, default=4000, help="generated fields")
@@ -153,6 +154,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default="wirg", help="name of the result files in benchmarks/results/")
     args = parser.parse_args()
     start = time.perf_counter()
 
@@ -199,8 +201,8 @@ def main():
     ]
     print("\n".join(text))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "wirg.md").write_text("\n".join(text) + "\n")
-    (RESULTS / "wirg.json").write_text(json.dumps({
+    (RESULTS / f"{args.output}.md").write_text("\n".join(text) + "\n")
+    (RESULTS / f"{args.output}.json").write_text(json.dumps({
         "settings": vars(args), "free_field": free, "quality": quality.reset_index().to_dict("records"),
         "cost": cost.reset_index().to_dict("records"),
     }, indent=1, default=float))
