@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -54,8 +53,7 @@ def free_field_rows(n_train: int, n_fields: int, seed: int) -> dict:
     ansatz = ScaleAnsatz(side=L // 2, radius=1, wavelet="haar")
     theta, report = score_matching(ansatz, coarse[1], details[0])
     errors = score_matching_errors(ansatz, theta, coarse[1], details[0])
-    energy = lambda phi: 0.5 * jnp.sum(jnp.real(jnp.fft.ifft2(jnp.fft.fft2(phi) * jnp.asarray(spectrum))) * phi)  # noqa: E731
-    exact, residual = exact_quadratic_theta(ansatz, energy, unit)
+    exact, residual = exact_quadratic_theta(ansatz, free_field((L, L), FREE_M2).energy, unit)
     z_theta = (theta - exact) / errors
 
     model = fit_wirg(data, FitSettings(radius=1, potentials=0), seed=seed, progress=False)
