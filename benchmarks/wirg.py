@@ -9,7 +9,10 @@
    spectrum per bin, the standard deviation of the coarse field at every scale, <phi^2> and the Binder
    cumulant, each with the ratio and z = difference / combined standard error (reference MCSEs from
    ArviZ, autocorrelation included; generated fields are independent).
-3. Cost per independent sample: independent |m| samples per second of the generator (fields over wall
+3. The microscopic energy E_0 = E_J + sum_j (Ebar_j - Ftilde_j) reconstructed from every fit (free energies
+   by gradient matching), projected on neighbour couplings J_s and a site polynomial, beside the true
+   Hamiltonian's; and the relative error of its gradient over 1000 training fields.
+4. Cost per independent sample: independent |m| samples per second of the generator (fields over wall
    time, the fit's time shown apart) against the cluster sampler of the reference run and against NUTS
    from the recorded critical-slowing benchmark (``benchmarks/results/critical_slowing.json``).
 
@@ -36,6 +39,7 @@ from rgppl.observables import momentum_power, power_spectrum
 from rgppl.report import markdown_table
 from rgppl.wirg import FitSettings, GeneratorSettings, ScaleAnsatz, fit_wirg, generate, pyramid, score_matching
 from rgppl.wirg.fit import exact_quadratic_theta, score_matching_errors
+from rgppl.wirg.free_energy import compare_with_hamiltonian
 
 sys.path.insert(0, str(Path(__file__).parent))
 from critical_slowing import measure  # noqa: E402  (the same ESS figures as the recorded NUTS/cluster run)
@@ -44,7 +48,7 @@ RESULTS = Path(__file__).parent / "results"
 FREE_M2, FREE_L = 0.5, 16
 
 
-def free_field_rows(n_train: int, n_fields: int, seed: int) -> dict:
+def free_field_rows(n_train: int, n_fields: int, seed: int) -> tuple[dict, list]:
     L = FREE_L
     spectrum = free_field_spectrum((L, L), FREE_M2)
     data = np.asarray(sample_gaussian_field(jax.random.PRNGKey(seed), spectrum, (n_train,)))
@@ -57,6 +61,7 @@ def free_field_rows(n_train: int, n_fields: int, seed: int) -> dict:
     z_theta = (theta - exact) / errors
 
     model = fit_wirg(data, FitSettings(radius=1, potentials=0), seed=seed, progress=False)
+    energy = energy_rows(f"free field L = {L}", model, free_field((L, L), FREE_M2), data, powers=(2,))
     dt = generate(model, free_field((L, L), FREE_M2), GeneratorSettings(fields=n_fields), seed=seed + 1, progress=False)
     generated = np.asarray(momentum_power(dt.posterior.phi.values.reshape(-1, L, L)))
     observed = np.asarray(momentum_power(data))
@@ -71,7 +76,15 @@ def free_field_rows(n_train: int, n_fields: int, seed: int) -> dict:
         "max |P_gen / P_exact - 1| over modes": float(np.max(np.abs(generated.mean(0) / exact_power - 1))),
         "max |z| of P over modes": float(np.max(np.abs((generated.mean(0) - exact_power) / se))),
         "modes": L * L,
-    }
+    }, energy
+
+
+def energy_rows(label: str, model, hamiltonian, data, powers=(2, 4, 6)) -> list[dict]:
+    """The recovered microscopic couplings beside the true ones, and the gradient error, as table rows."""
+    found = compare_with_hamiltonian(model, hamiltonian, data[:1000], powers=powers)
+    rows = [{"model": label, "term": row["term"], "recovered": row["recovered"], "true": row["true"],
+             "difference": row["recovered"] - row["true"]} for row in found["couplings"]]
+    return rows + [{"model": label, "term": "|grad E_0 - grad E| / |grad E|", "recovered": found["gradient_error"]}]
 
 
 def per_field(values, chains: int) -> np.ndarray:
@@ -99,6 +112,7 @@ def phi4_rows(L: int, args, nuts_rows: dict) -> tuple[list, dict]:
     model = fit_wirg(data, FitSettings(radius=args.radius, potentials=args.potentials, symmetric=True,
                                        ml_iterations=args.ml_iterations), progress=False)
     fit_time = time.perf_counter() - start
+    energy = energy_rows(f"phi^4 L = {L}", model, h, data)
     settings = GeneratorSettings(fields=args.fields, warmup=args.warmup, steps=args.steps)
     dt = generate(model, h, settings, seed=2, progress=False)
     phi = dt.posterior.phi.values.reshape(-1, L, L)
@@ -137,7 +151,7 @@ def phi4_rows(L: int, args, nuts_rows: dict) -> tuple[list, dict]:
     }
     cost["wirg / cluster"] = cost["wirg ESS/s |m|"] / cost["cluster ESS/s |m|"]
     cost["wirg / nuts"] = cost["wirg ESS/s |m|"] / cost["nuts ESS/s |m| (recorded)"]
-    return rows, cost
+    return rows, cost, energy
 
 
 def main():
@@ -156,15 +170,16 @@ def main():
     args = parser.parse_args()
     start = time.perf_counter()
 
-    free = free_field_rows(args.train, args.fields, args.seed)
+    free, energies = free_field_rows(args.train, args.fields, args.seed)
     print(f"free field done after {time.perf_counter() - start:.0f} s", flush=True)
     recorded = json.loads((RESULTS / "critical_slowing.json").read_text())["rows"]
     nuts_rows = {r["L"]: r["ess_per_s_abs_m"] for r in recorded if r["sampler"] == "nuts"}
     rows, costs = [], []
     for L in args.sizes:
-        r, c = phi4_rows(L, args, nuts_rows)
+        r, c, e = phi4_rows(L, args, nuts_rows)
         rows += r
         costs.append(c)
+        energies += e
         print(f"L = {L} done after {time.perf_counter() - start:.0f} s", flush=True)
 
     quality = pd.DataFrame(rows).set_index(["L", "quantity"])
@@ -191,6 +206,11 @@ def main():
         "",
         markdown_table(quality),
         "",
+        "Microscopic energy reconstructed from the fitted scales and free energies, projected on "
+        "E = -sum_x sum_s J_s phi_x phi_(x+s) + sum_x sum_p a_p phi_x^p (the true Hamiltonian projected the same way):",
+        "",
+        markdown_table(pd.DataFrame(energies).set_index(["model", "term"])),
+        "",
         "Cost per independent sample (|m|; generated fields are independent draws):",
         "",
         markdown_table(cost),
@@ -201,7 +221,7 @@ def main():
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.output}.md").write_text("\n".join(text) + "\n")
     (RESULTS / f"{args.output}.json").write_text(json.dumps({
-        "settings": vars(args), "free_field": free, "quality": quality.reset_index().to_dict("records"),
+        "settings": vars(args), "free_field": free, "energy": energies, "quality": quality.reset_index().to_dict("records"),
         "cost": cost.reset_index().to_dict("records"),
     }, indent=1, default=float))
 

@@ -131,10 +131,12 @@ def test_fit_resumes_from_saved_scales_and_refuses_other_data(tmp_path):
     data = free_field_data(8, 400)
     settings = FitSettings(wavelet="haar", radius=1, potentials=4)
     first = fit_wirg(data, settings, checkpoint_dir=tmp_path, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scale_1.npz", "scale_2.npz", "scale_3.npz", "scale_top.npz"]
-    (tmp_path / "scale_1.npz").unlink()  # as if interrupted before the finest scale was saved
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "free_energy_1.npz", "free_energy_2.npz", "free_energy_3.npz", "scale_1.npz", "scale_2.npz", "scale_3.npz",
+        "scale_top.npz"]
+    (tmp_path / "free_energy_2.npz").unlink()  # as if interrupted after the second conditional was saved
     again = fit_wirg(data, settings, checkpoint_dir=tmp_path, progress=False)
-    for a, b in zip(first.scales, again.scales, strict=True):
+    for a, b in zip(first.scales + first.free_energies, again.scales + again.free_energies, strict=True):
         np.testing.assert_array_equal(a.theta, b.theta)
         assert a.ansatz.centres == b.ansatz.centres
     with pytest.raises(InputError, match="other data or settings"):

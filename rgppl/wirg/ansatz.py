@@ -41,6 +41,19 @@ import pywt
 
 from rgppl.wavelets import dwt2, idwt2
 
+CENTRE_QUANTILES = (0.001, 0.999)  # the sigmoid centres span these quantiles of the data
+
+
+def sigmoid_grid(values, count: int) -> tuple[tuple, tuple]:
+    """``count`` sigmoid centres evenly spaced over the central quantiles of ``values``, each as wide as the
+    spacing: the ``(centres, widths)`` of a :class:`ScaleAnsatz`."""
+    if count == 0:
+        return (), ()
+    lo, hi = np.quantile(np.asarray(values), CENTRE_QUANTILES)
+    centres = np.linspace(lo, hi, count)
+    width = (hi - lo) / max(count - 1, 1)
+    return tuple(float(c) for c in centres), (float(width),) * count
+
 
 @dataclass(frozen=True, eq=False)
 class ScaleAnsatz:

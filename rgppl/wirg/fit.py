@@ -12,7 +12,8 @@ preconditioner ``P = diag(A)^{-1/2}`` the system ``(P A P) theta' = P b``, ``the
 in float64 and the condition number of ``P A P`` is reported.  The data are accumulated in chunks
 (one jitted gradient-and-Laplacian pass per chunk), so memory does not grow with the ensemble.
 
-Each scale is written to ``checkpoint_dir`` as soon as it is fitted; a rerun with the same data and
+Every conditional's free energy is fitted with it (:mod:`rgppl.wirg.free_energy`).  Each scale is written
+to ``checkpoint_dir`` as soon as it is fitted; a rerun with the same data and
 settings loads the scales already done (resume after an interruption), a different one is refused.
 """
 
@@ -28,12 +29,11 @@ from tqdm.auto import tqdm
 from rgppl.errors import InputError, SamplingDiverged, require, require_integer
 from rgppl.lattice import Lattice
 from rgppl.wavelets import filters, idwt2
-from rgppl.wirg.ansatz import ScaleAnsatz
-from rgppl.wirg.model import ScaleFit, WIRGModel, data_fingerprint, pyramid
+from rgppl.wirg.ansatz import ScaleAnsatz, sigmoid_grid
+from rgppl.wirg.free_energy import fit_free_energy
+from rgppl.wirg.linear import accumulate, chunks, solve_preconditioned
+from rgppl.wirg.model import ScaleFit, WIRGModel, data_fingerprint, data_support, pyramid
 from rgppl.wirg.sampler import ScaleParams, conditional_chains, initial_log_step
-
-SUPPORT_MARGIN = 0.1  # the sampler's support: the data range widened by this fraction on each side
-CENTRE_QUANTILES = (0.001, 0.999)  # the sigmoid centres span these quantiles of the data
 
 
 @dataclass(frozen=True)
@@ -90,28 +90,6 @@ class FitSettings:
         return values
 
 
-def _sigmoid_grid(values, count: int) -> tuple:
-    """``count`` centres evenly spaced over the data's central quantiles, each as wide as the spacing."""
-    if count == 0:
-        return (), ()
-    lo, hi = np.quantile(np.asarray(values), CENTRE_QUANTILES)
-    centres = np.linspace(lo, hi, count)
-    width = (hi - lo) / max(count - 1, 1)
-    return tuple(float(c) for c in centres), (float(width),) * count
-
-
-def _support(values) -> tuple:
-    lo, hi = float(np.min(values)), float(np.max(values))
-    margin = SUPPORT_MARGIN * (hi - lo)
-    return lo - margin, hi + margin
-
-
-def _chunks(n: int, chunk: int):
-    """Slices covering ``range(n)``: full chunks, then the remainder (compiled once more at its size)."""
-    bounds = list(range(0, n - n % chunk + 1, chunk)) + ([n] if n % chunk else [])
-    return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
-
-
 def score_moments(ansatz: ScaleAnsatz, coarse, free, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """``A = E[grad U grad U^T]`` and ``b = E[Laplacian U]`` over the data pairs, in float64."""
     k = ansatz.n_params
@@ -121,24 +99,8 @@ def score_moments(ansatz: ScaleAnsatz, coarse, free, chunk: int = 64) -> tuple[n
         grads = jax.vmap(ansatz.feature_gradients)(c, f).reshape(len(f), k, -1)
         return jnp.einsum("nki,nli->kl", grads, grads), jnp.sum(jax.vmap(ansatz.feature_laplacians)(c, f), axis=0)
 
-    a, b = np.zeros((k, k)), np.zeros(k)
-    for part in _chunks(len(free), chunk):
-        da, db = moments(coarse[part], free[part])
-        a, b = a + np.asarray(da, np.float64), b + np.asarray(db, np.float64)
+    a, b = accumulate(moments, coarse, free, chunk=chunk)
     return a / len(free), b / len(free)
-
-
-def solve_preconditioned(ansatz: ScaleAnsatz, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
-    """``A^{-1} b`` for a positive (semi)definite ``A`` over the ansatz's features, through the diagonally
-    preconditioned system; returns the solution and the system's condition number."""
-    diag = np.diag(a)
-    if not np.all(diag > 0):
-        dead = [ansatz.feature_names()[i] for i in np.flatnonzero(~(diag > 0))]
-        raise InputError("data", f"features {dead} never vary", "fields that vary at every scale (the ensemble is degenerate)")
-    precondition = 1 / np.sqrt(diag)
-    system = precondition[:, None] * a * precondition[None, :]
-    eigenvalues = np.linalg.eigvalsh(system)
-    return precondition * np.linalg.solve(system, precondition * b), float(eigenvalues[-1] / eigenvalues[0])
 
 
 def score_matching(ansatz: ScaleAnsatz, coarse, free, chunk: int = 64) -> tuple[np.ndarray, dict]:
@@ -172,7 +134,7 @@ def score_matching_errors(ansatz: ScaleAnsatz, theta, coarse, free, chunk: int =
             ansatz.feature_laplacians)(c, f)
 
     psi = np.concatenate([np.asarray(residuals(coarse[part], free[part]), np.float64)
-                          for part in _chunks(len(free), chunk)])
+                          for part in chunks(len(free), chunk)])
     a, _ = score_moments(ansatz, coarse, free, chunk)
     a_inv = np.linalg.inv(a)
     covariance = a_inv @ np.cov(psi, rowvar=False) @ a_inv / len(psi)
@@ -227,11 +189,11 @@ def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitS
 def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, settings: FitSettings) -> ScaleFit:
     """One scale: sigmoid grid and support from ``finer`` (the field the potential acts on), score matching,
     then the maximum-likelihood refinement if asked for."""
-    centres, widths = _sigmoid_grid(finer, potentials)
+    centres, widths = sigmoid_grid(finer, potentials)
     ansatz = ScaleAnsatz(**ansatz_args, centres=centres, widths=widths)
     theta, report = score_matching(ansatz, coarse, free, settings.chunk)
     spread = np.asarray(jnp.std(free, axis=(0, 2, 3)), np.float64)
-    scale = ScaleFit(ansatz, theta, spread, _support(finer), {**report, "side": ansatz.side, "iterations": 1})
+    scale = ScaleFit(ansatz, theta, spread, data_support(finer), {**report, "side": ansatz.side, "iterations": 1})
     return refine_maximum_likelihood(key, scale, coarse, free, settings) if settings.ml_iterations else scale
 
 
@@ -281,26 +243,34 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
 
-    scales = []
-    bar = tqdm(range(levels + 1), desc="WIRG fit", unit="scale", disable=not progress)
-    for j in bar:  # j = 0 .. levels-1: the conditional of scale j + 1 (finest first); j = levels: the coarsest energy
-        coarsest = j == levels
-        path = directory / f"scale_{j + 1 if not coarsest else 'top'}.npz" if directory is not None else None
+    def fitted(name: str, fit) -> ScaleFit:
+        """The fit saved as ``name`` in ``checkpoint_dir`` (checked against this run), or ``fit()`` saved there."""
+        path = directory / f"{name}.npz" if directory is not None else None
         if path is not None and path.exists():
             scale, saved = ScaleFit.load(path)
             if {k: saved[k] for k in meta} != meta:
                 raise InputError("resume", str(path), "this fit was made from other data or settings; "
                                  "fit afresh in a new directory")
+            return scale
+        scale = fit()
+        if path is not None:
+            scale.save(path, meta)
+        return scale
+
+    scales, free_energies = [], []
+    bar = tqdm(range(levels + 1), desc="WIRG fit", unit="scale", disable=not progress)
+    for j in bar:  # j = 0 .. levels-1: the conditional of scale j + 1 (finest first); j = levels: the coarsest energy
+        args = {"side": L >> min(j + 1, levels), "radius": radius[j], "wavelet": settings.wavelet, "coarsest": j == levels}
+        if j == levels:
+            top = coarse[levels]
+            scale = fitted("scale_top", lambda: fit_scale(keys[j], args, potentials[j], jnp.zeros_like(top), top[:, None],
+                                                          top, settings))
         else:
-            args = {"side": L >> (j if coarsest else j + 1), "radius": radius[j], "wavelet": settings.wavelet, "coarsest": coarsest}
-            if coarsest:
-                top_field = coarse[levels]
-                scale = fit_scale(keys[j], args, potentials[j], jnp.zeros_like(top_field), top_field[:, None], top_field,
-                                  settings)
-            else:
-                scale = fit_scale(keys[j], args, potentials[j], coarse[j + 1], details[j], coarse[j], settings)
-            if path is not None:
-                scale.save(path, meta)
+            scale = fitted(f"scale_{j + 1}", lambda: fit_scale(keys[j], args, potentials[j], coarse[j + 1], details[j],
+                                                               coarse[j], settings))
+            free_energies.append(fitted(f"free_energy_{j + 1}", lambda: fit_free_energy(
+                scale, coarse[j + 1], details[j], potentials[j], settings.chunk)))
         scales.append(scale)
         bar.set_postfix(side=scale.ansatz.side, condition=f"{scale.report['condition']:.3g}")
-    return WIRGModel(L=L, wavelet=settings.wavelet, unit=unit, scales=tuple(scales[::-1]))
+    return WIRGModel(L=L, wavelet=settings.wavelet, unit=unit, scales=tuple(scales[::-1]),
+                     free_energies=tuple(free_energies[::-1]))

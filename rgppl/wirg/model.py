@@ -4,7 +4,7 @@
 with every field in units of ``unit`` (the data's root mean square), so that the sigmoid centres and
 the parameters are O(1) at every lattice size.  ``scales[0]`` is the coarsest energy ``E_J``, then the
 conditionals from coarse to fine (``scales[-1]`` is ``j = 1``), the order in which the generator
-visits them.
+visits them; ``free_energies`` are the conditionals' normalisers (:mod:`rgppl.wirg.free_energy`).
 """
 
 import hashlib
@@ -17,6 +17,15 @@ import numpy as np
 
 from rgppl.wavelets import dwt2
 from rgppl.wirg.ansatz import ScaleAnsatz
+
+SUPPORT_MARGIN = 0.1  # a scale's support: the data range widened by this fraction on each side
+
+
+def data_support(values) -> tuple[float, float]:
+    """The interval a fitted potential is trusted on: the range of ``values`` widened by ``SUPPORT_MARGIN``."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    margin = SUPPORT_MARGIN * (hi - lo)
+    return lo - margin, hi + margin
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,12 +63,14 @@ class ScaleFit:
 
 @dataclass(frozen=True, eq=False)
 class WIRGModel:
-    """The fitted hierarchy: ``scales`` from the coarsest energy to the finest conditional."""
+    """The fitted hierarchy: ``scales`` from the coarsest energy to the finest conditional, and
+    ``free_energies``, the fitted ``Ftilde_j`` of each conditional in the same order (``scales[1:]``)."""
 
     L: int
     wavelet: str
     unit: float
     scales: tuple
+    free_energies: tuple = ()
 
     @property
     def levels(self) -> int:
