@@ -226,8 +226,10 @@ def test_cli_runs_the_wirg_job_and_resumes_without_refitting(tmp_path, capsys, m
     assert [s["side"] for s in record["scales"]] == [1, 1, 2, 4]
     assert all(0.3 < s["acceptance"] < 0.8 for s in record["generator_scales"])
     assert {row["run"] for row in record["comparison"]} == {"wirg", "reference"}  # and "nuts" with a [nuts] table
+    energy = record["microscopic_energy"]
+    assert {"J(1,0)", "a_4"} <= {row["term"] for row in energy["couplings"]} and np.isfinite(energy["gradient_error"])
     for name in ("summary.md", "comparison.md", "scales.png", "fields.png", "fit/scale_1.npz", "fit/scale_top.npz",
-                 "wirg/posterior.nc", "reference/posterior.nc"):
+                 "fit/free_energy_1.npz", "wirg/posterior.nc", "reference/posterior.nc"):
         assert (out / name).stat().st_size > 0, name
     tree = xr.load_datatree(out / "wirg" / "posterior.nc", engine="h5netcdf")
     assert tree.posterior["phi"].shape == (4, 50, 8, 8) and tree.observed_data["phi"].shape == (200, 8, 8)

@@ -16,7 +16,8 @@ scale by scale up to constants (:mod:`rgppl.wirg.free_energy`).  Given a coarse 
 microscopic energy, with the pixels of ``known`` fixed to their values and one site ``unknown`` for the rest.
 
 Sites and the deterministic ``phi`` are in the data's units.  The fitted potentials are only defined on
-the data's range, so a state whose field leaves any scale's support gets zero weight, as in the generator.
+the data's range, so a state whose field leaves any scale's support gets zero weight, as in the generator;
+start NUTS inside it with ``init_strategy=init_to_feasible`` (every site at 0, the generator's start).
 """
 
 import jax.numpy as jnp
