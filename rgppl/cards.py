@@ -83,6 +83,8 @@ model to data and generates fields coarse to fine, judged against an independent
     wavelet = "haar"                    # haar | db2 | db4 | any orthogonal pywt wavelet
     radius = 2                          # coupling window per scale (or a list, finest first, coarsest last)
     potentials = 12                     # sigmoid potentials per scale (or a list)
+    detail_potentials = 0               # sigmoids of the wavelet coefficients per conditional (long-tailed data)
+    variance_potentials = 0             # detail variances modulated by the coarse field (long-tailed data)
     symmetric = true                    # add -phi to the data (Z2-symmetric models)
     ml_iterations = 0                   # maximum-likelihood refinement after score matching
     ml_steps = 40
@@ -243,7 +245,7 @@ def _wirg_sections(data: dict, hamiltonian: Hamiltonian, path: Path) -> dict:
     table = _table(data, "data", required=False)
     _only(table, {"path"}, "data")
     fit_table = dict(_table(data, "fit", required=False))
-    for key in ("radius", "potentials"):
+    for key in ("radius", "potentials", "detail_potentials", "variance_potentials"):
         if isinstance(fit_table.get(key), list):
             fit_table[key] = tuple(fit_table[key])
     fit = _settings({"fit": fit_table}, "fit", FitSettings)

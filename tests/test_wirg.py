@@ -27,8 +27,10 @@ def free_field_data(L: int, n: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("coarsest", [False, True], ids=["conditional", "coarsest"])
 @pytest.mark.parametrize("side, radius", [(1, 2), (2, 2), (4, 2)])
 def test_feature_gradients_laplacians_and_energy_equal_autodiff(coarsest, side, radius):
+    details = {} if coarsest else {"detail_centres": (-0.6, 0.9), "detail_widths": (0.8, 0.3),
+                                   "variance_centres": (0.1, -0.4), "variance_widths": (0.6, 1.1)}
     ansatz = ScaleAnsatz(side=side, radius=radius, centres=(-1.0, 0.2, 1.3), widths=(0.5, 0.7, 0.4), wavelet="db2",
-                         coarsest=coarsest)
+                         coarsest=coarsest, **details)
     coarse = jax.random.normal(jax.random.PRNGKey(0), (side, side))
     free = jax.random.normal(jax.random.PRNGKey(1), ansatz.free_shape)
     features = lambda f: ansatz.features(coarse, f)  # noqa: E731
@@ -129,7 +131,7 @@ def test_generated_free_field_has_the_exact_spectrum():
 
 def test_fit_resumes_from_saved_scales_and_refuses_other_data(tmp_path):
     data = free_field_data(8, 400)
-    settings = FitSettings(wavelet="haar", radius=1, potentials=4)
+    settings = FitSettings(wavelet="haar", radius=1, potentials=4, detail_potentials=3, variance_potentials=2)
     first = fit_wirg(data, settings, checkpoint_dir=tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "free_energy_1.npz", "free_energy_2.npz", "free_energy_3.npz", "scale_1.npz", "scale_2.npz", "scale_3.npz",

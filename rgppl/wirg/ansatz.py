@@ -11,7 +11,12 @@ is an exponential family, ``Ebar_j = theta . U(phi_j, phibar_j)``, with the feat
   conditioning field only): ``9 + 15 S`` features for ``S = ((2r + 1)^2 - 1) / 2`` positive shifts
   (fewer on grids with ``m <= 2r``, where shifts that coincide modulo ``m`` give one feature);
 * a scalar potential of the reconstructed finer field, ``U_k = sum_x sigmoid((phi_{j-1}(x) - c_k) / w_k)``
-  for ``K`` centres ``c_k`` spanning the data range.
+  for ``K`` centres ``c_k`` spanning the data range;
+* optionally, the extra per-scale potentials that long-tailed fields (weak-lensing maps) need: a scalar
+  potential of the wavelet coefficients themselves, ``U_l = sum_{c,x} sigmoid((phibar_j^c(x) - c'_l) / w'_l)``
+  (detail marginals far from Gaussian), and detail variances modulated by the local coarse field,
+  ``U_q = 1/2 sum_{c,x} phibar_j^c(x)^2 sigmoid((phi_j(x) - c''_q) / w''_q)`` (a multiplicative field has
+  larger details where it is large).
 
 The coarsest scale has a direct energy of the same form on its single channel ``X = (phi_J,)``
 (quadratic moments of ``phi_J`` and the potential of ``phi_J`` itself).
@@ -21,9 +26,12 @@ or ``phi_J`` at the coarsest scale) and its Laplacian; both are written out here
 
     d U_{c,d,s} / d X_c(y) = 1/2 X_d(y - s),   d U_{c,d,s} / d X_d(y) = 1/2 X_c(y + s),
     d U_k / d phibar = Gbar [sigmoid'(u_k) / w_k],   Laplacian U_k = sum_x sigmoid''(u_k(x)) / w_k^2 D(x),
+    d U_l / d phibar = sigmoid'(v_l) / w'_l,          Laplacian U_l = sum_{c,x} sigmoid''(v_l) / w'_l^2,
+    d U_q / d phibar^c = phibar^c sigmoid(z_q),        Laplacian U_q = 3 sum_x sigmoid(z_q),
 
-with ``u_k = (phi_{j-1} - c_k) / w_k`` and ``D(x) = (Gbar^T Gbar)_{xx}`` (the part of site ``x`` carried by
-the details; it depends only on the parity of ``x``).  Of the quadratic features only ``s = 0``,
+with ``u_k = (phi_{j-1} - c_k) / w_k``, ``v_l = (phibar_j - c'_l) / w'_l``, ``z_q = (phi_j - c''_q) / w''_q``,
+``D(x) = (Gbar^T Gbar)_{xx}``
+(the part of site ``x`` carried by the details; it depends only on the parity of ``x``).  Of the quadratic features only ``s = 0``,
 ``c = d`` free has a Laplacian: ``m^2``.
 
 For sampling, the quadratic energy is evaluated as a convolution in Fourier space,
@@ -39,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import pywt
 
+from rgppl.errors import require
 from rgppl.wavelets import dwt2, idwt2
 
 CENTRE_QUANTILES = (0.001, 0.999)  # the sigmoid centres span these quantiles of the data
@@ -58,7 +67,9 @@ def sigmoid_grid(values, count: int) -> tuple[tuple, tuple]:
 @dataclass(frozen=True, eq=False)
 class ScaleAnsatz:
     """The features of one scale: ``side`` is ``m`` (the coarse side), ``radius`` the requested window
-    radius, ``centres``/``widths`` the sigmoid potential; ``coarsest`` for the direct energy of ``phi_J``."""
+    radius, ``centres``/``widths`` the sigmoid potential of the finer field, ``detail_centres``/``detail_widths``
+    that of the wavelet coefficients, ``variance_centres``/``variance_widths`` the detail variances modulated by
+    the coarse field; ``coarsest`` for the direct energy of ``phi_J``."""
 
     side: int
     radius: int
@@ -66,6 +77,15 @@ class ScaleAnsatz:
     widths: tuple = ()
     wavelet: str = "db4"
     coarsest: bool = False
+    detail_centres: tuple = ()
+    detail_widths: tuple = ()
+    variance_centres: tuple = ()
+    variance_widths: tuple = ()
+
+    def __post_init__(self):
+        extra = self.detail_centres + self.variance_centres
+        require(not (self.coarsest and extra), "detail_centres", extra,
+                "no detail potentials at the coarsest scale (it has no details; its potential acts on phi_J)")
 
     @property
     def window(self) -> int:
@@ -107,12 +127,14 @@ class ScaleAnsatz:
 
     @property
     def n_params(self) -> int:
-        return self.n_quadratic + len(self.centres)
+        return self.n_quadratic + len(self.centres) + len(self.detail_centres) + len(self.variance_centres)
 
     def feature_names(self) -> list[str]:
         channel = ("coarse",) if self.coarsest else ("coarse", "H", "V", "D")
         quadratic = [f"{channel[c]}*{channel[d]}@{s[0]},{s[1]}" for c, d, s in self.quadratic_terms]
-        return quadratic + [f"sigmoid@{c:.3g}" for c in self.centres]
+        return (quadratic + [f"sigmoid@{c:.3g}" for c in self.centres]
+                + [f"detail sigmoid@{c:.3g}" for c in self.detail_centres]
+                + [f"detail variance@{c:.3g}" for c in self.variance_centres])
 
     @cached_property
     def _tables(self):
@@ -154,10 +176,20 @@ class ScaleAnsatz:
         cols = (grid[None, None, :] - sign * np.array([sy for _, sy in shifts])[:, None, None]) % self.side
         return jnp.moveaxis(x[:, rows, cols], 0, 1)
 
-    def _sigmoid_args(self, field):
-        centres = jnp.asarray(self.centres, field.dtype)[:, None, None]
-        widths = jnp.asarray(self.widths, field.dtype)[:, None, None]
+    def _sigmoid_args(self, field, kind: str = ""):
+        """``(field - c) / w`` for every centre of the ``kind`` ("", "detail_", "variance_") potential (a leading
+        axis) and the widths, broadcastable to it."""
+        centres, widths = getattr(self, f"{kind}centres"), getattr(self, f"{kind}widths")
+        expand = (slice(None),) + (None,) * field.ndim
+        centres, widths = jnp.asarray(centres, field.dtype)[expand], jnp.asarray(widths, field.dtype)[expand]
         return (field[None] - centres) / widths, widths
+
+    def _modulation(self, coarse):
+        """``sigmoid(z_q(x))`` of the coarse field for every variance centre, shape ``(Q, m, m)``."""
+        if not self.variance_centres:
+            return jnp.zeros((0, self.side, self.side))
+        z, _ = self._sigmoid_args(coarse, "variance_")
+        return jax.nn.sigmoid(z)
 
     # ---- features, energy, gradients, Laplacians (one configuration; vmap for batches) -------------
     def features(self, coarse, free):
@@ -166,7 +198,10 @@ class ScaleAnsatz:
         x = self.channels(coarse, free)
         quadratic = 0.5 * jnp.sum(x[c] * self._rolled(x, 1)[s, d], axis=(-2, -1))
         u, _ = self._sigmoid_args(self.finer_field(coarse, free))
-        return jnp.concatenate([quadratic, jnp.sum(jax.nn.sigmoid(u), axis=(-2, -1))])
+        v, _ = self._sigmoid_args(free, "detail_")
+        return jnp.concatenate([quadratic, jnp.sum(jax.nn.sigmoid(u), axis=(-2, -1)),
+                                jnp.sum(jax.nn.sigmoid(v), axis=(-3, -2, -1)),
+                                0.5 * jnp.einsum("qxy,cxy->q", self._modulation(coarse), free**2)])
 
     def energy(self, theta, coarse, free):
         """``Ebar_j = theta . U`` (the conditional energy, or ``E_J`` at the coarsest scale), as a convolution."""
@@ -180,7 +215,12 @@ class ScaleAnsatz:
         coupled = jnp.einsum("cdxy,dxy->cxy", jnp.fft.fft2(kernel), x_hat)
         quadratic = 0.5 * jnp.real(jnp.sum(jnp.conj(x_hat) * coupled)) / self.side**2
         u, _ = self._sigmoid_args(self.finer_field(coarse, free))
-        return quadratic + jnp.sum(theta[self.n_quadratic:, None, None] * jax.nn.sigmoid(u))
+        v, _ = self._sigmoid_args(free, "detail_")
+        potential, detail, variance = jnp.split(theta[self.n_quadratic:], np.cumsum(
+            [len(self.centres), len(self.detail_centres)]))
+        return (quadratic + jnp.sum(potential[:, None, None] * jax.nn.sigmoid(u))
+                + jnp.sum(detail[:, None, None, None] * jax.nn.sigmoid(v))
+                + 0.5 * jnp.sum(jnp.einsum("q,qxy->xy", variance, self._modulation(coarse)) * free**2))
 
     def feature_gradients(self, coarse, free):
         """``dU_k / d(free)``, shape ``(n_params, *free_shape)``."""
@@ -194,7 +234,10 @@ class ScaleAnsatz:
         u, widths = self._sigmoid_args(self.finer_field(coarse, free))
         slope = jax.nn.sigmoid(u) * (1 - jax.nn.sigmoid(u)) / widths
         potential = slope[:, None] if self.coarsest else dwt2(slope, self.wavelet)[1]
-        return jnp.concatenate([quadratic, potential])
+        v, detail_widths = self._sigmoid_args(free, "detail_")
+        detail = jax.nn.sigmoid(v) * (1 - jax.nn.sigmoid(v)) / detail_widths
+        variance = self._modulation(coarse)[:, None] * free[None]
+        return jnp.concatenate([quadratic, potential, detail, variance])
 
     def feature_laplacians(self, coarse, free):
         """``sum_i d^2 U_k / d(free_i)^2``, shape ``(n_params,)``."""
@@ -204,4 +247,8 @@ class ScaleAnsatz:
         sig = jax.nn.sigmoid(u)
         curvature = sig * (1 - sig) * (1 - 2 * sig) / widths**2
         potential = jnp.sum(curvature * jnp.asarray(self.detail_weight, u.dtype), axis=(-2, -1))
-        return jnp.concatenate([jnp.asarray(quadratic, u.dtype), potential])
+        v, detail_widths = self._sigmoid_args(free, "detail_")
+        sig = jax.nn.sigmoid(v)
+        detail = jnp.sum(sig * (1 - sig) * (1 - 2 * sig) / detail_widths**2, axis=(-3, -2, -1))
+        variance = len(self.free_channels) * jnp.sum(self._modulation(coarse), axis=(-2, -1))
+        return jnp.concatenate([jnp.asarray(quadratic, u.dtype), potential, detail, variance])

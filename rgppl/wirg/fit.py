@@ -36,6 +36,9 @@ from rgppl.wirg.model import ScaleFit, WIRGModel, data_fingerprint, data_support
 from rgppl.wirg.sampler import ScaleParams, conditional_chains, initial_log_step
 
 
+CONDITIONAL_ONLY = ("detail_potentials", "variance_potentials")  # settings with one entry per conditional
+
+
 @dataclass(frozen=True)
 class FitSettings:
     """How to fit: the wavelet, the number of ``levels`` (``None``: down to ``1 x 1``), and per scale the
@@ -46,7 +49,10 @@ class FitSettings:
     radius was 1.9 % off (the longer db4 filters couple details further than the window reaches).
 
     ``radius`` and ``potentials`` are an integer for every scale or a tuple with one entry per scale,
-    finest conditional first and the coarsest energy last (``levels + 1`` entries).  ``symmetric`` adds the
+    finest conditional first and the coarsest energy last (``levels + 1`` entries).  The extra potentials
+    long-tailed fields need, ``detail_potentials`` sigmoids of the wavelet coefficients and
+    ``variance_potentials`` detail variances modulated by the coarse field (see :mod:`rgppl.wirg.ansatz`), are
+    added to every conditional, or per conditional with a tuple of ``levels`` entries.  ``symmetric`` adds the
     mirror image ``-phi`` of every field, for models with the ``phi -> -phi`` symmetry (phi^4, Ising): the
     sigmoid grid and the fitted energy are then symmetric too.  After score matching,
     ``ml_iterations`` maximum-likelihood steps refine each scale with model moments from ``ml_steps`` MALA
@@ -57,6 +63,8 @@ class FitSettings:
     levels: int | None = None
     radius: int | tuple = 2
     potentials: int | tuple = 24
+    detail_potentials: int | tuple = 0
+    variance_potentials: int | tuple = 0
     chunk: int = 64
     symmetric: bool = False
     ml_iterations: int = 0
@@ -72,19 +80,22 @@ class FitSettings:
             require_integer(f"fit.{name}", getattr(self, name), minimum)
 
     def resolved_levels(self, L: int) -> int:
-        """The number of levels on an ``L x L`` lattice, with ``radius`` and ``potentials`` checked against it."""
+        """The number of levels on an ``L x L`` lattice, with the per-scale settings checked against it."""
         top = int(np.log2(L))
         levels = top if self.levels is None else self.levels
         require(levels <= top, "fit.levels", levels, f"at most log2(L) = {top} for L = {L}")
-        self.per_scale("radius", levels), self.per_scale("potentials", levels)
+        for name in ("radius", "potentials", *CONDITIONAL_ONLY):
+            self.per_scale(name, levels)
         return levels
 
     def per_scale(self, name: str, levels: int) -> tuple:
-        """``radius`` or ``potentials`` as one value per scale (finest first, coarsest energy last)."""
-        value = getattr(self, name)
-        values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * (levels + 1)
-        require(len(values) == levels + 1, f"fit.{name}", value,
-                f"an integer, or a list of {levels + 1} integers (the {levels} conditionals, finest first, then the coarsest energy)")
+        """``radius``, ``potentials`` (one value per scale: finest first, coarsest energy last) or
+        ``detail_potentials``, ``variance_potentials`` (one per conditional, finest first)."""
+        value, count = getattr(self, name), levels if name in CONDITIONAL_ONLY else levels + 1
+        values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * count
+        which = "" if count == levels else ", then the coarsest energy"
+        require(len(values) == count, f"fit.{name}", value,
+                f"an integer, or a list of {count} integers (the {levels} conditionals, finest first{which})")
         for v in values:
             require_integer(f"fit.{name}", v, 0)
         return values
@@ -169,6 +180,10 @@ def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitS
         centred = features - features.mean(axis=1, keepdims=True)
         fisher = np.einsum("nsk,nsl->kl", centred, centred) / (n * (settings.ml_steps - 1))
         difference = features.mean(axis=(0, 1)) - data_moments
+        if not (np.all(np.isfinite(fisher)) and np.all(np.diag(fisher) > 0)):
+            raise SamplingDiverged(f"the maximum-likelihood chains at the {scale.ansatz.side}x{scale.ansatz.side} scale "
+                                   "did not explore the conditional (features non-finite or frozen); fit with "
+                                   "ml_iterations = 0")
         step, _ = solve_preconditioned(scale.ansatz, fisher, difference)
         if not np.all(np.isfinite(step)):
             raise SamplingDiverged(f"maximum-likelihood refinement at the {scale.ansatz.side}x{scale.ansatz.side} scale "
@@ -186,11 +201,16 @@ def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitS
     return replace(scale, theta=theta, report=report)
 
 
-def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, settings: FitSettings) -> ScaleFit:
-    """One scale: sigmoid grid and support from ``finer`` (the field the potential acts on), score matching,
-    then the maximum-likelihood refinement if asked for."""
+def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, settings: FitSettings,
+              detail_potentials: int = 0, variance_potentials: int = 0) -> ScaleFit:
+    """One scale: sigmoid grids and support from ``finer`` (the field the potential acts on), from the
+    ``free`` details and from the ``coarse`` field, score matching, then the maximum-likelihood refinement if
+    asked for."""
     centres, widths = sigmoid_grid(finer, potentials)
-    ansatz = ScaleAnsatz(**ansatz_args, centres=centres, widths=widths)
+    detail_centres, detail_widths = sigmoid_grid(free, detail_potentials)
+    variance_centres, variance_widths = sigmoid_grid(coarse, variance_potentials)
+    ansatz = ScaleAnsatz(**ansatz_args, centres=centres, widths=widths, detail_centres=detail_centres,
+                         detail_widths=detail_widths, variance_centres=variance_centres, variance_widths=variance_widths)
     theta, report = score_matching(ansatz, coarse, free, settings.chunk)
     spread = np.asarray(jnp.std(free, axis=(0, 2, 3)), np.float64)
     scale = ScaleFit(ansatz, theta, spread, data_support(finer), {**report, "side": ansatz.side, "iterations": 1})
@@ -231,6 +251,8 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
     L = Lattice(fields.shape[1:]).require_power_of_two("the wavelet hierarchy")
     levels = settings.resolved_levels(L)
     radius, potentials = settings.per_scale("radius", levels), settings.per_scale("potentials", levels)
+    detail_potentials = settings.per_scale("detail_potentials", levels)
+    variance_potentials = settings.per_scale("variance_potentials", levels)
     unit = float(np.sqrt(np.mean(fields.astype(np.float64) ** 2)))
     require(np.isfinite(unit) and unit > 0, "data", f"root mean square {unit}", "fields that are finite and not all zero")
     standardised = fields / unit
@@ -267,7 +289,8 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
                                                           top, settings))
         else:
             scale = fitted(f"scale_{j + 1}", lambda: fit_scale(keys[j], args, potentials[j], coarse[j + 1], details[j],
-                                                               coarse[j], settings))
+                                                               coarse[j], settings, detail_potentials[j],
+                                                               variance_potentials[j]))
             free_energies.append(fitted(f"free_energy_{j + 1}", lambda: fit_free_energy(
                 scale, coarse[j + 1], details[j], potentials[j], settings.chunk)))
         scales.append(scale)
