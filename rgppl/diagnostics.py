@@ -31,16 +31,19 @@ _observables = jax.jit(scalar_observables)  # the Hamiltonian is a pytree: new c
 
 
 def make_datatree(hamiltonian, phi, *, sample_stats: dict | None = None, attrs: dict | None = None):
-    """A DataTree for draws ``phi[chain, draw, Lx, Ly]`` of ``hamiltonian`` with its scalar observables."""
+    """A DataTree for draws ``phi[chain, draw, Lx, Ly]`` of ``hamiltonian`` (or of no known one: ``None``) with
+    its scalar observables."""
     phi = np.asarray(phi)
-    hamiltonian.lattice.check_field(phi)
+    if hamiltonian is not None:
+        hamiltonian.lattice.check_field(phi)
     observables = _observables(hamiltonian, phi)
     posterior = {"phi": phi, **{k: np.asarray(v) for k, v in observables.items()}}
     groups = {"posterior": posterior}
     if sample_stats:
         groups["sample_stats"] = {k: np.asarray(v) for k, v in sample_stats.items()}
     dt = azb.from_dict(groups, dims={"phi": ["x", "y"]})
-    dt.attrs.update({"hamiltonian": json.dumps(hamiltonian.describe()), **(attrs or {})})
+    described = None if hamiltonian is None else hamiltonian.describe()
+    dt.attrs.update({"hamiltonian": json.dumps(described), **(attrs or {})})
     return dt
 
 

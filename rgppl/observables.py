@@ -96,16 +96,14 @@ def scalar_observables(hamiltonian, phi) -> dict:
     """The per-configuration observables rgppl records for every sample of ``hamiltonian``.
 
     ``m``, ``abs_m``, ``m2``, ``m4`` and the energy density ``e = E/N``; for the Ising dual also the
-    improved spin moments ``spin_m2``, ``spin_m4`` (see :func:`ising_dual_spin_moments`).
+    improved spin moments ``spin_m2``, ``spin_m4`` (see :func:`ising_dual_spin_moments`).  With
+    ``hamiltonian=None`` (fields without a known energy, such as a user's maps) only the moments of ``m``.
     """
     m = magnetisation(phi)
-    values = {
-        "m": m,
-        "abs_m": jnp.abs(m),
-        "m2": m**2,
-        "m4": m**4,
-        "e": hamiltonian.energy(phi) / hamiltonian.n_sites,
-    }
+    values = {"m": m, "abs_m": jnp.abs(m), "m2": m**2, "m4": m**4}
+    if hamiltonian is None:
+        return values
+    values["e"] = hamiltonian.energy(phi) / hamiltonian.n_sites
     if hamiltonian.term("ising_dual") is not None:
         values["spin_m2"], values["spin_m4"] = ising_dual_spin_moments(phi)
     return values

@@ -211,20 +211,22 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
     """Generate ``settings.fields`` fields coarse to fine; returns a DataTree.
 
     ``posterior.phi[chain, draw, x, y]`` holds the fields in the data's units with the scalar observables
-    of ``hamiltonian`` (each draw is an independent chain's last state); ``attrs["gradient_evaluations"]``
-    counts the conditional gradients in full-field equivalents (weighted by each scale's share of the sites);
-    ``attrs["scales"]`` is the per-scale record (JSON) and ``observed_data.phi`` the training ``data`` if
-    given.  With ``coarse`` (a coarse field ``phi_j`` in data units, as :func:`~rgppl.wirg.pyramid` gives it,
-    one for all fields or one per field) only the finer scales are drawn: super-resolution, the generated
-    fields' coarse part is ``coarse``.  With ``checkpoint`` the fields are saved after every scale;
+    of ``hamiltonian`` (``None`` for data without a known energy: the moments of the mean only); each draw
+    is an independent chain's last state.  ``attrs["gradient_evaluations"]`` counts the conditional gradients
+    in full-field equivalents (weighted by each scale's share of the sites); ``attrs["scales"]`` is the
+    per-scale record (JSON) and ``observed_data.phi`` the training ``data`` if given.  With ``coarse`` (a
+    coarse field ``phi_j`` in data units, as :func:`~rgppl.wirg.pyramid` gives it, one for all fields or one
+    per field) only the finer scales are drawn: super-resolution, the generated fields' coarse part is
+    ``coarse``.  With ``checkpoint`` the fields are saved after every scale;
     ``resume`` continues from there.
     """
-    require(model.L == hamiltonian.lattice.shape[0], "hamiltonian.lattice", hamiltonian.lattice.shape,
-            f"the model was fitted on {model.L} x {model.L} fields")
+    if hamiltonian is not None:
+        require(model.L == hamiltonian.lattice.shape[0], "hamiltonian.lattice", hamiltonian.lattice.shape,
+                f"the model was fitted on {model.L} x {model.L} fields")
     first, fields = _conditioning(model, coarse, settings.fields)
     fingerprint = model_fingerprint(model) + ("" if fields is None else data_fingerprint(fields))
-    meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": "wirg", "settings": asdict(settings),
-            "fingerprint": fingerprint}
+    described = None if hamiltonian is None else hamiltonian.describe()
+    meta = {"hamiltonian": described, "seed": seed, "sampler": "wirg", "settings": asdict(settings), "fingerprint": fingerprint}
     keys = jax.random.split(jax.random.key(seed), len(model.scales))
     records, done = [], first
     if resume and checkpoint is not None and checkpoint.exists():
