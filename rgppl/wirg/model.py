@@ -56,7 +56,7 @@ class ScaleFit:
         with np.load(path, allow_pickle=False) as data:
             record = json.loads(str(data["meta"]))
             ansatz = record["ansatz"]
-            ansatz = ScaleAnsatz(**{**ansatz, "centres": tuple(ansatz["centres"]), "widths": tuple(ansatz["widths"])})
+            ansatz = ScaleAnsatz(**{k: tuple(v) if isinstance(v, list) else v for k, v in ansatz.items()})
             scale = cls(ansatz, data["theta"], data["spread"], tuple(record["support"]), record["report"])
         return scale, record
 
