@@ -180,6 +180,10 @@ def test_conditioning_on_a_coarse_field_keeps_it_and_draws_the_details():
     regenerated, new_details = pyramid(phi, model.wavelet, 1)
     np.testing.assert_allclose(regenerated[1], np.broadcast_to(coarse[1], regenerated[1].shape), atol=1e-5)
     assert float(jnp.std(new_details[0][:, :, 0, 0])) > 0.1  # the details are drawn, not copied
+    unknown_energy = generate(model, None, GeneratorSettings(fields=1000, warmup=100, steps=20), coarse=coarse[1][0],
+                              seed=4, progress=False)  # fields without a Hamiltonian: the same draws, no energy
+    np.testing.assert_array_equal(unknown_energy.posterior.phi.values, dt.posterior.phi.values)
+    assert "m2" in unknown_energy.posterior and "e" not in unknown_energy.posterior
     with pytest.raises(InputError, match="coarse"):
         generate(model, free_field((L, L), M2), GeneratorSettings(fields=8), coarse=np.zeros((3, 3)), progress=False)
 
