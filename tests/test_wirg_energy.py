@@ -12,25 +12,21 @@ from numpyro.infer.util import log_density
 
 from rgppl.diagnostics import mean_with_error
 from rgppl.errors import InputError
-from rgppl.exact import free_field_spectrum, sample_gaussian_field
 from rgppl.hamiltonians import free_field, phi4_hopping
 from rgppl.wirg import FitSettings, fit_wirg, pyramid
 from rgppl.wirg.fit import exact_quadratic_theta
 from rgppl.wirg.free_energy import microscopic_energy, project_couplings
 from rgppl.wirg.numpyro_model import hierarchical_model, inpainting_model
 from tests.stats import family_threshold, student_threshold
+from tests.test_wirg import M2, free_field_data
 
-L, M2 = 8, 0.5
+L = 8
 SETTINGS = FitSettings(radius=2, potentials=0)  # on 8 x 8 the radius-2 windows reach every shift: exact family
-
-
-def free_field_data(n: int, seed: int) -> np.ndarray:
-    return np.asarray(sample_gaussian_field(jax.random.PRNGKey(seed), free_field_spectrum((L, L), M2), (n,)))
 
 
 @pytest.fixture(scope="module")
 def fitted():
-    data = free_field_data(4000, 0)
+    data = free_field_data(L, 4000, 0)
     return fit_wirg(data, SETTINGS, progress=False), data
 
 
@@ -41,7 +37,7 @@ def precision_matrix() -> np.ndarray:
 
 
 def test_projection_returns_a_hamiltonians_own_couplings():
-    fields = free_field_data(200, 1)
+    fields = free_field_data(L, 200, 1)
     free = project_couplings(free_field((L, L), M2).energy, fields, powers=(2,))
     phi4 = project_couplings(phi4_hopping((L, L), 0.68).energy, fields)
     expected_free = {"J(1,0)": 1.0, "J(0,1)": 1.0, "a_2": 2 + M2 / 2}
@@ -55,8 +51,8 @@ def test_reconstructed_energy_recovers_the_free_field_couplings():
     """E_0 = E_J + sum_j (Ebar_j - Ftilde_j), projected on nearest- and further-neighbour couplings and a mass
     term, against the exact 1/2 (grad phi)^2 + m^2/2 phi^2; the standard errors come from independent replicates
     (fit and projection repeated on disjoint exact ensembles; two levels, to keep the eight fits short)."""
-    settings, fields = replace(SETTINGS, levels=2), free_field_data(300, 99)
-    replicates = [fit_wirg(free_field_data(600, seed), settings, progress=False) for seed in range(10, 18)]
+    settings, fields = replace(SETTINGS, levels=2), free_field_data(L, 300, 99)
+    replicates = [fit_wirg(free_field_data(L, 600, seed), settings, progress=False) for seed in range(10, 18)]
     found = [project_couplings(microscopic_energy(model), fields, powers=(2,)) for model in replicates]
     exact = project_couplings(free_field((L, L), M2).energy, fields, powers=(2,))
     values = np.array([[row[name] for name in exact] for row in found])
