@@ -31,7 +31,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from rgppl.diagnostics import derived_quantities, mean_with_error
+from rgppl.diagnostics import compare_means, derived_quantities
 from rgppl.ensembles import ClusterSettings, reference_ensemble
 from rgppl.exact import free_field_propagator, free_field_spectrum, sample_gaussian_field
 from rgppl.hamiltonians import BETA_C_PHI4_HOPPING, free_field, phi4_hopping
@@ -94,10 +94,8 @@ def per_field(values, chains: int) -> np.ndarray:
 
 def compare(generated: np.ndarray, reference: np.ndarray, chains: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Means of per-field values (generated: independent; reference: ArviZ MCSE), their ratio and z."""
-    g = mean_with_error(per_field(generated, 4))
-    r = mean_with_error(per_field(reference, chains))
-    z = (g["mean"] - r["mean"]) / np.sqrt(g["mcse"] ** 2 + r["mcse"] ** 2)
-    return g["mean"], g["mean"] / r["mean"], z
+    found = compare_means(per_field(generated, 4), per_field(reference, chains))
+    return found["mean"], found["ratio"], found["z"]
 
 
 def phi4_rows(L: int, args, nuts_rows: dict) -> tuple[list, dict]:

@@ -72,12 +72,20 @@ and compares its samplers with NUTS (``[nuts]`` is the baseline)::
     warmup = 300
     samples = 1000
 
-With ``sampler = "wirg"`` (phi^4-type models, side a power of two) the run fits the wavelet conditional
-model to data and generates fields coarse to fine, judged against an independent ``[cluster]`` ensemble
-(and against plain NUTS if the card has a ``[nuts]`` table)::
+With ``sampler = "wirg"`` (side a power of two) the run fits the wavelet conditional model to data and
+generates fields coarse to fine, judged against an independent reference: the ``[cluster]`` ensemble of a
+phi^4-type Hamiltonian (and plain NUTS if the card has a ``[nuts]`` table), or, for fields of unknown
+energy (no ``[hamiltonian]`` table), held-out or independent fields (:mod:`rgppl.wirg.sources`)::
 
-    [data]                              # optional: train on these fields instead of a [cluster] ensemble
+    [data]                              # optional with a Hamiltonian (default: its [cluster] ensemble)
     path = "fields.npy"                 # .npy/.npz/.nc ensemble [n, L, L], relative to the card
+    holdout = 0.25                      # no Hamiltonian: the fraction of the fields kept as the reference
+    # or the long-tailed surrogate of weak-lensing maps (no Hamiltonian):
+    # surrogate = "lognormal"
+    # fields = 4000                     # drawn to train on, and as many independent ones as the reference
+    # slope = 2.5                       # P_g(k) ~ (|k|^2 + k0^2)^(-slope/2)
+    # k0 = 0.1
+    # sigma = 0.8                       # standard deviation of the Gaussian field
 
     [fit]                               # rgppl.wirg.FitSettings
     wavelet = "haar"                    # haar | db2 | db4 | any orthogonal pywt wavelet
@@ -114,6 +122,7 @@ from rgppl.lattice import Lattice
 from rgppl.mcmc import NUTSSettings
 from rgppl.wirg.fit import FitSettings
 from rgppl.wirg.sampler import GeneratorSettings
+from rgppl.wirg.sources import DataSource
 
 SAMPLERS = ("nuts", "cluster", "neuralrg", "wirg")
 TOP_LEVEL = {"name", "description", "lattice", "hamiltonian", "run", "nuts", "cluster", "flow", "svi", "free_energy",
@@ -127,7 +136,8 @@ class Card:
     path: Path
     name: str
     description: str
-    hamiltonian: Hamiltonian
+    lattice: Lattice
+    hamiltonian: Hamiltonian | None  # None: a WIRG card on data of unknown energy
     sampler: str
     seed: int
     output: Path
@@ -139,6 +149,7 @@ class Card:
     neutra: NUTSSettings = NUTSSettings(warmup=300, samples=1000)
     free_energy_draws: int = 16384
     data: Path | None = None
+    source: DataSource = DataSource()
     fit: FitSettings = FitSettings()
     generator: GeneratorSettings = GeneratorSettings()
     compare_nuts: bool = False
@@ -208,20 +219,23 @@ def _term(entry, index: int):
     return cls(**_couplings(params, allowed, where))
 
 
-def _hamiltonian(data: dict, name: str) -> Hamiltonian:
+def _lattice(data: dict) -> Lattice:
     lattice = _table(data, "lattice")
     _only(lattice, {"shape"}, "lattice")
     require("shape" in lattice, "lattice.shape", None, "give shape = L or shape = [Lx, Ly]")
-    shape = Lattice(lattice["shape"]).shape
+    return Lattice(lattice["shape"])
+
+
+def _hamiltonian(data: dict, name: str, lattice: Lattice) -> Hamiltonian:
     hamiltonian = _table(data, "hamiltonian")
     has_preset, has_terms = "preset" in hamiltonian, "terms" in hamiltonian
     require(has_preset != has_terms, "hamiltonian", sorted(hamiltonian), "give exactly one of 'preset' or 'terms'")
     if has_preset:
-        return _preset(hamiltonian, shape)
+        return _preset(hamiltonian, lattice.shape)
     _only(hamiltonian, {"terms"}, "hamiltonian")
     terms = hamiltonian["terms"]
     require(isinstance(terms, list) and len(terms) > 0, "hamiltonian.terms", terms, "a non-empty list of term tables")
-    return Hamiltonian(Lattice(shape), tuple(_term(t, i) for i, t in enumerate(terms)), name=name)
+    return Hamiltonian(lattice, tuple(_term(t, i) for i, t in enumerate(terms)), name=name)
 
 
 def _settings(data: dict, section: str, cls, **defaults):
@@ -239,24 +253,28 @@ def _data_path(value, where: str, path: Path) -> Path:
     return (path.parent / value).resolve()
 
 
-def _wirg_sections(data: dict, hamiltonian: Hamiltonian, path: Path) -> dict:
-    hamiltonian.lattice.require_power_of_two("the wavelet hierarchy")
-    check_cluster_model(hamiltonian)  # the reference ensemble (and the training data unless [data] gives it)
-    table = _table(data, "data", required=False)
-    _only(table, {"path"}, "data")
+def _wirg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian | None, path: Path) -> dict:
+    lattice.require_power_of_two("the wavelet hierarchy")
+    table = dict(_table(data, "data", required=False))
+    if "path" in table:
+        table["path"] = _data_path(table["path"], "data.path", path)
+    source = _settings({"data": table}, "data", DataSource)
+    source.check(hamiltonian)
+    if hamiltonian is not None:
+        check_cluster_model(hamiltonian)  # the reference ensemble (and the training data unless [data] gives it)
     fit_table = dict(_table(data, "fit", required=False))
     for key in ("radius", "potentials", "detail_potentials", "variance_potentials"):
         if isinstance(fit_table.get(key), list):
             fit_table[key] = tuple(fit_table[key])
     fit = _settings({"fit": fit_table}, "fit", FitSettings)
-    fit.resolved_levels(hamiltonian.lattice.shape[0])
-    return {"data": _data_path(table["path"], "data.path", path) if "path" in table else None, "fit": fit,
+    fit.resolved_levels(lattice.shape[0])
+    return {"source": source, "fit": fit,
             "generator": _settings(data, "generator", GeneratorSettings), "compare_nuts": "nuts" in data}
 
 
-def _neuralrg_sections(data: dict, hamiltonian: Hamiltonian, path: Path) -> dict:
+def _neuralrg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian, path: Path) -> dict:
     flow = _settings(data, "flow", FlowSettings)
-    flow.resolved_levels(hamiltonian.lattice)
+    flow.resolved_levels(lattice)
     svi_table = dict(_table(data, "svi", required=False))
     data_file = svi_table.pop("data", None)
     svi = _settings({"svi": svi_table}, "svi", SVISettings)
@@ -281,7 +299,7 @@ def parse_card(data: dict, path: Path) -> Card:
             "a card needs name = '...' made of letters, digits, '_', '-', '.'")
     description = data.get("description", "")
     require(isinstance(description, str), "description", description, "a string")
-    hamiltonian = _hamiltonian(data, name)
+    lattice = _lattice(data)
     run = _table(data, "run")
     _only(run, {"sampler", "seed", "output"}, "run")
     sampler = run.get("sampler")
@@ -290,11 +308,14 @@ def parse_card(data: dict, path: Path) -> Card:
     require_integer("run.seed", seed, 0)
     output = run.get("output", f"results/{name}")
     require(isinstance(output, str) and output != "", "run.output", output, "a directory path")
+    require("hamiltonian" in data or sampler == "wirg", "hamiltonian", None,
+            "the card must have a [hamiltonian] table (only sampler = 'wirg' learns fields of unknown energy)")
+    hamiltonian = _hamiltonian(data, name, lattice) if "hamiltonian" in data else None
     if sampler == "cluster":
         check_cluster_model(hamiltonian)
     sections = {"neuralrg": _neuralrg_sections, "wirg": _wirg_sections}
-    extra = sections[sampler](data, hamiltonian, path) if sampler in sections else {}
-    return Card(path, name, description, hamiltonian, sampler, seed, Path(output), _settings(data, "nuts", NUTSSettings),
+    extra = sections[sampler](data, lattice, hamiltonian, path) if sampler in sections else {}
+    return Card(path, name, description, lattice, hamiltonian, sampler, seed, Path(output), _settings(data, "nuts", NUTSSettings),
                 _settings(data, "cluster", ClusterSettings), **extra)
 
 

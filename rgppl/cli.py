@@ -53,7 +53,8 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(card.path, out / "card.toml")
     h = card.hamiltonian
-    print(f"{card.name}: {h.name} on {h.lattice.shape[0]}x{h.lattice.shape[1]}, sampler {card.sampler}, seed {card.seed}")
+    print(f"{card.name}: {model_name(card)} on {card.lattice.shape[0]}x{card.lattice.shape[1]}, sampler {card.sampler}, "
+          f"seed {card.seed}")
     try:
         if card.sampler in JOBS:
             job, written = JOBS[card.sampler]
@@ -76,9 +77,17 @@ def run(args) -> int:
     return 0
 
 
+def model_name(card) -> str:
+    """The Hamiltonian's name, or where the fields come from when their energy is unknown."""
+    if card.hamiltonian is not None:
+        return card.hamiltonian.name
+    return f"{card.source.surrogate} surrogate" if card.source.surrogate else f"fields from {card.source.path.name}"
+
+
 def check(args) -> int:
     card = load_card(resolve_card(args.card))
-    print(json.dumps({"name": card.name, "model": card.hamiltonian.describe(), "sampler": card.sampler,
+    model = card.hamiltonian.describe() if card.hamiltonian is not None else model_name(card)
+    print(json.dumps({"name": card.name, "model": model, "sampler": card.sampler,
                       "seed": card.seed, "output": str(card.output)}, indent=2))
     return 0
 
@@ -87,7 +96,7 @@ def cards(args) -> int:
     rows = []
     for path in sorted(BUILT_IN_CARDS.glob("*.toml")):
         card = load_card(path)
-        rows.append({"card": path.stem, "model": card.hamiltonian.name, "lattice": "x".join(map(str, card.hamiltonian.lattice.shape)),
+        rows.append({"card": path.stem, "model": model_name(card), "lattice": "x".join(map(str, card.lattice.shape)),
                      "sampler": card.sampler, "description": card.description})
     print(markdown_table(pd.DataFrame(rows).set_index("card")))
     return 0

@@ -66,6 +66,16 @@ def mean_with_error(values: np.ndarray) -> dict:
     }
 
 
+def compare_means(values: np.ndarray, reference: np.ndarray) -> dict:
+    """Two runs' draws of the same quantity (``[chain, draw, ...]`` each): the mean of ``values``, the
+    reference's, their ratio and ``z = difference / sqrt(mcse^2 + mcse_ref^2)`` (ArviZ MCSEs; both NaN where
+    the two are identically zero, e.g. an empty tail)."""
+    ours, theirs = mean_with_error(values), mean_with_error(reference)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"mean": ours["mean"], "reference": theirs["mean"], "ratio": ours["mean"] / theirs["mean"],
+                "z": (ours["mean"] - theirs["mean"]) / np.hypot(ours["mcse"], theirs["mcse"])}
+
+
 def _scalar_error(values: np.ndarray) -> dict:
     stats = mean_with_error(values)
     return {"mcse": float(stats["mcse"]), "ess_bulk": float(stats["ess_bulk"])}

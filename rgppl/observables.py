@@ -78,6 +78,18 @@ def field_histogram(phi, bins: int = 60, value_range: tuple[float, float] | None
     return edges, density
 
 
+def tail_statistics(phi, std: float, thresholds=(2, 4, 6, 8)) -> dict:
+    """Per-field measures of a long-tailed field ``phi[n, Lx, Ly]``: the fraction of pixels more than ``t``
+    standard deviations ``std`` above the field's mean for every threshold ``t``, and the pixel skewness
+    ``<d^3>`` and kurtosis ``<d^4>`` of ``d = (phi - mean) / std``; each an array of ``n`` values."""
+    phi = np.asarray(phi, np.float64)
+    centred = (phi - phi.mean(axis=(-2, -1), keepdims=True)) / std
+    values = {f"P(phi > {t} std)": np.mean(centred > t, axis=(-2, -1)) for t in thresholds}
+    values["pixel skewness"] = np.mean(centred**3, axis=(-2, -1))
+    values["pixel kurtosis"] = np.mean(centred**4, axis=(-2, -1))
+    return values
+
+
 def ising_dual_spin_moments(x):
     """Exact ``E[m^2 | x]`` and ``E[m^4 | x]`` of the Ising spins behind a dual field ``x[..., Lx, Ly]``."""
     N = float(x.shape[-2] * x.shape[-1])  # a Python int N**4 overflows int32 from L = 16 on

@@ -124,7 +124,7 @@ def plot_wirg_scales(model, deviations: dict, path) -> None:
         if not ansatz.centres:
             continue
         grid = np.linspace(*scale.support, 200)
-        weights = np.asarray(scale.theta)[ansatz.n_quadratic:]
+        weights = np.asarray(scale.theta)[ansatz.n_quadratic:ansatz.n_quadratic + len(ansatz.centres)]
         centres, widths = np.asarray(ansatz.centres), np.asarray(ansatz.widths)
         potential = (weights / (1 + np.exp(-(grid[:, None] - centres) / widths))).sum(axis=1)
         kind = "E_J" if ansatz.coarsest else "conditional"

@@ -12,6 +12,8 @@ from rgppl.cli import BUILT_IN_CARDS, main
 from rgppl.errors import InputError
 from rgppl.exact import free_field_logz
 from rgppl.hamiltonians import ising_dual
+from rgppl.observables import tail_statistics
+from rgppl.wirg.sources import DataSource
 
 GOOD = """
 name = "tiny"
@@ -99,6 +101,20 @@ BAD = [
      "generator.fields", "multiple of generator.chains", 'sampler = "wirg"'),
     ("wirg on a model without a reference sampler", ('preset = "free_field"\nm2 = 0.5', 'preset = "ising_dual"\nbeta = 0.4'),
      "hamiltonian.terms", "sum_x v", 'sampler = "wirg"'),
+    ("no Hamiltonian", ('[hamiltonian]\npreset = "free_field"\nm2 = 0.5\n', ""), "hamiltonian",
+     "must have a [hamiltonian] table"),
+    ("wirg with neither a Hamiltonian nor data", ('[hamiltonian]\npreset = "free_field"\nm2 = 0.5\n', ""), "hamiltonian",
+     "give [data] path", 'sampler = "wirg"'),
+    ("wirg surrogate beside a Hamiltonian", ("[nuts]", '[data]\nsurrogate = "lognormal"\n[nuts]'), "data.surrogate",
+     "drop the [hamiltonian]", 'sampler = "wirg"'),
+    ("unknown surrogate", ('[hamiltonian]\npreset = "free_field"\nm2 = 0.5\n', '[data]\nsurrogate = "gaussian"\n'),
+     "data.surrogate", "valid surrogates", 'sampler = "wirg"'),
+    ("non-positive surrogate parameter", ('[hamiltonian]\npreset = "free_field"\nm2 = 0.5\n',
+                                          '[data]\nsurrogate = "lognormal"\nsigma = -0.8\n'),
+     "data.sigma", "positive number", 'sampler = "wirg"'),
+    ("held-out reference without data", ('[hamiltonian]\npreset = "free_field"\nm2 = 0.5\n',
+                                         '[data]\nsurrogate = "lognormal"\nholdout = 0.25\n'),
+     "data.holdout", "give data.path", 'sampler = "wirg"'),
     ("alpha below the bound", ('preset = "free_field"\nm2 = 0.5', 'preset = "ising_dual"\nbeta = 0.44\nalpha = 0.2'), "ising_dual.alpha", "positive definite"),
 ]
 
@@ -238,3 +254,58 @@ def test_cli_runs_the_wirg_job_and_resumes_without_refitting(tmp_path, capsys, m
     assert (out / "fit" / "scale_1.npz").stat().st_mtime_ns == fitted  # resumed: the fit was read, not redone
     again = xr.load_datatree(out / "wirg" / "posterior.nc", engine="h5netcdf").posterior["phi"].values
     np.testing.assert_array_equal(again, tree.posterior["phi"].values)
+
+
+SURROGATE = """
+name = "tiny_surrogate"
+[lattice]
+shape = 8
+[run]
+sampler = "wirg"
+[data]
+surrogate = "lognormal"
+fields = 400
+[fit]
+potentials = 6
+detail_potentials = 4
+variance_potentials = 4
+[generator]
+fields = 200
+warmup = 40
+steps = 20
+"""
+
+
+def test_cli_runs_a_wirg_card_on_fields_without_a_hamiltonian(tmp_path, capsys):
+    out = tmp_path / "surrogate"
+    assert main(["run", str(write(tmp_path, SURROGATE)), "--out", str(out), "--quiet"]) == 0
+    assert "lognormal surrogate on 8x8" in capsys.readouterr().out
+    record = json.loads((out / "summary.json").read_text())
+    assert record["hamiltonian"] is None and record["training_fields"] == 400
+    assert {row["run"] for row in record["comparison"]} == {"wirg", "reference"}
+    tails = {row["quantity"]: row for row in record["tails"]}
+    assert set(tails) == {"P(phi > 2 std)", "P(phi > 4 std)", "P(phi > 6 std)", "P(phi > 8 std)", "pixel skewness",
+                          "pixel kurtosis"}
+    reference = xr.load_datatree(out / "reference" / "posterior.nc", engine="h5netcdf").posterior["phi"].values
+    expected = tail_statistics(reference, float(np.std(reference)))
+    for name in ("P(phi > 2 std)", "pixel skewness", "pixel kurtosis"):
+        assert tails[name]["reference"] == pytest.approx(float(np.mean(expected[name])), rel=1e-5)
+        assert np.isfinite(tails[name]["z"])
+    couplings = record["microscopic_energy"]["couplings"]
+    assert "J(1,0)" in {row["term"] for row in couplings} and all(set(row) == {"term", "recovered"} for row in couplings)
+    assert reference.shape == (1, 400, 8, 8)
+    assert xr.load_datatree(out / "wirg" / "posterior.nc", engine="h5netcdf").posterior["phi"].shape == (4, 50, 8, 8)
+    assert "Pixel tails beside the reference" in (out / "summary.md").read_text()
+
+
+def test_user_fields_without_a_hamiltonian_keep_a_held_out_reference(tmp_path):
+    fields = np.random.default_rng(0).normal(size=(40, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "maps.npy", fields)
+    card = load_card(write(tmp_path, SURROGATE.replace('surrogate = "lognormal"\nfields = 400',
+                                                       'path = "maps.npy"\nholdout = 0.2')))
+    assert card.hamiltonian is None
+    train, reference = card.source.load(card.lattice, card.hamiltonian, card.cluster, card.seed)
+    np.testing.assert_array_equal(train, fields[:32])
+    np.testing.assert_array_equal(reference.posterior["phi"].values[0], fields[32:])
+    with pytest.raises(InputError, match="at least two"):
+        DataSource(path=tmp_path / "maps.npy", holdout=0.99).load(card.lattice, None, card.cluster, 0)

@@ -2,16 +2,18 @@
 
 ``rgppl run CARD`` with ``sampler = "wirg"`` calls :func:`run_wirg`, which
 
-1. takes the training fields from ``[data] path`` (a user's ensemble) or else from the cluster sampler
-   (``[cluster]``, seed ``run.seed``, cached), and an independent cluster ensemble (seed ``run.seed + 1``)
-   as the reference the generated fields are judged against;
+1. takes the training fields and the reference the generated fields are judged against from the card's
+   data source (:mod:`rgppl.wirg.sources`: the cluster sampler of the card's Hamiltonian, a user's
+   ensemble, or the lognormal surrogate);
 2. fits every scale (``[fit]``; each scale saved under ``fit/`` as soon as it is done, so ``--resume``
    refits nothing);
 3. generates fields coarse to fine (``[generator]``; checkpoint after every scale);
 4. writes ``wirg/`` and ``reference/`` (netCDF, summaries, figures), plain NUTS in ``nuts/`` when the card
    has a ``[nuts]`` table, the comparison (``comparison.md/csv``), ``scales.png`` (per-scale standard
    deviations and the learned potentials) and ``summary.md/json`` with the fit and generator records and
-   the microscopic energy recovered from the fit beside the card's Hamiltonian (couplings and gradient error).
+   the microscopic energy recovered from the fit beside the card's Hamiltonian (couplings and gradient error);
+   without a Hamiltonian, the recovered couplings alone and the pixel tails (fractions beyond 2-8 standard
+   deviations, skewness, kurtosis) beside the reference's.
 """
 
 import json
@@ -20,14 +22,14 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from rgppl.diagnostics import compare
-from rgppl.ensembles import load_ensemble, reference_ensemble
+from rgppl.diagnostics import compare, compare_means
 from rgppl.exact import exact_observables
 from rgppl.mcmc import run_nuts
 from rgppl.plots import plot_distributions, plot_field_statistics, plot_wirg_scales
+from rgppl.observables import tail_statistics
 from rgppl.report import markdown_table, write_run
 from rgppl.wirg.fit import fit_wirg
-from rgppl.wirg.free_energy import compare_with_hamiltonian
+from rgppl.wirg.free_energy import compare_with_hamiltonian, microscopic_energy, project_couplings
 from rgppl.wirg.model import pyramid
 from rgppl.wirg.sampler import generate
 
@@ -53,60 +55,87 @@ def scale_deviations(model, runs: dict) -> dict:
     return out
 
 
+def microscopic_couplings(model, hamiltonian, fields) -> dict:
+    """The microscopic energy recovered from ``model``, projected on couplings (beside ``hamiltonian``'s, with the
+    gradient error, when it is known)."""
+    if hamiltonian is not None:
+        return compare_with_hamiltonian(model, hamiltonian, fields)
+    found = project_couplings(microscopic_energy(model), fields)
+    return {"couplings": [{"term": name, "recovered": value} for name, value in found.items()]}
+
+
+def tail_table(generated, reference) -> pd.DataFrame:
+    """Pixel tails, skewness and kurtosis of two runs (per-field means; standard deviations of the reference)."""
+    std = float(np.std(reference.posterior["phi"].values))
+    rows = {}
+    for name, values in tail_statistics(generated.posterior["phi"].values, std).items():
+        found = compare_means(values, tail_statistics(reference.posterior["phi"].values, std)[name])
+        rows[name] = {key: float(value) for key, value in found.items()}
+    table = pd.DataFrame(rows).T[["mean", "reference", "ratio", "z"]]
+    table.index.name = "quantity"
+    return table
+
+
 def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
     """Run the WIRG job of ``card`` into ``out``; return the summary record (also ``summary.json``)."""
     h = card.hamiltonian
-    if card.data is not None:
-        fields = load_ensemble(card.data, h.lattice)
-    else:
-        fields = reference_ensemble(h, card.cluster, seed=card.seed, progress=progress).posterior["phi"].values
-        fields = fields.reshape(-1, *h.lattice.shape)
+    fields, reference = card.source.load(card.lattice, h, card.cluster, card.seed, progress=progress)
     model = fit_wirg(fields, card.fit, seed=card.seed, checkpoint_dir=out / "fit", progress=progress)
     runs = {"wirg": generate(model, h, card.generator, seed=card.seed, data=fields,
                              checkpoint=out / "generate_checkpoint.npz", resume=resume, progress=progress),
-            "reference": reference_ensemble(h, card.cluster, seed=card.seed + 1, progress=progress)}
+            "reference": reference}
     if card.compare_nuts:
         runs["nuts"] = run_nuts(h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint.npz", resume=resume,
                                 progress=progress)
-    exact = exact_observables(h)
+    exact = exact_observables(h) if h is not None else {}
+    spectrum = h.quadratic_spectrum() if h is not None else None
     context = {"card": str(card.path), "name": card.name, "description": card.description, "seed": card.seed}
     for label, dt in runs.items():
-        write_run(dt, out / label, exact=exact, context={**context, "sampler": label}, spectrum=h.quadratic_spectrum())
+        write_run(dt, out / label, exact=exact, context={**context, "sampler": label}, spectrum=spectrum)
     table = compare(runs, exact=exact)
     table.to_csv(out / "comparison.csv")
     (out / "comparison.md").write_text(markdown_table(table) + "\n")
     names = [n for n in ("abs_m", "m2", "e") if n in runs["wirg"].posterior]
     plot_distributions(runs, names, out / "distributions.png", exact)
-    plot_field_statistics(runs, out / "fields.png", h.quadratic_spectrum())
+    plot_field_statistics(runs, out / "fields.png", spectrum)
     deviations = scale_deviations(model, runs)
     plot_wirg_scales(model, deviations, out / "scales.png")
 
     scales = scale_table(model)
-    microscopic = compare_with_hamiltonian(model, h, fields[:ENERGY_FIELDS])
+    microscopic = microscopic_couplings(model, h, fields[:ENERGY_FIELDS])
+    tails = tail_table(runs["wirg"], reference) if h is None else None
     generator = json.loads(runs["wirg"].attrs["scales"])
     record = {
-        **context, "hamiltonian": h.describe(), "fit": asdict(card.fit), "generator": asdict(card.generator),
+        **context, "hamiltonian": h.describe() if h is not None else None, "fit": asdict(card.fit),
+        "generator": asdict(card.generator),
         "training_fields": len(fields), "parameters": model.n_params, "unit": model.unit,
         "fit_time_s": sum(s["time_s"] for s in scales), "generate_time_s": runs["wirg"].attrs["sampling_time_s"],
         "scales": scales, "generator_scales": generator, "scale_std": deviations,
         "microscopic_energy": microscopic,
+        "tails": None if tails is None else json.loads(tails.reset_index().to_json(orient="records")),
         "comparison": json.loads(table.reset_index().to_json(orient="records")),
     }
     (out / "summary.json").write_text(json.dumps(record, indent=2, default=float))
     std_table = pd.DataFrame(deviations, index=[f"{model.L >> j}x{model.L >> j}" for j in range(model.levels + 1)])
     std_table.index.name = "phi_j"
-    text = [f"# {card.name}", "", card.description, "", f"Model: `{json.dumps(h.describe())}`", "",
+    model_line = f"Model: `{json.dumps(h.describe())}`" if h is not None else "Fields of unknown energy."
+    text = [f"# {card.name}", "", card.description, "", model_line, "",
             f"Wavelet conditional RG: {model.n_params} parameters over {len(model.scales)} scales, fitted on "
             f"{len(fields)} fields in {record['fit_time_s']:.1f} s; {card.generator.fields} fields generated in "
             f"{record['generate_time_s']:.1f} s.", "",
             "## Fit per scale (coarsest first)", "", markdown_table(pd.DataFrame(scales).set_index("side")), "",
             "## Generator per scale", "", markdown_table(pd.DataFrame(generator).set_index("side")), "",
             "## Standard deviation of the coarse fields", "", markdown_table(std_table), "",
-            "## Generated fields beside the reference", "", markdown_table(table), "",
-            "## Microscopic energy recovered from the fit", "",
-            f"E_0 = E_J + sum_j (Ebar_j - Ftilde_j), projected on E = -sum_x sum_s J_s phi_x phi_(x+s) + "
-            f"sum_x sum_p a_p phi_x^p beside the card's Hamiltonian projected the same way; relative error of "
-            f"grad E_0 over {min(len(fields), ENERGY_FIELDS)} training fields: {microscopic['gradient_error']:.4f}.", "",
-            markdown_table(pd.DataFrame(microscopic["couplings"]).set_index("term")), ""]
+            "## Generated fields beside the reference", "", markdown_table(table), ""]
+    if tails is not None:
+        text += ["## Pixel tails beside the reference", "",
+                 "Per-field means; the thresholds in standard deviations of the reference.", "", markdown_table(tails), ""]
+    projection = ("E_0 = E_J + sum_j (Ebar_j - Ftilde_j), projected on E = -sum_x sum_s J_s phi_x phi_(x+s) + "
+                  f"sum_x sum_p a_p phi_x^p over {min(len(fields), ENERGY_FIELDS)} training fields")
+    if h is not None:
+        projection += (f", beside the card's Hamiltonian projected the same way; relative error of grad E_0: "
+                       f"{microscopic['gradient_error']:.4f}")
+    text += ["## Microscopic energy recovered from the fit", "", projection + ".", "",
+             markdown_table(pd.DataFrame(microscopic["couplings"]).set_index("term")), ""]
     (out / "summary.md").write_text("\n".join(text))
     return record
