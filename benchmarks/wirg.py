@@ -19,6 +19,7 @@
     python benchmarks/wirg.py                     # the recorded run (see README)
     python benchmarks/wirg.py --warmup 100 --steps 50 --output wirg_150steps  # shorter chains: faster, less accurate
     python benchmarks/wirg.py --sizes 16 --fields 1000 --train 1000  # a quick look
+    python benchmarks/wirg.py --sizes 32 64 --ml-iterations 10 --ml-max-side 4 --ml-fields 8000 --output wirg_ml_coarse
 """
 
 import argparse
@@ -98,6 +99,14 @@ def compare(generated: np.ndarray, reference: np.ndarray, chains: int) -> tuple[
     return found["mean"], found["ratio"], found["z"]
 
 
+def ml_schedule(L: int, iterations: int, max_side: int | None) -> tuple:
+    """Maximum-likelihood iterations per scale (finest conditional first, coarsest energy last): ``iterations`` on
+    the scales whose conditioning field has side ``<= max_side`` (all scales if ``None``), none on the others."""
+    levels = int(np.log2(L))
+    sides = [L >> min(j + 1, levels) for j in range(levels + 1)]
+    return tuple(iterations if max_side is None or side <= max_side else 0 for side in sides)
+
+
 def phi4_rows(L: int, args, nuts_rows: dict) -> tuple[list, dict]:
     h = phi4_hopping((L, L), BETA_C_PHI4_HOPPING)
     cluster = ClusterSettings(chains=4, warmup=500, samples=args.train // 4, thin=args.thin, chunk=100)
@@ -108,7 +117,8 @@ def phi4_rows(L: int, args, nuts_rows: dict) -> tuple[list, dict]:
 
     start = time.perf_counter()
     model = fit_wirg(data, FitSettings(radius=args.radius, potentials=args.potentials, symmetric=True,
-                                       ml_iterations=args.ml_iterations), progress=False)
+                                       ml_iterations=ml_schedule(L, args.ml_iterations, args.ml_max_side),
+                                       ml_fields=args.ml_fields), progress=False)
     fit_time = time.perf_counter() - start
     energy = energy_rows(f"phi^4 L = {L}", model, h, data)
     settings = GeneratorSettings(fields=args.fields, warmup=args.warmup, steps=args.steps)
@@ -161,6 +171,8 @@ def main():
     parser.add_argument("--radius", type=int, default=2)
     parser.add_argument("--potentials", type=int, default=12)
     parser.add_argument("--ml-iterations", type=int, default=0)
+    parser.add_argument("--ml-max-side", type=int, help="maximum likelihood only on the scales with coarse side <= this")
+    parser.add_argument("--ml-fields", type=int, default=1024, help="training coarse fields (chains) for maximum likelihood")
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -190,6 +202,7 @@ def main():
         "|<phi^2> ratio - 1| (target 0.005)": quality.xs("<phi^2>", level="quantity")["ratio"].sub(1).abs(),
         "|z| Binder (target 2)": quality.xs("Binder U", level="quantity")["z"].abs(),
     })
+    ml_scope = "every scale" if args.ml_max_side is None else f"the scales of coarse side <= {args.ml_max_side}"
     text = [
         f"Free field (m^2 = {FREE_M2}, L = {FREE_L}, {args.train} exact training fields, {args.fields} generated):",
         "",
@@ -198,7 +211,7 @@ def main():
         f"phi^4 (hopping, beta = {BETA_C_PHI4_HOPPING}): {args.train} training fields (cluster sampler, seed 0, one "
         f"every {args.thin} sweeps) against an independent reference of the same size (seed 1); {args.fields} generated "
         f"fields; Haar, radius {args.radius}, {args.potentials} sigmoid potentials per scale, Z2-symmetrised data, "
-        f"{args.ml_iterations} ML iterations; MALA {args.warmup} warm-up + {args.steps} steps per scale.",
+        f"{args.ml_iterations} ML iterations on {ml_scope} with {args.ml_fields} chains; MALA {args.warmup} warm-up + {args.steps} steps per scale.",
         "",
         markdown_table(targets),
         "",

@@ -94,7 +94,7 @@ energy (no ``[hamiltonian]`` table), held-out or independent fields (:mod:`rgppl
     detail_potentials = 0               # sigmoids of the wavelet coefficients per conditional (long-tailed data)
     variance_potentials = 0             # detail variances modulated by the coarse field (long-tailed data)
     symmetric = true                    # add -phi to the data (Z2-symmetric models)
-    ml_iterations = 0                   # maximum-likelihood refinement after score matching
+    ml_iterations = 0                   # maximum-likelihood steps after score matching (or a list per scale)
     ml_steps = 40
     ml_fields = 1024
 

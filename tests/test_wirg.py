@@ -107,7 +107,7 @@ def test_score_matching_and_maximum_likelihood_recover_the_exact_free_field_cond
     start = ScaleFit(ansatz, 1.5 * exact_theta, np.asarray(jnp.std(details[0], axis=(0, 2, 3))), (-50.0, 50.0),
                      {"time_s": 0.0})
     refined = refine_maximum_likelihood(jax.random.PRNGKey(0), start, coarse[1], details[0],
-                                        FitSettings(ml_iterations=8, ml_steps=40, ml_fields=len(fields)))
+                                        FitSettings(ml_steps=40, ml_fields=len(fields)), iterations=8)
     assert refined.report["ml_mismatch"][0] > 100 * min(refined.report["ml_mismatch"])
     z = (refined.theta - exact_theta) / errors
     assert np.max(np.abs(z)) < family_threshold(ansatz.n_params), np.max(np.abs(z))
@@ -131,7 +131,8 @@ def test_generated_free_field_has_the_exact_spectrum():
 
 def test_fit_resumes_from_saved_scales_and_refuses_other_data(tmp_path):
     data = free_field_data(8, 400)
-    settings = FitSettings(wavelet="haar", radius=1, potentials=4, detail_potentials=3, variance_potentials=2)
+    settings = FitSettings(wavelet="haar", radius=(1, 1, 1, 0), potentials=4, detail_potentials=(3, 3, 0),
+                           variance_potentials=2, ml_iterations=(0, 0, 2, 0), ml_steps=10)
     first = fit_wirg(data, settings, checkpoint_dir=tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "free_energy_1.npz", "free_energy_2.npz", "free_energy_3.npz", "scale_1.npz", "scale_2.npz", "scale_3.npz",
@@ -141,6 +142,7 @@ def test_fit_resumes_from_saved_scales_and_refuses_other_data(tmp_path):
     for a, b in zip(first.scales + first.free_energies, again.scales + again.free_energies, strict=True):
         np.testing.assert_array_equal(a.theta, b.theta)
         assert a.ansatz.centres == b.ansatz.centres
+    assert [s.report["iterations"] for s in again.scales] == [1, 3, 1, 1]  # coarsest first: ML on the 2x2 conditional
     with pytest.raises(InputError, match="other data or settings"):
         fit_wirg(data * 1.5, settings, checkpoint_dir=tmp_path, progress=False)
 

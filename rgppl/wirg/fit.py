@@ -17,6 +17,7 @@ to ``checkpoint_dir`` as soon as it is fitted; a rerun with the same data and
 settings loads the scales already done (resume after an interruption), a different one is refused.
 """
 
+import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -56,7 +57,8 @@ class FitSettings:
     mirror image ``-phi`` of every field, for models with the ``phi -> -phi`` symmetry (phi^4, Ising): the
     sigmoid grid and the fitted energy are then symmetric too.  After score matching,
     ``ml_iterations`` maximum-likelihood steps refine each scale with model moments from ``ml_steps`` MALA
-    steps on ``ml_fields`` training coarse fields (see :func:`refine_maximum_likelihood`).
+    steps on ``ml_fields`` training coarse fields (see :func:`refine_maximum_likelihood`); like ``radius``, an
+    integer or one entry per scale (the coarse scales have few variables: refining only them is cheap).
     """
 
     wavelet: str = "haar"
@@ -67,7 +69,7 @@ class FitSettings:
     variance_potentials: int | tuple = 0
     chunk: int = 64
     symmetric: bool = False
-    ml_iterations: int = 0
+    ml_iterations: int | tuple = 0
     ml_steps: int = 40
     ml_fields: int = 1024
 
@@ -76,7 +78,7 @@ class FitSettings:
         require(isinstance(self.symmetric, bool), "fit.symmetric", self.symmetric, "true or false")
         if self.levels is not None:
             require_integer("fit.levels", self.levels, 1)
-        for name, minimum in (("chunk", 1), ("ml_iterations", 0), ("ml_steps", 2), ("ml_fields", 2)):
+        for name, minimum in (("chunk", 1), ("ml_steps", 2), ("ml_fields", 2)):
             require_integer(f"fit.{name}", getattr(self, name), minimum)
 
     def resolved_levels(self, L: int) -> int:
@@ -84,12 +86,12 @@ class FitSettings:
         top = int(np.log2(L))
         levels = top if self.levels is None else self.levels
         require(levels <= top, "fit.levels", levels, f"at most log2(L) = {top} for L = {L}")
-        for name in ("radius", "potentials", *CONDITIONAL_ONLY):
+        for name in ("radius", "potentials", "ml_iterations", *CONDITIONAL_ONLY):
             self.per_scale(name, levels)
         return levels
 
     def per_scale(self, name: str, levels: int) -> tuple:
-        """``radius``, ``potentials`` (one value per scale: finest first, coarsest energy last) or
+        """``radius``, ``potentials``, ``ml_iterations`` (one value per scale: finest first, coarsest energy last) or
         ``detail_potentials``, ``variance_potentials`` (one per conditional, finest first)."""
         value, count = getattr(self, name), levels if name in CONDITIONAL_ONLY else levels + 1
         values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * count
@@ -155,10 +157,10 @@ def score_matching_errors(ansatz: ScaleAnsatz, theta, coarse, free, chunk: int =
 ML_BURN_IN = 20  # MALA steps after every parameter update, before the model moments are measured
 
 
-def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitSettings) -> ScaleFit:
+def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitSettings, iterations: int) -> ScaleFit:
     """Maximum-likelihood refinement of a fitted scale by moment matching (Marchand et al.).
 
-    For the exponential family ``pbar(v | c) ~ exp(-theta . U)``, the gradient of the mean log-likelihood is
+    ``iterations`` Newton steps; for the exponential family ``pbar(v | c) ~ exp(-theta . U)``, the gradient of the mean log-likelihood is
     ``<U>_model - <U>_data`` and its Hessian is minus the Fisher matrix ``F = E_c[Cov(U | c)]``, so each
     iteration takes the Newton step ``theta += F^{-1} (<U>_model - <U>_data)``.  The model averages come from
     persistent MALA chains, one per training coarse field, started at the data's own details (samples of the
@@ -173,7 +175,7 @@ def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitS
     run = conditional_chains(scale.ansatz, ML_BURN_IN, settings.ml_steps, 10, record_features=True)
     theta, log_step = np.asarray(scale.theta, np.float64), initial_log_step(scale.ansatz)
     best, mismatch, damping = (np.inf, theta), [], 1.0
-    for iteration_key in jax.random.split(key, settings.ml_iterations):
+    for iteration_key in jax.random.split(key, iterations):
         params = ScaleParams.of(replace(scale, theta=theta))
         state, log_step, _, _, features = run(iteration_key, coarse, state, params, log_step)
         features = np.asarray(features, np.float64)
@@ -196,16 +198,16 @@ def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitS
             damping /= 2
             theta = best[1] + damping * step
     theta = best[1]
-    report = {**scale.report, "iterations": 1 + settings.ml_iterations, "ml_mismatch": mismatch,
+    report = {**scale.report, "iterations": 1 + iterations, "ml_mismatch": mismatch,
               "time_s": scale.report["time_s"] + time.perf_counter() - start}
     return replace(scale, theta=theta, report=report)
 
 
 def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, settings: FitSettings,
-              detail_potentials: int = 0, variance_potentials: int = 0) -> ScaleFit:
+              detail_potentials: int = 0, variance_potentials: int = 0, ml_iterations: int = 0) -> ScaleFit:
     """One scale: sigmoid grids and support from ``finer`` (the field the potential acts on), from the
-    ``free`` details and from the ``coarse`` field, score matching, then the maximum-likelihood refinement if
-    asked for."""
+    ``free`` details and from the ``coarse`` field, score matching, then ``ml_iterations`` steps of
+    maximum-likelihood refinement."""
     centres, widths = sigmoid_grid(finer, potentials)
     detail_centres, detail_widths = sigmoid_grid(free, detail_potentials)
     variance_centres, variance_widths = sigmoid_grid(coarse, variance_potentials)
@@ -214,7 +216,7 @@ def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, sett
     theta, report = score_matching(ansatz, coarse, free, settings.chunk)
     spread = np.asarray(jnp.std(free, axis=(0, 2, 3)), np.float64)
     scale = ScaleFit(ansatz, theta, spread, data_support(finer), {**report, "side": ansatz.side, "iterations": 1})
-    return refine_maximum_likelihood(key, scale, coarse, free, settings) if settings.ml_iterations else scale
+    return refine_maximum_likelihood(key, scale, coarse, free, settings, ml_iterations) if ml_iterations else scale
 
 
 def exact_quadratic_theta(ansatz: ScaleAnsatz, energy, unit: float) -> tuple[np.ndarray, float]:
@@ -253,13 +255,14 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
     radius, potentials = settings.per_scale("radius", levels), settings.per_scale("potentials", levels)
     detail_potentials = settings.per_scale("detail_potentials", levels)
     variance_potentials = settings.per_scale("variance_potentials", levels)
+    ml_iterations = settings.per_scale("ml_iterations", levels)
     unit = float(np.sqrt(np.mean(fields.astype(np.float64) ** 2)))
     require(np.isfinite(unit) and unit > 0, "data", f"root mean square {unit}", "fields that are finite and not all zero")
     standardised = fields / unit
     if settings.symmetric:
         standardised = np.concatenate([standardised, -standardised])
     coarse, details = pyramid(standardised, settings.wavelet, levels)
-    meta = {"data": data_fingerprint(fields), "settings": asdict(settings), "seed": seed}
+    meta = json.loads(json.dumps({"data": data_fingerprint(fields), "settings": asdict(settings), "seed": seed}))
     keys = jax.random.split(jax.random.key(seed), levels + 1)
     directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if directory is not None:
@@ -286,11 +289,11 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
         if j == levels:
             top = coarse[levels]
             scale = fitted("scale_top", lambda: fit_scale(keys[j], args, potentials[j], jnp.zeros_like(top), top[:, None],
-                                                          top, settings))
+                                                          top, settings, ml_iterations=ml_iterations[j]))
         else:
             scale = fitted(f"scale_{j + 1}", lambda: fit_scale(keys[j], args, potentials[j], coarse[j + 1], details[j],
                                                                coarse[j], settings, detail_potentials[j],
-                                                               variance_potentials[j]))
+                                                               variance_potentials[j], ml_iterations[j]))
             free_energies.append(fitted(f"free_energy_{j + 1}", lambda: fit_free_energy(
                 scale, coarse[j + 1], details[j], potentials[j], settings.chunk)))
         scales.append(scale)
