@@ -25,8 +25,8 @@ import pandas as pd
 from rgppl.diagnostics import compare, compare_means
 from rgppl.exact import exact_observables
 from rgppl.mcmc import run_nuts
-from rgppl.plots import plot_distributions, plot_field_statistics, plot_wirg_scales
 from rgppl.observables import tail_statistics
+from rgppl.plots import plot_distributions, plot_field_statistics, plot_wirg_scales
 from rgppl.report import markdown_table, write_run
 from rgppl.wirg.fit import fit_wirg
 from rgppl.wirg.free_energy import compare_with_hamiltonian, microscopic_energy, project_couplings
@@ -67,10 +67,10 @@ def microscopic_couplings(model, hamiltonian, fields) -> dict:
 def tail_table(generated, reference) -> pd.DataFrame:
     """Pixel tails, skewness and kurtosis of two runs (per-field means; standard deviations of the reference)."""
     std = float(np.std(reference.posterior["phi"].values))
+    theirs = tail_statistics(reference.posterior["phi"].values, std)
     rows = {}
     for name, values in tail_statistics(generated.posterior["phi"].values, std).items():
-        found = compare_means(values, tail_statistics(reference.posterior["phi"].values, std)[name])
-        rows[name] = {key: float(value) for key, value in found.items()}
+        rows[name] = {key: float(value) for key, value in compare_means(values, theirs[name]).items()}
     table = pd.DataFrame(rows).T[["mean", "reference", "ratio", "z"]]
     table.index.name = "quantity"
     return table
