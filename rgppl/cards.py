@@ -55,7 +55,9 @@ and compares its samplers with NUTS (``[nuts]`` is the baseline)::
     learning_rate = 1e-3
     objective = "reverse"               # reverse | forward | mixed (the last two need `data`)
     reverse_weight = 0.5                # mixed only
-    data = "fields.npy"                 # .npy/.npz/.nc ensemble of fields [n, L, L], relative to the card
+    pretrain_steps = 0                  # forward-KL steps on `data` before `steps` of the objective
+    data = "fields.npy"                 # .npy/.npz/.nc ensemble of fields [n, L, L], relative to the card;
+                                        # the Ising dual without it: fields drawn through its spins
     report_every = 50
     checkpoint_every = 500
 
@@ -280,8 +282,12 @@ def _neuralrg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian, p
     svi = _settings({"svi": svi_table}, "svi", SVISettings)
     if data_file is not None:
         data_file = _data_path(data_file, "svi.data", path)
-    require(svi.objective == "reverse" or data_file is not None, "svi.objective", svi.objective,
-            "the forward and mixed objectives train on data: give svi.data = 'fields.npy'")
+    drawable = len(hamiltonian.terms) == 1 and hamiltonian.term("ising_dual") is not None  # ising_dual_fields
+    if data_file is None and not drawable:
+        require(svi.objective == "reverse", "svi.objective", svi.objective,
+                "the forward and mixed objectives train on data: give svi.data = 'fields.npy'")
+        require(svi.pretrain_steps == 0, "svi.pretrain_steps", svi.pretrain_steps,
+                "pretraining is maximum likelihood on data: give svi.data = 'fields.npy'")
     free_energy = _table(data, "free_energy", required=False)
     _only(free_energy, {"draws"}, "free_energy")
     draws = free_energy.get("draws", 16384)

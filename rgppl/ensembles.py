@@ -31,6 +31,8 @@ from tqdm.auto import tqdm
 from rgppl import checkpoints
 from rgppl.diagnostics import make_datatree
 from rgppl.errors import SamplingDiverged, require, require_integer
+from rgppl.hamiltonians import IsingDual
+from rgppl.lattice import apply_circulant
 
 ADAPT_BLOCK = 50
 TARGET_ACCEPTANCE = 0.5
@@ -229,6 +231,42 @@ def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, s
     stats = {"acceptance_rate": np.concatenate(acceptances, axis=1)[:, : settings.samples]}
     return make_datatree(hamiltonian, np.concatenate(fields, axis=1)[:, : settings.samples], sample_stats=stats,
                          attrs=attrs)
+
+
+def ising_dual_fields(hamiltonian, n: int, *, seed: int = 0, chains: int = 256, warmup: int = 50, thin: int = 4):
+    """``n`` fields ``x[n, Lx, Ly]`` of the continuous Ising dual through its spins (Li & Wang 2018, eq. 8).
+
+    ``p(x) = sum_s p_Ising(s) Normal(x; A s, A)``: Swendsen-Wang chains on the Ising spins ``s`` at the
+    term's ``beta`` (:func:`swendsen_wang` with ``|s| = 1`` freezes like links with probability
+    ``1 - exp(-2 beta)``), one draw every ``thin`` sweeps after ``warmup``, each turned into
+    ``x = A s + A^{1/2} xi`` by FFT.  Training data for flows (forward KL), without any flow or MCMC on x.
+    """
+    require(len(hamiltonian.terms) == 1 and isinstance(hamiltonian.terms[0], IsingDual), "hamiltonian.terms",
+            [t.describe() for t in hamiltonian.terms], "a single ising_dual term")
+    for name, value, least in (("n", n, 1), ("chains", chains, 1), ("warmup", warmup, 0), ("thin", thin, 1)):
+        require_integer(name, value, least)
+    term, shape = hamiltonian.terms[0], hamiltonian.lattice.shape
+    eigenvalues = term.a_eigenvalues(hamiltonian.lattice)
+    rounds = -(-n // chains)
+
+    def sweeps(spins, key, count):
+        return jax.lax.scan(lambda s, k: (swendsen_wang(k, s, term.beta), None), spins, jax.random.split(key, count))[0]
+
+    @jax.jit
+    def chain(key):
+        k_start, k_warm, k_draws = jax.random.split(key, 3)
+        spins = sweeps(jax.random.rademacher(k_start, shape, jnp.float32), k_warm, warmup)
+
+        def draw(spins, key):
+            k_sweeps, k_noise = jax.random.split(key)
+            spins = sweeps(spins, k_sweeps, thin)
+            noise = jax.random.normal(k_noise, shape)
+            return spins, apply_circulant(spins, eigenvalues) + apply_circulant(noise, jnp.sqrt(eigenvalues))
+
+        return jax.lax.scan(draw, spins, jax.random.split(k_draws, rounds))[1]
+
+    fields = jax.vmap(chain)(jax.random.split(jax.random.PRNGKey(seed), chains))
+    return np.asarray(fields.transpose(1, 0, 2, 3).reshape(-1, *shape))[:n]
 
 
 def reference_ensemble(hamiltonian, settings: ClusterSettings, *, seed: int = 0, cache_dir="results/ensembles",

@@ -5,10 +5,10 @@ import pytest
 
 from rgppl import exact
 from rgppl.diagnostics import mean_with_error, summary
-from rgppl.ensembles import ClusterSettings, cluster_labels, reference_ensemble, run_cluster
+from rgppl.ensembles import ClusterSettings, cluster_labels, ising_dual_fields, reference_ensemble, run_cluster
 from rgppl.errors import InputError
 from rgppl.hamiltonians import free_field, ising_dual, phi4_hopping
-from rgppl.observables import momentum_power
+from rgppl.observables import magnetisation, momentum_power
 from tests.stats import family_threshold
 
 
@@ -99,3 +99,19 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     with pytest.raises(InputError, match="different model"):
         run_cluster(phi4_hopping(4, beta=0.5), ClusterSettings(chains=2, warmup=50, samples=40, chunk=20), seed=5,
                     checkpoint=path, resume=True, progress=False)
+
+
+def test_ising_dual_fields_match_the_transfer_matrix_moments():
+    h = ising_dual(6)
+    x = ising_dual_fields(h, 20000, seed=0, chains=200, thin=4)
+    m = np.asarray(magnetisation(jnp.asarray(x))).reshape(100, 200).T  # [chain, draw]: draws come round by round
+    exact_values = exact.exact_observables(h)
+    z = []
+    for name, values in (("m2", m**2), ("m4", m**4)):
+        stats = mean_with_error(values)
+        z.append((stats["mean"] - exact_values[name]) / stats["mcse"])
+    assert np.max(np.abs(z)) < family_threshold(len(z)), z
+    with pytest.raises(InputError, match="single ising_dual term"):
+        ising_dual_fields(phi4_hopping(4), 10)
+    with pytest.raises(InputError, match="thin"):
+        ising_dual_fields(h, 10, thin=0)

@@ -95,6 +95,8 @@ def test_guide_symmetrised_density_is_even_and_normalised_like_q():
     q = q_sym.flow
     assert jnp.abs(q.log_prob(x) - q.log_prob(-x)).max() > 1e-2  # the trained q itself is not even
     assert jnp.all(q_sym.log_prob(x) >= jnp.minimum(q.log_prob(x), q.log_prob(-x)) - 1e-4)
+    drawn, intermediates = q_sym.sample_with_intermediates(jax.random.PRNGKey(2), (16,))
+    assert jnp.abs(q_sym.log_prob(drawn, intermediates) - q_sym.log_prob(drawn)).max() < 1e-4  # one inverse pass, same value
 
 
 def test_neutra_potential_identity():

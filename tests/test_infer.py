@@ -61,16 +61,21 @@ def test_latent_variables_are_decorrelated_and_scales_can_be_resampled(free_fiel
     assert np.abs(after[flow.levels] - before[flow.levels]).min() > 0
 
 
-def test_forward_and_mixed_objectives_learn_from_data():
+def test_forward_mixed_and_pretrained_objectives_learn_from_data(tmp_path):
     h = free_field(4, m2=0.5)
     data = np.asarray(sample_gaussian_field(jax.random.PRNGKey(5), free_field_spectrum((4, 4), 0.5), (4096,)))
-    for objective in ("forward", "mixed"):
-        settings = SVISettings(steps=400, batch=128, learning_rate=1e-2, checkpoint_every=400, objective=objective)
-        trained = train_flow(h, FLOW, settings, data=data, seed=0, progress=False)
+    for objective, pretrain_steps in (("forward", 0), ("mixed", 0), ("reverse", 200)):
+        settings = SVISettings(steps=400 - pretrain_steps, batch=128, learning_rate=1e-2, checkpoint_every=200,
+                               objective=objective, pretrain_steps=pretrain_steps)
+        checkpoint = tmp_path / f"{objective}.npz"
+        trained = train_flow(h, FLOW, settings, data=data, seed=0, progress=False, checkpoint=checkpoint)
         stats = free_energy(trained, draws=8192, seed=6)
         assert stats["kl_nats"] < 0.2, (objective, stats)
+        assert checkpoint.with_name(f"{objective}_pretrain.npz").exists() == (pretrain_steps > 0)
     with pytest.raises(InputError, match="data"):
         train_flow(h, FLOW, SVISettings(objective="forward"), progress=False)
+    with pytest.raises(InputError, match="data"):
+        train_flow(h, FLOW, SVISettings(pretrain_steps=100), progress=False)
 
 
 def test_training_resumes_bit_for_bit_and_same_seed_same_result(tmp_path, monkeypatch):

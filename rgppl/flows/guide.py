@@ -76,12 +76,20 @@ class Z2Symmetrized(dist.Distribution):
         super().__init__(batch_shape=flow.batch_shape, event_shape=flow.event_shape)
 
     def sample(self, key, sample_shape=()):
-        key_flow, key_sign = jax.random.split(key)
-        x = self.flow.sample(key_flow, sample_shape)
-        sign = jax.random.rademacher(key_sign, x.shape[:-1] + (1,), dtype=x.dtype)
-        return sign * x
+        return self.sample_with_intermediates(key, sample_shape)[0]
 
-    def log_prob(self, value):
+    def sample_with_intermediates(self, key, sample_shape=()):
+        """The draw ``+-x`` and, as intermediates, ``x`` and ``ln q(x)`` (known from the generative pass)."""
+        key_flow, key_sign = jax.random.split(key)
+        x, intermediates = self.flow.sample_with_intermediates(key_flow, sample_shape)
+        sign = jax.random.rademacher(key_sign, x.shape[:-1] + (1,), dtype=x.dtype)
+        return sign * x, [x, self.flow.log_prob(x, intermediates)]
+
+    def log_prob(self, value, intermediates=None):
+        """``ln q_sym``: with the intermediates of a draw, one inverse pass (for ``-x``) instead of two."""
+        if intermediates:
+            x, log_q = intermediates
+            return jnp.logaddexp(log_q, self.flow.log_prob(-x)) - jnp.log(2.0)
         return jnp.logaddexp(self.flow.log_prob(value), self.flow.log_prob(-value)) - jnp.log(2.0)
 
 

@@ -2,7 +2,9 @@
 
 ``rgppl run CARD`` with ``sampler = "neuralrg"`` calls :func:`run_neuralrg`, which
 
-1. trains :class:`~rgppl.flows.AutoNeuralRG` by SVI (``[flow]``, ``[svi]``; checkpoint ``svi_checkpoint.npz``),
+1. trains :class:`~rgppl.flows.AutoNeuralRG` by SVI (``[flow]``, ``[svi]``; checkpoint ``svi_checkpoint.npz``);
+   the data of the forward and mixed objectives and of ``pretrain_steps`` is ``svi.data``, or for the
+   Ising dual without it ``TRAINING_FIELDS`` fields drawn through its spins (:func:`ising_dual_fields`),
 2. estimates the free energy (``[free_energy]``): F_q, IS ln Z, ESS fraction, k-hat, KL to the exact value,
 3. runs the independence sampler (``[mis]``), NeuTra-NUTS (``[neutra]``) and plain NUTS (``[nuts]``),
 4. writes each run (``mis/``, ``neutra/``, ``nuts/``: netCDF, summaries, figures), the comparison
@@ -13,7 +15,7 @@ import json
 from dataclasses import asdict
 
 from rgppl.diagnostics import compare, scalar_names
-from rgppl.ensembles import load_ensemble
+from rgppl.ensembles import ising_dual_fields, load_ensemble
 from rgppl.exact import exact_observables
 from rgppl.infer.collective import latent_independence
 from rgppl.infer.free_energy import free_energy
@@ -24,6 +26,7 @@ from rgppl.mcmc import run_nuts
 from rgppl.plots import plot_distributions, plot_field_statistics, plot_latent_independence, plot_training
 from rgppl.report import markdown_table, write_run
 
+TRAINING_FIELDS = 65536
 FREE_ENERGY_ROWS = [("F_q", "F_q_err"), ("ln_z_is", "ln_z_is_err"), ("ln_z_exact", None), ("kl_nats", "F_q_err"),
                     ("relative_error_F", None), ("ess_fraction", None), ("k_hat", None)]
 
@@ -37,7 +40,12 @@ def _free_energy_table(stats: dict) -> str:
 def run_neuralrg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
     """Run the NeuralRG job of ``card`` into ``out``; return the summary record (also ``summary.json``)."""
     h = card.hamiltonian
-    data = load_ensemble(card.data, h.lattice) if card.data else None
+    if card.data:
+        data = load_ensemble(card.data, h.lattice)
+    elif card.svi.objective != "reverse" or card.svi.pretrain_steps:
+        data = ising_dual_fields(h, TRAINING_FIELDS, seed=card.seed)
+    else:
+        data = None
     trained = train_flow(h, card.flow, card.svi, data=data, seed=card.seed, checkpoint=out / "svi_checkpoint.npz",
                          resume=resume, progress=progress)
     stats = free_energy(trained, draws=card.free_energy_draws, seed=card.seed)
