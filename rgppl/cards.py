@@ -115,7 +115,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from rgppl.ensembles import ClusterSettings, check_cluster_model
+from rgppl.ensembles import ClusterSettings, check_cluster_model, ising_dual_only
 from rgppl.errors import InputError, require, require_integer
 from rgppl.flows import FlowSettings
 from rgppl.hamiltonians import PRESETS, TERM_TYPES, Custom, Hamiltonian
@@ -282,8 +282,7 @@ def _neuralrg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian, p
     svi = _settings({"svi": svi_table}, "svi", SVISettings)
     if data_file is not None:
         data_file = _data_path(data_file, "svi.data", path)
-    drawable = len(hamiltonian.terms) == 1 and hamiltonian.term("ising_dual") is not None  # ising_dual_fields
-    if data_file is None and not drawable:
+    if data_file is None and not ising_dual_only(hamiltonian):
         require(svi.objective == "reverse", "svi.objective", svi.objective,
                 "the forward and mixed objectives train on data: give svi.data = 'fields.npy'")
         require(svi.pretrain_steps == 0, "svi.pretrain_steps", svi.pretrain_steps,

@@ -233,6 +233,11 @@ def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, s
                          attrs=attrs)
 
 
+def ising_dual_only(hamiltonian) -> bool:
+    """Whether ``hamiltonian`` is a single Ising-dual term, whose fields :func:`ising_dual_fields` draws."""
+    return len(hamiltonian.terms) == 1 and isinstance(hamiltonian.terms[0], IsingDual)
+
+
 def ising_dual_fields(hamiltonian, n: int, *, seed: int = 0, chains: int = 256, warmup: int = 50, thin: int = 4):
     """``n`` fields ``x[n, Lx, Ly]`` of the continuous Ising dual through its spins (Li & Wang 2018, eq. 8).
 
@@ -241,7 +246,7 @@ def ising_dual_fields(hamiltonian, n: int, *, seed: int = 0, chains: int = 256, 
     ``1 - exp(-2 beta)``), one draw every ``thin`` sweeps after ``warmup``, each turned into
     ``x = A s + A^{1/2} xi`` by FFT.  Training data for flows (forward KL), without any flow or MCMC on x.
     """
-    require(len(hamiltonian.terms) == 1 and isinstance(hamiltonian.terms[0], IsingDual), "hamiltonian.terms",
+    require(ising_dual_only(hamiltonian), "hamiltonian.terms",
             [t.describe() for t in hamiltonian.terms], "a single ising_dual term")
     for name, value, least in (("n", n, 1), ("chains", chains, 1), ("warmup", warmup, 0), ("thin", thin, 1)):
         require_integer(name, value, least)

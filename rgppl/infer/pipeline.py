@@ -42,7 +42,7 @@ def run_neuralrg(card, out, *, resume: bool = False, progress: bool = True) -> d
     h = card.hamiltonian
     if card.data:
         data = load_ensemble(card.data, h.lattice)
-    elif card.svi.objective != "reverse" or card.svi.pretrain_steps:
+    elif card.svi.trains_on_data:
         data = ising_dual_fields(h, TRAINING_FIELDS, seed=card.seed)
     else:
         data = None

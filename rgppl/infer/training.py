@@ -56,6 +56,11 @@ class SVISettings:
     report_every: int = 50
     checkpoint_every: int = 500
 
+    @property
+    def trains_on_data(self) -> bool:
+        """Whether the run needs data: the forward and mixed objectives, and pretraining."""
+        return self.objective != "reverse" or self.pretrain_steps > 0
+
     def __post_init__(self):
         for name in ("steps", "batch", "report_every", "checkpoint_every"):
             require_integer(f"svi.{name}", getattr(self, name), 1)
