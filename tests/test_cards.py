@@ -87,6 +87,7 @@ BAD = [
     ("neuralrg on a side that is not a power of two", ("shape = [4, 4]", "shape = [6, 6]"), "lattice.shape", "power of 2",
      'sampler = "neuralrg"'),
     ("too many flow levels", ("[nuts]", "[flow]\nlevels = 5\n[nuts]"), "flow.levels", "at most log2(L)", 'sampler = "neuralrg"'),
+    ("a spline of one bin", ("[nuts]", "[flow]\nknots = 1\n[nuts]"), "flow.knots", "number of bins >= 2", 'sampler = "neuralrg"'),
     ("unknown flow key", ("[nuts]", "[flow]\ndepth = 3\n[nuts]"), "flow.depth", "valid keys", 'sampler = "neuralrg"'),
     ("forward objective without data", ("[nuts]", '[svi]\nobjective = "forward"\n[nuts]'), "svi.objective", "svi.data",
      'sampler = "neuralrg"'),

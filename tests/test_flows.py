@@ -10,11 +10,13 @@ from numpyro.infer.reparam import NeuTraReparam
 
 from rgppl.errors import InputError
 from rgppl.flows import AutoNeuralRG, FlowSettings, NeuralRGFlow, scale_index
+from rgppl.flows.guide import Z2Symmetrized
+from rgppl.flows.spline import parameter_count, rational_quadratic
 from rgppl.hamiltonians import free_field, ising_dual
 from rgppl.lattice import Lattice
 
 ARCHITECTURES = [FlowSettings(), FlowSettings(kernel=3, repeats=2, couplings=5, circulant=True),
-                 FlowSettings(levels=1, hidden=1, width=8)]
+                 FlowSettings(levels=1, hidden=1, width=8), FlowSettings(knots=5, spline_bound=1.5, couplings=3)]
 
 
 def perturbed_flow(settings, side=4, seed=0, size=0.03):
@@ -30,6 +32,21 @@ def perturbed_flow(settings, side=4, seed=0, size=0.03):
     return eqx.combine(jax.tree.unflatten(treedef, leaves), static)
 
 
+@pytest.mark.usefixtures("float64")
+def test_spline_is_monotone_inverts_and_has_the_autodiff_slope_inside_and_outside_its_interval():
+    values = jnp.linspace(-3.0, 3.0, 601)  # the interval is [-2, 2]: both identity tails are included
+    raw = 2.0 * jax.random.normal(jax.random.PRNGKey(0), (601, parameter_count(6)))
+    mapped, log_slope = rational_quadratic(values, raw, 2.0)
+    slope = jax.vmap(jax.grad(lambda v, r: rational_quadratic(v, r, 2.0)[0]))(values, raw)
+    np.testing.assert_allclose(log_slope, jnp.log(slope), atol=1e-10)
+    back, inverse_log_slope = rational_quadratic(mapped, raw, 2.0, inverse=True)
+    np.testing.assert_allclose(back, values, atol=1e-10)
+    np.testing.assert_allclose(inverse_log_slope, -log_slope, atol=1e-10)
+    shared = jnp.broadcast_to(raw[0], raw.shape)
+    assert jnp.all(jnp.diff(rational_quadratic(values, shared, 2.0)[0]) > 0)
+    np.testing.assert_allclose(rational_quadratic(values, jnp.zeros_like(raw), 2.0)[0], values, atol=1e-12)
+
+
 def set_up(guide):
     """Run the guide once (under a seed), as SVI does, so it inspects the model."""
     handlers.seed(guide, rng_seed=0)()
@@ -37,7 +54,7 @@ def set_up(guide):
 
 
 @pytest.mark.usefixtures("float64")
-@pytest.mark.parametrize("settings", ARCHITECTURES, ids=["default", "kernel3-repeats2-circulant", "one-level"])
+@pytest.mark.parametrize("settings", ARCHITECTURES, ids=["default", "kernel3-repeats2-circulant", "one-level", "spline"])
 def test_log_det_equals_autodiff_jacobian_in_both_directions_and_round_trips(settings):
     flow = perturbed_flow(settings)
     z = jax.random.normal(jax.random.PRNGKey(5), (4, 4))
@@ -97,6 +114,17 @@ def test_guide_symmetrised_density_is_even_and_normalised_like_q():
     assert jnp.all(q_sym.log_prob(x) >= jnp.minimum(q.log_prob(x), q.log_prob(-x)) - 1e-4)
     drawn, intermediates = q_sym.sample_with_intermediates(jax.random.PRNGKey(2), (16,))
     assert jnp.abs(q_sym.log_prob(drawn, intermediates) - q_sym.log_prob(drawn)).max() < 1e-4  # one inverse pass, same value
+
+
+def test_guide_can_train_the_plain_flow_and_still_report_the_symmetrised_one():
+    h = ising_dual(4)
+    guide = set_up(AutoNeuralRG(h.model, FlowSettings(width=8, couplings=1, levels=1, train_symmetric=False)))
+    trace = handlers.trace(handlers.seed(guide, rng_seed=1)).get_trace()
+    params = {name: site["value"] for name, site in trace.items() if site["type"] == "param"}
+    trained = [site["fn"] for site in trace.values() if site["type"] == "sample"][0]
+    assert type(trained).__name__ == "TransformedDistribution"  # SVI's draws: q alone, one pass
+    assert type(guide.training_posterior(params)) is type(trained)
+    assert isinstance(guide.get_posterior(params), Z2Symmetrized)  # what is reported: q_sym
 
 
 def test_neutra_potential_identity():

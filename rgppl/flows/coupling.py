@@ -5,7 +5,11 @@ the last axis of ``blocks[M/2, M/2, 4]`` in the order (0,0), (0,1), (1,0), (1,1)
 the four into a conditioning pair ``C_k`` and a transformed pair ``T_k`` and maps, in the generative direction,
 
     y_T  <-  y_T * exp(s) + t,     s = scale * tanh(a),   (a, t) = NN(y_C),
-    ln |det| = sum over blocks of (s_1 + s_2).
+    ln |det| = sum over blocks of (s_1 + s_2),
+
+or, with ``knots = K > 0``, ``y_T <- f(y_T)`` with ``f`` a monotone rational-quadratic spline of ``K`` bins
+on ``[-bound, bound]`` whose ``3K - 1`` parameters per site are ``NN(y_C)`` (:mod:`rgppl.flows.spline`;
+Durkan et al. 2019): non-affine in ``y_T``, so a single coupling can make a conditional skewed or bimodal.
 
 All blocks of a sublayer share the network: it is a convolution over the grid of blocks.  With
 ``kernel = 1`` each block sees only its own conditioning pair (Li & Wang, PRL 121, 260601 (2018));
@@ -22,6 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rgppl.flows.spline import parameter_count, rational_quadratic
+
+
 def _conv_periodic(h, weight, bias):
     """``h[H, W, c_in]`` convolved with ``weight[k, k, c_in, c_out]`` on the torus.
 
@@ -35,14 +42,17 @@ def _conv_periodic(h, weight, bias):
 
 
 class BlockCouplings(eqx.Module):
-    """``couplings`` affine couplings on 2x2 blocks; parameters stacked along a leading axis."""
+    """``couplings`` affine (``knots = 0``) or spline couplings on 2x2 blocks; parameters stacked along a leading axis."""
 
     weights: tuple
     biases: tuple
     scale: jax.Array
+    knots: int = eqx.field(static=True)
+    bound: float = eqx.field(static=True)
 
-    def __init__(self, key, *, couplings: int, width: int, hidden: int, kernel: int):
-        sizes = [2, *[width] * hidden, 4]
+    def __init__(self, key, *, couplings: int, width: int, hidden: int, kernel: int, knots: int = 0, bound: float = 8.0):
+        self.knots, self.bound = knots, bound
+        sizes = [2, *[width] * hidden, 2 * parameter_count(knots) if knots else 4]
         keys = jax.random.split(key, len(sizes) - 1)
         weights, biases = [], []
         for i, (k, c_in, c_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
@@ -51,7 +61,7 @@ class BlockCouplings(eqx.Module):
             weights.append(jnp.zeros(shape) if last else jax.random.normal(k, shape) / np.sqrt(kernel**2 * c_in))
             biases.append(jnp.zeros((couplings, c_out)))
         self.weights, self.biases = tuple(weights), tuple(biases)
-        self.scale = jnp.ones((couplings, 2))
+        self.scale = jnp.ones((couplings, 0 if knots else 2))  # bounds the affine log-scales; none for splines
 
     @property
     def n_couplings(self) -> int:
@@ -60,24 +70,28 @@ class BlockCouplings(eqx.Module):
     def _layers(self):
         return self.weights, self.biases, self.scale
 
-    @staticmethod
-    def _log_scale_and_shift(layer, conditioning):
+    def _couple(self, layer, conditioning, transformed, inverse: bool):
+        """Coupling ``layer`` on the transformed pair given the conditioning pair: ``(pair', ln|det| summed)``."""
         weights, biases, scale = layer
         h = conditioning
         for i, (w, b) in enumerate(zip(weights, biases)):
             h = _conv_periodic(h, w, b)
             if i < len(weights) - 1:
                 h = jax.nn.elu(h)
-        return scale * jnp.tanh(h[..., :2]), h[..., 2:]
+        if self.knots:
+            pair, log_slope = rational_quadratic(transformed, h.reshape(*transformed.shape, -1), self.bound, inverse)
+            return pair, log_slope.sum()
+        s, t = scale * jnp.tanh(h[..., :2]), h[..., 2:]
+        return ((transformed - t) * jnp.exp(-s), -s.sum()) if inverse else (transformed * jnp.exp(s) + t, s.sum())
 
     def forward(self, blocks):
         """Generative direction on ``blocks[H, W, 4]``: ``(blocks', ln|det|)``."""
 
         def coupling(carry, layer):
             y, log_det = carry
-            s, t = self._log_scale_and_shift(layer, y[..., :2])
-            y = jnp.concatenate([y[..., :2], y[..., 2:] * jnp.exp(s) + t], axis=-1)
-            return (_rotate(y, 1), log_det + s.sum()), None
+            pair, d = self._couple(layer, y[..., :2], y[..., 2:], inverse=False)
+            y = jnp.concatenate([y[..., :2], pair], axis=-1)
+            return (_rotate(y, 1), log_det + d), None
 
         (blocks, log_det), _ = jax.lax.scan(coupling, (blocks, 0.0), self._layers())
         return _rotate(blocks, -self.n_couplings), log_det
@@ -88,9 +102,8 @@ class BlockCouplings(eqx.Module):
         def coupling(carry, layer):
             y, log_det = carry
             y = _rotate(y, -1)
-            s, t = self._log_scale_and_shift(layer, y[..., :2])
-            y = jnp.concatenate([y[..., :2], (y[..., 2:] - t) * jnp.exp(-s)], axis=-1)
-            return (y, log_det - s.sum()), None
+            pair, d = self._couple(layer, y[..., :2], y[..., 2:], inverse=True)
+            return (jnp.concatenate([y[..., :2], pair], axis=-1), log_det + d), None
 
         start = _rotate(blocks, self.n_couplings)
         (blocks, log_det), _ = jax.lax.scan(coupling, (start, 0.0), self._layers(), reverse=True)

@@ -42,7 +42,10 @@ class FlowSettings:
     width: int = 32
     hidden: int = 2
     kernel: int = 1
+    knots: int = 0
+    spline_bound: float = 8.0
     symmetric: bool = True
+    train_symmetric: bool = True
     circulant: bool = False
 
     def __post_init__(self):
@@ -51,7 +54,11 @@ class FlowSettings:
         for name in ("repeats", "couplings", "width", "hidden"):
             require_integer(f"flow.{name}", getattr(self, name), 1)
         require(self.kernel in (1, 3, 5), "flow.kernel", self.kernel, "1 (own block, as Li & Wang), 3 or 5")
-        for name in ("symmetric", "circulant"):
+        require(self.knots == 0 or (isinstance(self.knots, int) and not isinstance(self.knots, bool) and self.knots >= 2),
+                "flow.knots", self.knots, "0 (affine couplings, as Li & Wang) or a spline's number of bins >= 2")
+        require(isinstance(self.spline_bound, (int, float)) and not isinstance(self.spline_bound, bool)
+                and self.spline_bound > 0, "flow.spline_bound", self.spline_bound, "a positive number (field units)")
+        for name in ("symmetric", "train_symmetric", "circulant"):
             require(isinstance(getattr(self, name), bool), f"flow.{name}", getattr(self, name), "true or false")
 
     def resolved_levels(self, lattice: Lattice) -> int:
@@ -102,7 +109,8 @@ class NeuralRGFlow(eqx.Module):
         self.side = lattice.shape[0]
         keys = iter(jax.random.split(key, 2 * self.levels * settings.repeats))
         make = lambda: BlockCouplings(next(keys), couplings=settings.couplings, width=settings.width,
-                                      hidden=settings.hidden, kernel=settings.kernel)
+                                      hidden=settings.hidden, kernel=settings.kernel,
+                                      knots=settings.knots, bound=float(settings.spline_bound))
         self.sublayers = tuple(tuple((make(), make()) for _ in range(settings.repeats)) for _ in range(self.levels))
         self.log_scales = jnp.zeros(self.levels + 1)
         self.log_spectrum = jnp.zeros(lattice.shape) if settings.circulant else None

@@ -1,0 +1,73 @@
+"""Monotone rational-quadratic splines: the element-wise bijection of spline couplings.
+
+Durkan, Bekasov, Murray & Papamakarios, "Neural Spline Flows", NeurIPS 2019, arXiv:1906.04032, eqs. 4-8.
+
+On ``[-B, B]`` the map is a piecewise rational-quadratic through ``K + 1`` knots ``(x_k, y_k)`` with
+positive derivatives ``d_k``; outside it is the identity, and ``d_0 = d_K = 1`` makes the whole map
+continuously differentiable.  In bin ``k`` with ``xi = (x - x_k) / w_k``, ``s_k = h_k / w_k``:
+
+    y = y_k + h_k [s_k xi^2 + d_k xi (1 - xi)] / [s_k + (d_k + d_{k+1} - 2 s_k) xi (1 - xi)],
+    dy/dx = s_k^2 [d_{k+1} xi^2 + 2 s_k xi (1 - xi) + d_k (1 - xi)^2] / [s_k + (d_k + d_{k+1} - 2 s_k) xi (1 - xi)]^2,
+
+and the inverse solves the quadratic in ``xi`` by the numerically stable root ``xi = 2c / (-b - sqrt(b^2 - 4ac))``.
+The ``3K - 1`` unconstrained parameters per element are ``K`` bin widths and ``K`` heights (softmax, each
+bin at least ``MIN_BIN`` of the interval) and ``K - 1`` inner derivatives (softplus, at least
+``MIN_DERIVATIVE``), shifted so that all-zero parameters give the identity.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+MIN_BIN = 1e-3
+MIN_DERIVATIVE = 1e-3
+_IDENTITY_SHIFT = float(np.log(np.expm1(1.0 - MIN_DERIVATIVE)))  # softplus(shift) + MIN_DERIVATIVE = 1
+
+
+def parameter_count(knots: int) -> int:
+    """Unconstrained parameters per element for ``knots`` bins."""
+    return 3 * knots - 1
+
+
+def _knots(raw, bound: float, knots: int):
+    def positions(logits):
+        widths = MIN_BIN + (1 - MIN_BIN * knots) * jax.nn.softmax(logits, axis=-1)
+        inner = -bound + 2 * bound * jnp.cumsum(widths[..., :-1], axis=-1)
+        edge = jnp.full(widths.shape[:-1] + (1,), bound, widths.dtype)
+        return jnp.concatenate([-edge, inner, edge], axis=-1)
+
+    inner_slopes = MIN_DERIVATIVE + jax.nn.softplus(raw[..., 2 * knots:] + _IDENTITY_SHIFT)
+    ones = jnp.ones(raw.shape[:-1] + (1,), raw.dtype)
+    return positions(raw[..., :knots]), positions(raw[..., knots:2 * knots]), jnp.concatenate([ones, inner_slopes, ones], -1)
+
+
+def rational_quadratic(values, raw, bound: float, inverse: bool = False):
+    """``(f(values), ln|f'|)`` element-wise (or the inverse map and its ``ln|df^-1/dy|``).
+
+    ``values[...]`` with parameters ``raw[..., 3K - 1]`` (see the module docstring); the identity outside
+    ``[-bound, bound]``.
+    """
+    knots = (raw.shape[-1] + 1) // 3
+    xs, ys, slopes = _knots(raw, bound, knots)
+    inside = jnp.abs(values) < bound
+    clipped = jnp.clip(values, -bound, bound)
+    edges = ys if inverse else xs
+    k = jnp.sum(clipped[..., None] >= edges[..., 1:-1], axis=-1, keepdims=True)
+    pick = lambda a, offset=0: jnp.take_along_axis(a, k + offset, axis=-1)[..., 0]
+    x0, y0, d0, d1 = pick(xs), pick(ys), pick(slopes), pick(slopes, 1)
+    width, height = pick(xs, 1) - x0, pick(ys, 1) - y0
+    slope = height / width
+    if inverse:
+        offset = clipped - y0
+        a = height * (slope - d0) + offset * (d0 + d1 - 2 * slope)
+        b = height * d0 - offset * (d0 + d1 - 2 * slope)
+        c = -slope * offset
+        xi = 2 * c / (-b - jnp.sqrt(jnp.maximum(b**2 - 4 * a * c, 0.0)))
+        mapped = x0 + xi * width
+    else:
+        xi = (clipped - x0) / width
+        mapped = y0 + height * (slope * xi**2 + d0 * xi * (1 - xi)) / (slope + (d0 + d1 - 2 * slope) * xi * (1 - xi))
+    denominator = slope + (d0 + d1 - 2 * slope) * xi * (1 - xi)
+    log_slope = jnp.log(slope**2 * (d1 * xi**2 + 2 * slope * xi * (1 - xi) + d0 * (1 - xi) ** 2)) - 2 * jnp.log(denominator)
+    log_slope = jnp.where(inside, -log_slope if inverse else log_slope, 0.0)
+    return jnp.where(inside, mapped, values), log_slope
