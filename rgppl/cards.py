@@ -47,7 +47,10 @@ and compares its samplers with NUTS (``[nuts]`` is the baseline)::
     width = 32
     hidden = 2
     kernel = 1                          # 1: Li & Wang's per-block networks; 3 or 5: wider receptive field
+    knots = 0                           # 0: affine couplings (Li & Wang); K >= 2: rational-quadratic splines, K bins
+    spline_bound = 8.0                  # the splines act on [-bound, bound], the identity outside
     symmetric = true                    # Z2 symmetrisation q_sym(x) = [q(x) + q(-x)]/2
+    train_symmetric = true              # false: SVI trains q alone (half the cost), q_sym is still reported
 
     [svi]                               # rgppl.infer.SVISettings
     steps = 2000

@@ -5,7 +5,10 @@ The guide is an :class:`~numpyro.infer.autoguide.AutoContinuous` whose posterior
 so stock ``SVI``/``Trace_ELBO`` train it and stock ``NeuTraReparam(guide, params)`` runs NUTS in its
 latent space.  With ``symmetric=True`` the posterior is the Z2-symmetrised mixture
 ``q_sym(x) = [q(x) + q(-x)] / 2`` (Li & Wang's remedy for the mode seeking of the reverse KL on
-models invariant under x -> -x); ``get_transform`` is always the bijection ``g`` itself.
+models invariant under x -> -x); ``get_transform`` is always the bijection ``g`` itself.  With
+``train_symmetric=False`` SVI trains the plain flow ``q`` (one pass of the flow per draw instead of two)
+while ``get_posterior`` still returns ``q_sym``: for an even target ``p``, ``KL(q_sym||p) <= KL(q||p)``
+by convexity, so training ``q`` minimises an upper bound on the KL of the posterior that is reported.
 
 The flow's weights are one NumPyro ``param`` (an Equinox pytree) initialised from the seed handler's
 key, so one root key fixes the whole run.
@@ -127,13 +130,17 @@ class AutoNeuralRG(AutoContinuous):
     def _build(self, key) -> NeuralRGFlow:
         return NeuralRGFlow(key, self.lattice, self.settings)
 
-    def _flow_distribution(self, flow: NeuralRGFlow):
+    @property
+    def _trains_symmetric(self) -> bool:
+        return self.settings.symmetric and self.settings.train_symmetric
+
+    def _flow_distribution(self, flow: NeuralRGFlow, symmetric: bool):
         q = dist.TransformedDistribution(self.get_base_dist(), NeuralRGTransform(flow))
-        return Z2Symmetrized(q) if self.settings.symmetric else q
+        return Z2Symmetrized(q) if symmetric else q
 
     def _get_posterior(self):
         params = numpyro.param(self.param_name, lambda key: eqx.partition(self._build(key), eqx.is_array)[0])
-        return self._flow_distribution(eqx.combine(params, self._static))
+        return self._flow_distribution(eqx.combine(params, self._static), self._trains_symmetric)
 
     def get_base_dist(self):
         return dist.Normal(jnp.zeros(self.latent_dim), 1.0).to_event(1)
@@ -146,4 +153,8 @@ class AutoNeuralRG(AutoContinuous):
         return NeuralRGTransform(self.flow(params))
 
     def get_posterior(self, params):
-        return self._flow_distribution(self.flow(params))
+        return self._flow_distribution(self.flow(params), self.settings.symmetric)
+
+    def training_posterior(self, params):
+        """The distribution SVI trains: ``q_sym``, or ``q`` itself with ``train_symmetric=False``."""
+        return self._flow_distribution(self.flow(params), self._trains_symmetric)

@@ -97,7 +97,8 @@ class FlowObjective(ELBO):
             loss += self.reverse_weight * self.reverse.loss(key_reverse, param_map, model, guide, *args, **kwargs)
         if self.reverse_weight < 1:
             rows = jax.random.randint(key_data, (self.batch,), 0, self.data.shape[0])
-            log_q = guide.get_posterior(param_map).log_prob(self.data[rows])
+            posterior = guide.training_posterior if isinstance(guide, AutoNeuralRG) else guide.get_posterior
+            log_q = posterior(param_map).log_prob(self.data[rows])
             loss -= (1 - self.reverse_weight) * log_q.mean()
         return {"loss": loss, "mutable_state": None}
 
