@@ -54,8 +54,8 @@ class FlowSettings:
         for name in ("repeats", "couplings", "width", "hidden"):
             require_integer(f"flow.{name}", getattr(self, name), 1)
         require(self.kernel in (1, 3, 5), "flow.kernel", self.kernel, "1 (own block, as Li & Wang), 3 or 5")
-        require(self.knots == 0 or (isinstance(self.knots, int) and not isinstance(self.knots, bool) and self.knots >= 2),
-                "flow.knots", self.knots, "0 (affine couplings, as Li & Wang) or a spline's number of bins >= 2")
+        require_integer("flow.knots", self.knots, 0)
+        require(self.knots != 1, "flow.knots", self.knots, "0 (affine couplings, as Li & Wang) or a spline's number of bins >= 2")
         require(isinstance(self.spline_bound, (int, float)) and not isinstance(self.spline_bound, bool)
                 and self.spline_bound > 0, "flow.spline_bound", self.spline_bound, "a positive number (field units)")
         for name in ("symmetric", "train_symmetric", "circulant"):

@@ -57,17 +57,17 @@ def rational_quadratic(values, raw, bound: float, inverse: bool = False):
     x0, y0, d0, d1 = pick(xs), pick(ys), pick(slopes), pick(slopes, 1)
     width, height = pick(xs, 1) - x0, pick(ys, 1) - y0
     slope = height / width
+    curvature = d0 + d1 - 2 * slope
     if inverse:
         offset = clipped - y0
-        a = height * (slope - d0) + offset * (d0 + d1 - 2 * slope)
-        b = height * d0 - offset * (d0 + d1 - 2 * slope)
+        a = height * (slope - d0) + offset * curvature
+        b = height * d0 - offset * curvature
         c = -slope * offset
         xi = 2 * c / (-b - jnp.sqrt(jnp.maximum(b**2 - 4 * a * c, 0.0)))
-        mapped = x0 + xi * width
     else:
         xi = (clipped - x0) / width
-        mapped = y0 + height * (slope * xi**2 + d0 * xi * (1 - xi)) / (slope + (d0 + d1 - 2 * slope) * xi * (1 - xi))
-    denominator = slope + (d0 + d1 - 2 * slope) * xi * (1 - xi)
+    denominator = slope + curvature * xi * (1 - xi)
+    mapped = x0 + xi * width if inverse else y0 + height * (slope * xi**2 + d0 * xi * (1 - xi)) / denominator
     log_slope = jnp.log(slope**2 * (d1 * xi**2 + 2 * slope * xi * (1 - xi) + d0 * (1 - xi) ** 2)) - 2 * jnp.log(denominator)
     log_slope = jnp.where(inside, -log_slope if inverse else log_slope, 0.0)
     return jnp.where(inside, mapped, values), log_slope
