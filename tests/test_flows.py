@@ -10,10 +10,12 @@ from numpyro.infer.reparam import NeuTraReparam
 
 from rgppl.errors import InputError
 from rgppl.flows import AutoNeuralRG, FlowSettings, NeuralRGFlow, scale_index
-from rgppl.flows.guide import Z2Symmetrized
+from rgppl.flows.guide import Z2Symmetrized, sample_with_log_prob
 from rgppl.flows.spline import parameter_count, rational_quadratic
 from rgppl.hamiltonians import free_field, ising_dual
+from rgppl.infer.training import FlowObjective
 from rgppl.lattice import Lattice
+from tests.stats import family_threshold
 
 ARCHITECTURES = [FlowSettings(), FlowSettings(kernel=3, repeats=2, couplings=5, circulant=True),
                  FlowSettings(levels=1, hidden=1, width=8), FlowSettings(knots=5, spline_bound=1.5, couplings=3)]
@@ -35,14 +37,14 @@ def perturbed_flow(settings, side=4, seed=0, size=0.03):
 @pytest.mark.usefixtures("float64")
 def test_spline_is_monotone_inverts_and_has_the_autodiff_slope_inside_and_outside_its_interval():
     values = jnp.linspace(-3.0, 3.0, 601)  # the interval is [-2, 2]: both identity tails are included
-    raw = 2.0 * jax.random.normal(jax.random.PRNGKey(0), (601, parameter_count(6)))
+    raw = 2.0 * jax.random.normal(jax.random.PRNGKey(0), (parameter_count(6), 601))  # parameter axis first
     mapped, log_slope = rational_quadratic(values, raw, 2.0)
-    slope = jax.vmap(jax.grad(lambda v, r: rational_quadratic(v, r, 2.0)[0]))(values, raw)
+    slope = jax.vmap(jax.grad(lambda v, r: rational_quadratic(v, r, 2.0)[0]), in_axes=(0, 1))(values, raw)
     np.testing.assert_allclose(log_slope, jnp.log(slope), atol=1e-10)
     back, inverse_log_slope = rational_quadratic(mapped, raw, 2.0, inverse=True)
     np.testing.assert_allclose(back, values, atol=1e-10)
     np.testing.assert_allclose(inverse_log_slope, -log_slope, atol=1e-10)
-    shared = jnp.broadcast_to(raw[0], raw.shape)
+    shared = jnp.broadcast_to(raw[:, :1], raw.shape)
     assert jnp.all(jnp.diff(rational_quadratic(values, shared, 2.0)[0]) > 0)
     np.testing.assert_allclose(rational_quadratic(values, jnp.zeros_like(raw), 2.0)[0], values, atol=1e-12)
 
@@ -67,6 +69,23 @@ def test_log_det_equals_autodiff_jacobian_in_both_directions_and_round_trips(set
     assert jnp.abs(z_back - z).max() < 1e-10
     assert abs(log_det + inverse_log_det) < 1e-10
     assert jnp.abs(x - z).max() > 0.1  # the perturbed flow is far from the identity
+
+
+@pytest.mark.usefixtures("float64")
+@pytest.mark.parametrize("settings", ARCHITECTURES[1:], ids=["kernel3-repeats2-circulant", "one-level", "spline"])
+def test_a_batch_of_fields_maps_as_each_field_alone(settings):
+    """The flow runs on a whole batch at once (batch axis last inside); each field must not see the others."""
+    flow = perturbed_flow(settings)
+    z = jax.random.normal(jax.random.PRNGKey(6), (2, 3, 4, 4))
+    x, log_det = flow.transform_and_log_det(z)
+    z_back, inverse_log_det = flow.inverse_and_log_det(x)
+    assert x.shape == z.shape and log_det.shape == inverse_log_det.shape == (2, 3)
+    for i, j in np.ndindex(2, 3):  # equal up to float64 rounding
+        alone, alone_log_det = flow.transform_and_log_det(z[i, j])
+        np.testing.assert_allclose(x[i, j], alone, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(log_det[i, j], alone_log_det, rtol=1e-12)
+        np.testing.assert_allclose(z_back[i, j], flow.inverse_and_log_det(alone)[0], rtol=1e-10, atol=1e-10)
+    assert jnp.abs(log_det + inverse_log_det).max() < 1e-10
 
 
 @pytest.mark.usefixtures("float64")
@@ -125,6 +144,25 @@ def test_guide_can_train_the_plain_flow_and_still_report_the_symmetrised_one():
     assert type(trained).__name__ == "TransformedDistribution"  # SVI's draws: q alone, one pass
     assert type(guide.training_posterior(params)) is type(trained)
     assert isinstance(guide.get_posterior(params), Z2Symmetrized)  # what is reported: q_sym
+
+
+def test_the_batched_free_energy_objective_estimates_what_trace_elbo_does():
+    """FlowObjective draws its particles as one batch through the flow, Trace_ELBO vmaps them one at a time:
+    the same F_q = E_q[ln q + U], so two independent estimates agree within their standard error."""
+    from numpyro.infer import Trace_ELBO
+
+    h = ising_dual(4)
+    guide = set_up(AutoNeuralRG(h.model, FlowSettings(width=8, couplings=2, symmetric=False)))
+    params = {guide.param_name: eqx.partition(perturbed_flow(FlowSettings(width=8, couplings=2), size=0.1), eqx.is_array)[0]}
+    n = 4096
+    batched = FlowObjective(1.0, n).loss(jax.random.PRNGKey(1), params, h.model, guide)
+    stock = Trace_ELBO(num_particles=n, vectorize_particles=True).loss(jax.random.PRNGKey(2), params, h.model, guide)
+    key_reverse = jax.random.split(jax.random.PRNGKey(1))[0]  # FlowObjective's key for its reverse-KL draws
+    latent, log_q = sample_with_log_prob(guide.get_posterior(params), key_reverse, n)
+    per_draw = log_q + guide.model_potential(latent)
+    assert abs(per_draw.mean() - batched) < 1e-4 * abs(batched)  # the objective is this estimator
+    np.testing.assert_allclose(guide.model_potential(latent), h.energy(latent.reshape(n, 4, 4)), rtol=1e-5)
+    assert abs(batched - stock) < family_threshold(1) * np.sqrt(2 / n) * per_draw.std()
 
 
 def test_neutra_potential_identity():

@@ -1,8 +1,10 @@
 """RealNVP affine couplings on the 2x2 blocks of a lattice: the block bijector of NeuralRG.
 
-A sublayer cuts a periodic grid ``y[M, M]`` (M even) into ``(M/2)^2`` blocks of four sites, stored as
-the last axis of ``blocks[M/2, M/2, 4]`` in the order (0,0), (0,1), (1,0), (1,1).  Coupling ``k`` splits
-the four into a conditioning pair ``C_k`` and a transformed pair ``T_k`` and maps, in the generative direction,
+A sublayer cuts a batch of periodic grids ``y[M, M, N]`` (M even; the batch axis last) into ``(M/2)^2``
+blocks of four sites, stored as the first axis of ``blocks[4, M/2, M/2, N]`` in the order (0,0), (0,1),
+(1,0), (1,1).  Every operation then runs over the long trailing axes (blocks x batch), which is several
+times faster on a CPU than a small per-configuration array under ``vmap``.  Coupling ``k`` splits the four
+into a conditioning pair ``C_k`` and a transformed pair ``T_k`` and maps, in the generative direction,
 
     y_T  <-  y_T * exp(s) + t,     s = scale * tanh(a),   (a, t) = NN(y_C),
     ln |det| = sum over blocks of (s_1 + s_2),
@@ -30,15 +32,15 @@ from rgppl.flows.spline import parameter_count, rational_quadratic
 
 
 def _conv_periodic(h, weight, bias):
-    """``h[H, W, c_in]`` convolved with ``weight[k, k, c_in, c_out]`` on the torus.
+    """``h[c_in, H, W, N]`` convolved with ``weight[k, k, c_in, c_out]`` on the torus: ``[c_out, H, W, N]``.
 
-    Written as periodic shifts and one matrix product (not ``lax.conv``) so that ``jax.vmap`` over a
-    batch turns it into a single large matmul, forward and backward.
+    Written as periodic shifts and one matrix product (not ``lax.conv``): a single large matmul over
+    all blocks and configurations, forward and backward.
     """
     k = weight.shape[0]
     offsets = range(-(k // 2), k // 2 + 1)
-    patches = jnp.concatenate([jnp.roll(h, (-dx, -dy), axis=(0, 1)) for dx in offsets for dy in offsets], axis=-1)
-    return patches @ weight.reshape(-1, weight.shape[-1]) + bias
+    patches = jnp.concatenate([jnp.roll(h, (-dx, -dy), axis=(1, 2)) for dx in offsets for dy in offsets], axis=0)
+    return jnp.tensordot(weight.reshape(-1, weight.shape[-1]), patches, axes=(0, 0)) + bias[:, None, None, None]
 
 
 class BlockCouplings(eqx.Module):
@@ -71,46 +73,51 @@ class BlockCouplings(eqx.Module):
         return self.weights, self.biases, self.scale
 
     def _couple(self, layer, conditioning, transformed, inverse: bool):
-        """Coupling ``layer`` on the transformed pair given the conditioning pair: ``(pair', ln|det| summed)``."""
+        """Coupling ``layer`` on the transformed pair given the conditioning pair (each ``[2, H, W, N]``):
+        ``(pair', ln|det|[N])``.  Output channel ``2 p + i`` of the network is parameter ``p`` of site ``i``."""
         weights, biases, scale = layer
         h = conditioning
         for i, (w, b) in enumerate(zip(weights, biases)):
             h = _conv_periodic(h, w, b)
             if i < len(weights) - 1:
                 h = jax.nn.elu(h)
+        h = h.reshape(-1, *transformed.shape)
         if self.knots:
-            pair, log_slope = rational_quadratic(transformed, h.reshape(*transformed.shape, -1), self.bound, inverse)
-            return pair, log_slope.sum()
-        s, t = scale * jnp.tanh(h[..., :2]), h[..., 2:]
-        return ((transformed - t) * jnp.exp(-s), -s.sum()) if inverse else (transformed * jnp.exp(s) + t, s.sum())
+            pair, log_slope = rational_quadratic(transformed, h, self.bound, inverse)
+        else:
+            s, t = scale[:, None, None, None] * jnp.tanh(h[0]), h[1]
+            pair, log_slope = ((transformed - t) * jnp.exp(-s), -s) if inverse else (transformed * jnp.exp(s) + t, s)
+        return pair, log_slope.sum(axis=(0, 1, 2))
 
     def forward(self, blocks):
-        """Generative direction on ``blocks[H, W, 4]``: ``(blocks', ln|det|)``."""
+        """Generative direction on ``blocks[4, H, W, N]``: ``(blocks', ln|det|[N])``."""
 
         def coupling(carry, layer):
             y, log_det = carry
-            pair, d = self._couple(layer, y[..., :2], y[..., 2:], inverse=False)
-            y = jnp.concatenate([y[..., :2], pair], axis=-1)
+            pair, d = self._couple(layer, y[:2], y[2:], inverse=False)
+            y = jnp.concatenate([y[:2], pair])
             return (_rotate(y, 1), log_det + d), None
 
-        (blocks, log_det), _ = jax.lax.scan(coupling, (blocks, 0.0), self._layers())
+        log_det = jnp.zeros(blocks.shape[-1], blocks.dtype)
+        (blocks, log_det), _ = jax.lax.scan(coupling, (blocks, log_det), self._layers())
         return _rotate(blocks, -self.n_couplings), log_det
 
     def inverse(self, blocks):
-        """Inverse (encoding) direction: ``(blocks', ln|det|)`` of the inverse map."""
+        """Inverse (encoding) direction: ``(blocks', ln|det|[N])`` of the inverse map."""
 
         def coupling(carry, layer):
             y, log_det = carry
             y = _rotate(y, -1)
-            pair, d = self._couple(layer, y[..., :2], y[..., 2:], inverse=True)
-            return (jnp.concatenate([y[..., :2], pair], axis=-1), log_det + d), None
+            pair, d = self._couple(layer, y[:2], y[2:], inverse=True)
+            return (jnp.concatenate([y[:2], pair]), log_det + d), None
 
+        log_det = jnp.zeros(blocks.shape[-1], blocks.dtype)
         start = _rotate(blocks, self.n_couplings)
-        (blocks, log_det), _ = jax.lax.scan(coupling, (start, 0.0), self._layers(), reverse=True)
+        (blocks, log_det), _ = jax.lax.scan(coupling, (start, log_det), self._layers(), reverse=True)
         return blocks, log_det
 
 
 def _rotate(blocks, k: int):
     """Cycle the four sites of every block: site ``i`` moves to position ``(i - k) mod 4``."""
     k %= 4
-    return jnp.concatenate([blocks[..., k:], blocks[..., :k]], axis=-1)
+    return jnp.concatenate([blocks[k:], blocks[:k]])

@@ -23,6 +23,7 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import Transform
 from numpyro.infer.autoguide import AutoContinuous
+from numpyro.infer.util import potential_energy
 
 from rgppl.errors import require
 from rgppl.flows.neuralrg import FlowSettings, NeuralRGFlow
@@ -30,10 +31,17 @@ from rgppl.lattice import Lattice
 
 
 def _batched(method, values, side: int):
-    """Apply an unbatched ``method(field[L, L]) -> (field, log_det)`` to ``values[..., L*L]``."""
+    """Apply ``method(fields[..., L, L]) -> (fields, log_det)`` to flattened ``values[..., L*L]``."""
     batch = values.shape[:-1]
-    fields, log_det = jax.vmap(method)(values.reshape(-1, side, side))
-    return fields.reshape(*batch, side * side), log_det.reshape(batch)
+    fields, log_det = method(values.reshape(*batch, side, side))
+    return fields.reshape(*batch, side * side), log_det
+
+
+def sample_with_log_prob(distribution, key, n: int):
+    """``(x[n, ...], ln q(x)[n])``: ``n`` draws in one batch, with their log density from the generative pass
+    (no inverse pass where the distribution keeps the intermediates)."""
+    x, intermediates = distribution.sample_with_intermediates(key, (n,))
+    return x, distribution.log_prob(x, intermediates) if intermediates else distribution.log_prob(x)
 
 
 class NeuralRGTransform(Transform):
@@ -144,6 +152,12 @@ class AutoNeuralRG(AutoContinuous):
 
     def get_base_dist(self):
         return dist.Normal(jnp.zeros(self.latent_dim), 1.0).to_event(1)
+
+    def model_potential(self, latent, *args, **kwargs):
+        """``U(u)``, the model's potential energy at latent vectors ``u[..., L*L]`` in the guide's unconstrained
+        space: ``-ln p`` of the field plus the log-Jacobian of its support's bijection (none for real fields)."""
+        one = lambda u: potential_energy(self.model, args, kwargs, self._unpack_latent(u))
+        return jax.vmap(one)(latent.reshape(-1, latent.shape[-1])).reshape(latent.shape[:-1])
 
     def flow(self, params) -> NeuralRGFlow:
         """The trained bijection (an Equinox module) from SVI's ``params``."""

@@ -78,15 +78,16 @@ def scale_index(side: int, levels: int) -> np.ndarray:
 
 
 def _to_blocks(grid, shifted: bool):
+    """``grid[M, M, N]`` -> ``blocks[4, M/2, M/2, N]`` (aligned, or shifted by one site)."""
     if shifted:
         grid = jnp.roll(grid, (-1, -1), axis=(0, 1))
-    m = grid.shape[0] // 2
-    return grid.reshape(m, 2, m, 2).transpose(0, 2, 1, 3).reshape(m, m, 4)
+    m, n = grid.shape[0] // 2, grid.shape[-1]
+    return grid.reshape(m, 2, m, 2, n).transpose(1, 3, 0, 2, 4).reshape(4, m, m, n)
 
 
 def _from_blocks(blocks, shifted: bool):
-    m = blocks.shape[0]
-    grid = blocks.reshape(m, m, 2, 2).transpose(0, 2, 1, 3).reshape(2 * m, 2 * m)
+    m, n = blocks.shape[1], blocks.shape[-1]
+    grid = blocks.reshape(2, 2, m, m, n).transpose(2, 0, 3, 1, 4).reshape(2 * m, 2 * m, n)
     return jnp.roll(grid, (1, 1), axis=(0, 1)) if shifted else grid
 
 
@@ -95,8 +96,17 @@ def _on_blocks(method, grid, shifted: bool):
     return _from_blocks(blocks, shifted), log_det
 
 
+def _batch_last(fields):
+    """``fields[..., L, L]`` -> ``[L, L, N]``: the layout the couplings run on (see :mod:`~rgppl.flows.coupling`)."""
+    return jnp.moveaxis(fields.reshape(-1, *fields.shape[-2:]), 0, -1)
+
+
+def _batch_first(fields, batch: tuple):
+    return jnp.moveaxis(fields, -1, 0).reshape(*batch, *fields.shape[:2])
+
+
 class NeuralRGFlow(eqx.Module):
-    """The bijection ``x = g(z)`` on one unbatched ``L x L`` configuration (batch with ``jax.vmap``)."""
+    """The bijection ``x = g(z)`` on fields ``[..., L, L]`` (any batch shape, none included)."""
 
     sublayers: tuple  # sublayers[level][repeat] = (disentangler, decimator)
     log_scales: jax.Array
@@ -124,9 +134,11 @@ class NeuralRGFlow(eqx.Module):
         return 0.5 * (theta + jnp.roll(jnp.flip(theta, (0, 1)), 1, axis=(0, 1)))  # even in k: C is real
 
     def transform_and_log_det(self, z):
-        """Generative direction: ``(x, ln|det dx/dz|)`` for a latent field ``z[L, L]``."""
+        """Generative direction: ``(x, ln|det dx/dz|)`` for latent fields ``z[..., L, L]``."""
+        batch = z.shape[:-2]
         log_scale = self.log_scales[self.scale_index]
-        x, log_det = z * jnp.exp(log_scale), log_scale.sum()
+        x = _batch_last(z * jnp.exp(log_scale))
+        log_det = jnp.full(x.shape[-1], log_scale.sum())
         for level in reversed(range(self.levels)):
             stride = 2**level
             grid = x[::stride, ::stride]
@@ -135,17 +147,20 @@ class NeuralRGFlow(eqx.Module):
                 grid, d2 = _on_blocks(disentangler.forward, grid, shifted=True)
                 log_det += d1 + d2
             x = x.at[::stride, ::stride].set(grid)
+        x, log_det = _batch_first(x, batch), log_det.reshape(batch)
         if self.log_spectrum is not None:
             log_c = self._circulant_log_eigenvalues()
             x, log_det = apply_circulant(x, jnp.exp(log_c)), log_det + log_c.sum()
         return x, log_det
 
     def inverse_and_log_det(self, x):
-        """Encoding (renormalisation) direction: ``(z, ln|det dz/dx|)`` for a field ``x[L, L]``."""
-        log_det = 0.0
+        """Encoding (renormalisation) direction: ``(z, ln|det dz/dx|)`` for fields ``x[..., L, L]``."""
+        batch = x.shape[:-2]
+        log_det = jnp.zeros(batch, x.dtype)
         if self.log_spectrum is not None:
             log_c = self._circulant_log_eigenvalues()
-            x, log_det = apply_circulant(x, jnp.exp(-log_c)), -log_c.sum()
+            x, log_det = apply_circulant(x, jnp.exp(-log_c)), log_det - log_c.sum()
+        x, log_det = _batch_last(x), log_det.reshape(-1)
         for level in range(self.levels):
             stride = 2**level
             grid = x[::stride, ::stride]
@@ -155,4 +170,4 @@ class NeuralRGFlow(eqx.Module):
                 log_det += d1 + d2
             x = x.at[::stride, ::stride].set(grid)
         log_scale = self.log_scales[self.scale_index]
-        return x * jnp.exp(-log_scale), log_det - log_scale.sum()
+        return _batch_first(x, batch) * jnp.exp(-log_scale), log_det.reshape(batch) - log_scale.sum()

@@ -31,29 +31,29 @@ def parameter_count(knots: int) -> int:
 
 def _knots(raw, bound: float, knots: int):
     def positions(logits):
-        widths = MIN_BIN + (1 - MIN_BIN * knots) * jax.nn.softmax(logits, axis=-1)
-        inner = -bound + 2 * bound * jnp.cumsum(widths[..., :-1], axis=-1)
-        edge = jnp.full(widths.shape[:-1] + (1,), bound, widths.dtype)
-        return jnp.concatenate([-edge, inner, edge], axis=-1)
+        widths = MIN_BIN + (1 - MIN_BIN * knots) * jax.nn.softmax(logits, axis=0)
+        inner = -bound + 2 * bound * jnp.cumsum(widths[:-1], axis=0)
+        edge = jnp.full((1,) + widths.shape[1:], bound, widths.dtype)
+        return jnp.concatenate([-edge, inner, edge], axis=0)
 
-    inner_slopes = MIN_DERIVATIVE + jax.nn.softplus(raw[..., 2 * knots:] + _IDENTITY_SHIFT)
-    ones = jnp.ones(raw.shape[:-1] + (1,), raw.dtype)
-    return positions(raw[..., :knots]), positions(raw[..., knots:2 * knots]), jnp.concatenate([ones, inner_slopes, ones], -1)
+    inner_slopes = MIN_DERIVATIVE + jax.nn.softplus(raw[2 * knots:] + _IDENTITY_SHIFT)
+    ones = jnp.ones((1,) + raw.shape[1:], raw.dtype)
+    return positions(raw[:knots]), positions(raw[knots:2 * knots]), jnp.concatenate([ones, inner_slopes, ones], 0)
 
 
 def rational_quadratic(values, raw, bound: float, inverse: bool = False):
     """``(f(values), ln|f'|)`` element-wise (or the inverse map and its ``ln|df^-1/dy|``).
 
-    ``values[...]`` with parameters ``raw[..., 3K - 1]`` (see the module docstring); the identity outside
-    ``[-bound, bound]``.
+    ``values[...]`` with parameters ``raw[3K - 1, ...]`` (see the module docstring; the parameter axis
+    leads, so that every operation runs over the long trailing axes); the identity outside ``[-bound, bound]``.
     """
-    knots = (raw.shape[-1] + 1) // 3
+    knots = (raw.shape[0] + 1) // 3
     xs, ys, slopes = _knots(raw, bound, knots)
     inside = jnp.abs(values) < bound
     clipped = jnp.clip(values, -bound, bound)
     edges = ys if inverse else xs
-    k = jnp.sum(clipped[..., None] >= edges[..., 1:-1], axis=-1, keepdims=True)
-    pick = lambda a, offset=0: jnp.take_along_axis(a, k + offset, axis=-1)[..., 0]
+    k = jnp.sum(clipped >= edges[1:-1], axis=0, keepdims=True)
+    pick = lambda a, offset=0: jnp.take_along_axis(a, k + offset, axis=0)[0]
     x0, y0, d0, d1 = pick(xs), pick(ys), pick(slopes), pick(slopes, 1)
     width, height = pick(xs, 1) - x0, pick(ys, 1) - y0
     slope = height / width

@@ -18,18 +18,12 @@ import pandas as pd
 
 def encode(flow, phi):
     """Latent fields ``z[..., L, L]`` of fields ``phi[..., L, L]``."""
-    phi = jnp.asarray(phi)
-    batch = phi.shape[:-2]
-    z, _ = jax.vmap(flow.inverse_and_log_det)(phi.reshape(-1, *phi.shape[-2:]))
-    return z.reshape(*batch, *phi.shape[-2:])
+    return flow.inverse_and_log_det(jnp.asarray(phi))[0]
 
 
 def decode(flow, z):
     """Fields ``phi = g(z)`` of latent fields ``z[..., L, L]``."""
-    z = jnp.asarray(z)
-    batch = z.shape[:-2]
-    phi, _ = jax.vmap(flow.transform_and_log_det)(z.reshape(-1, *z.shape[-2:]))
-    return phi.reshape(*batch, *z.shape[-2:])
+    return flow.transform_and_log_det(jnp.asarray(z))[0]
 
 
 def latents_by_scale(flow, phi) -> dict:
