@@ -141,7 +141,7 @@ def test_guide_can_train_the_plain_flow_and_still_report_the_symmetrised_one():
     trace = handlers.trace(handlers.seed(guide, rng_seed=1)).get_trace()
     params = {name: site["value"] for name, site in trace.items() if site["type"] == "param"}
     trained = [site["fn"] for site in trace.values() if site["type"] == "sample"][0]
-    assert type(trained).__name__ == "TransformedDistribution"  # SVI's draws: q alone, one pass
+    assert type(trained).__name__ == "NeuralRGDistribution"  # SVI's draws: q alone, one pass
     assert type(guide.training_posterior(params)) is type(trained)
     assert isinstance(guide.get_posterior(params), Z2Symmetrized)  # what is reported: q_sym
 
