@@ -2,8 +2,8 @@
 
 The guide is an :class:`~numpyro.infer.autoguide.AutoContinuous` whose posterior is the
 ``TransformedDistribution`` ``NeuralRGDistribution(N(0, I), NeuralRGTransform(flow))`` over the model's
-single lattice site, so stock ``SVI``/``Trace_ELBO`` train it and stock ``NeuTraReparam(guide, params)`` runs NUTS in its
-latent space.  With ``symmetric=True`` the posterior is the Z2-symmetrised mixture
+single lattice site, so stock ``SVI``/``Trace_ELBO`` train it and stock ``NeuTraReparam(guide, params)``
+runs NUTS in its latent space.  With ``symmetric=True`` the posterior is the Z2-symmetrised mixture
 ``q_sym(x) = [q(x) + q(-x)] / 2`` (Li & Wang's remedy for the mode seeking of the reverse KL on
 models invariant under x -> -x); ``get_transform`` is always the bijection ``g`` itself.  With
 ``train_symmetric=False`` SVI trains the plain flow ``q`` (one pass of the flow per draw instead of two)

@@ -4,8 +4,8 @@ Objectives (minimised, in nats):
 
 * ``reverse``: ``F_q = E_q[ln q(x) + E(x)]`` (the negative ELBO of :meth:`Hamiltonian.model`) on ``batch``
   reparameterised draws; ``F_q >= -ln Z`` and ``F_q + ln Z = KL(q||p)``.  An :class:`AutoNeuralRG` draws
-  them as one batch through its flow, which runs several times faster than ``Trace_ELBO``'s per-particle
-  ``vmap``; other guides use stock ``Trace_ELBO``.
+  them as one batch through its flow (an L = 16 spline step 2.5 times faster than under ``Trace_ELBO``'s
+  per-particle ``vmap``); other guides use stock ``Trace_ELBO``.
 * ``forward``: ``-(1/n) sum_i ln q(x_i)`` on a minibatch of ``batch`` fields from a data ensemble
   (maximum likelihood; KL(p_data||q) up to the data entropy), for when there are samples but no energy.
 * ``mixed``: ``w F_q + (1 - w) (-mean ln q(x_data))`` with ``w = reverse_weight``.
