@@ -45,7 +45,13 @@ def sample_with_log_prob(distribution, key, n: int):
 
 
 class NeuralRGTransform(Transform):
-    """The NeuralRG bijection as a NumPyro ``Transform`` on flattened fields ``[..., L*L]`` (latent -> field)."""
+    """The NeuralRG bijection as a NumPyro ``Transform`` on flattened fields ``[..., L*L]`` (latent -> field).
+
+    The generative pass gives ``x = g(z)`` and ``ln|det dg/dz|`` together.  ``__call__`` keeps the log-det of
+    its last call, so ``log_abs_det_jacobian(z, x)`` on that very ``z`` and ``x`` (the same arrays or tracers,
+    compared by identity, like ``cache_size=1`` in ``torch.distributions``) costs nothing: stock
+    ``NeuTraReparam`` calls the two in turn, and XLA does not merge two copies of the pass.
+    """
 
     domain = constraints.real_vector
     codomain = constraints.real_vector
@@ -62,14 +68,19 @@ class NeuralRGTransform(Transform):
         return _batched(flow.transform_and_log_det, z, flow.side)
 
     def __call__(self, z):
-        return self.call_with_intermediates(z)[0]
+        x, log_det = self.call_with_intermediates(z)
+        self._last_call = (z, x, log_det)
+        return x
 
     def _inverse(self, x):
         flow = self.flow
         return _batched(flow.inverse_and_log_det, x, flow.side)[0]
 
     def log_abs_det_jacobian(self, z, x, intermediates=None):
-        return intermediates if intermediates is not None else self.call_with_intermediates(z)[1]
+        if intermediates is not None:
+            return intermediates
+        last_z, last_x, log_det = getattr(self, "_last_call", (None, None, None))
+        return log_det if z is last_z and x is last_x else self.call_with_intermediates(z)[1]
 
     def tree_flatten(self):
         return (self.params,), (("params",), {"static": self.static})
