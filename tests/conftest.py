@@ -1,6 +1,11 @@
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One on-disk cache of compiled XLA programs for the whole run, shared by the xdist workers and the notebook
+# kernels: the CLI's resumed runs and the notebooks compile programs that other tests have compiled already.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "rgppl-tests-xla-cache"))
 
 import jax  # noqa: E402  (after the backend is chosen)
 import pytest  # noqa: E402
