@@ -64,12 +64,15 @@ def sigmoid_grid(values, count: int) -> tuple[tuple, tuple]:
     return tuple(float(c) for c in centres), (float(width),) * count
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class ScaleAnsatz:
     """The features of one scale: ``side`` is ``m`` (the coarse side), ``radius`` the requested window
     radius, ``centres``/``widths`` the sigmoid potential of the finer field, ``detail_centres``/``detail_widths``
     that of the wavelet coefficients, ``variance_centres``/``variance_widths`` the detail variances modulated by
-    the coarse field; ``coarsest`` for the direct energy of ``phi_J``."""
+    the coarse field; ``coarsest`` for the direct energy of ``phi_J``.
+
+    Ansätze with equal fields are equal (and hash alike), so the jitted passes built for one
+    (``functools.lru_cache`` on the ansatz) serve every fit and sampler of the same features."""
 
     side: int
     radius: int
@@ -210,7 +213,9 @@ class ScaleAnsatz:
         theta = jnp.asarray(theta, x.dtype)
         sx, sy = np.array(shifts).T % self.side
         kernel = jnp.zeros((self.n_channels, self.n_channels, self.side, self.side), x.dtype)
-        kernel = kernel.at[c, d, sx[s], sy[s]].add(theta[: self.n_quadratic])
+        # indices as JAX arrays of the current integer type: numpy ones, once seen by a jitted pass in float32,
+        # fail an eager call under jax.enable_x64 (int32 index against an int64 size)
+        kernel = kernel.at[tuple(map(jnp.asarray, (c, d, sx[s], sy[s])))].add(theta[: self.n_quadratic])
         x_hat = jnp.fft.fft2(x)
         coupled = jnp.einsum("cdxy,dxy->cxy", jnp.fft.fft2(kernel), x_hat)
         quadratic = 0.5 * jnp.real(jnp.sum(jnp.conj(x_hat) * coupled)) / self.side**2

@@ -20,6 +20,7 @@ settings loads the scales already done (resume after an interruption), a differe
 import json
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import jax
@@ -103,16 +104,32 @@ class FitSettings:
         return values
 
 
-def score_moments(ansatz: ScaleAnsatz, coarse, free, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """``A = E[grad U grad U^T]`` and ``b = E[Laplacian U]`` over the data pairs, in float64."""
+@lru_cache(maxsize=64)
+def _score_passes(ansatz: ScaleAnsatz):
+    """Jitted once per ansatz: the chunk sums ``(sum_n A_n, sum_n b_n)`` of score matching and, given ``theta``,
+    the per-pair estimating equations ``psi_n = A_n theta - b_n``."""
     k = ansatz.n_params
+
+    def gradients(c, f):
+        return jax.vmap(ansatz.feature_gradients)(c, f).reshape(len(f), k, -1)
 
     @jax.jit
     def moments(c, f):
-        grads = jax.vmap(ansatz.feature_gradients)(c, f).reshape(len(f), k, -1)
+        grads = gradients(c, f)
         return jnp.einsum("nki,nli->kl", grads, grads), jnp.sum(jax.vmap(ansatz.feature_laplacians)(c, f), axis=0)
 
-    a, b = accumulate(moments, coarse, free, chunk=chunk)
+    @jax.jit
+    def residuals(theta, c, f):
+        grads = gradients(c, f)
+        return (jnp.einsum("nki,ni->nk", grads, jnp.einsum("nki,k->ni", grads, theta))
+                - jax.vmap(ansatz.feature_laplacians)(c, f))
+
+    return moments, residuals
+
+
+def score_moments(ansatz: ScaleAnsatz, coarse, free, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """``A = E[grad U grad U^T]`` and ``b = E[Laplacian U]`` over the data pairs, in float64."""
+    a, b = accumulate(_score_passes(ansatz)[0], coarse, free, chunk=chunk)
     return a / len(free), b / len(free)
 
 
@@ -137,16 +154,9 @@ def score_matching(ansatz: ScaleAnsatz, coarse, free, chunk: int = 64) -> tuple[
 def score_matching_errors(ansatz: ScaleAnsatz, theta, coarse, free, chunk: int = 64) -> np.ndarray:
     """Standard errors of score-matching ``theta`` for independent data pairs, by the M-estimator sandwich
     ``Var theta = A^{-1} Cov[psi_n] A^{-1} / n`` with ``psi_n = A_n theta - b_n`` the per-pair estimating equation."""
-    k = ansatz.n_params
+    residuals = _score_passes(ansatz)[1]
     theta32 = jnp.asarray(theta, jnp.float32)
-
-    @jax.jit
-    def residuals(c, f):
-        grads = jax.vmap(ansatz.feature_gradients)(c, f).reshape(len(f), k, -1)
-        return jnp.einsum("nki,ni->nk", grads, jnp.einsum("nki,k->ni", grads, theta32)) - jax.vmap(
-            ansatz.feature_laplacians)(c, f)
-
-    psi = np.concatenate([np.asarray(residuals(coarse[part], free[part]), np.float64)
+    psi = np.concatenate([np.asarray(residuals(theta32, coarse[part], free[part]), np.float64)
                           for part in chunks(len(free), chunk)])
     a, _ = score_moments(ansatz, coarse, free, chunk)
     a_inv = np.linalg.inv(a)

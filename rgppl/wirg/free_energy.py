@@ -24,6 +24,7 @@ positive shifts of a window, plus a site potential ``sum_x sum_p a_p phi_x^p``.
 """
 
 import time
+from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
@@ -35,12 +36,11 @@ from rgppl.wirg.linear import accumulate, chunks, solve_preconditioned
 from rgppl.wirg.model import ScaleFit, data_support, pyramid
 
 
-def gradient_matching(ansatz: ScaleAnsatz, fields, targets, chunk: int = 64) -> tuple[np.ndarray, dict]:
-    """``theta`` minimising ``E || grad_phi (theta . U(phi)) - target ||^2`` over the pairs ``(fields[n], targets[n])``,
-    for a direct-energy ``ansatz`` of ``phi`` (side ``m``).  The report has ``n_params``, ``condition`` and
-    ``explained``, the fraction of the targets' variance the fitted gradient accounts for (below 1 also for an
-    exact ansatz: the targets scatter around their conditional mean)."""
-    start, k = time.perf_counter(), ansatz.n_params
+@lru_cache(maxsize=64)
+def _gradient_matching_moments(ansatz: ScaleAnsatz):
+    """Jitted once per direct-energy ansatz: the chunk sums of gradient matching (Gram matrix, projections of the
+    targets, their sum of squares and their sum)."""
+    k = ansatz.n_params
 
     @jax.jit
     def moments(phi, target):
@@ -49,20 +49,35 @@ def gradient_matching(ansatz: ScaleAnsatz, fields, targets, chunk: int = 64) -> 
         return (jnp.einsum("nki,nli->kl", grads, grads), jnp.einsum("nki,ni->k", grads, target),
                 jnp.sum(target**2), jnp.sum(target, axis=0))
 
-    a, b, total, mean = accumulate(moments, fields, targets, chunk=chunk)
+    return moments
+
+
+def gradient_matching(ansatz: ScaleAnsatz, fields, targets, chunk: int = 64) -> tuple[np.ndarray, dict]:
+    """``theta`` minimising ``E || grad_phi (theta . U(phi)) - target ||^2`` over the pairs ``(fields[n], targets[n])``,
+    for a direct-energy ``ansatz`` of ``phi`` (side ``m``).  The report has ``n_params``, ``condition`` and
+    ``explained``, the fraction of the targets' variance the fitted gradient accounts for (below 1 also for an
+    exact ansatz: the targets scatter around their conditional mean)."""
+    start = time.perf_counter()
+    a, b, total, mean = accumulate(_gradient_matching_moments(ansatz), fields, targets, chunk=chunk)
     theta, condition = solve_preconditioned(ansatz, a, b)
     n = len(fields)
     residual = total - 2 * theta @ b + theta @ a @ theta
     variance = total - np.sum(mean**2) / n
-    report = {"n_params": k, "condition": condition, "explained": float(1 - residual / variance),
+    report = {"n_params": ansatz.n_params, "condition": condition, "explained": float(1 - residual / variance),
               "time_s": time.perf_counter() - start}
     return theta, report
+
+
+@lru_cache(maxsize=64)
+def _coarse_gradient(ansatz: ScaleAnsatz):
+    """Jitted once per ansatz: ``grad_{phi_j} Ebar_j`` of a batch of data pairs, given ``theta``."""
+    return jax.jit(jax.vmap(jax.grad(ansatz.energy, argnums=1), in_axes=(None, 0, 0)))
 
 
 def conditional_coarse_gradients(scale: ScaleFit, coarse, free, chunk: int = 64) -> jax.Array:
     """``grad_{phi_j} Ebar_j(phi_j, phibar_j)`` for every data pair, shape of ``coarse``."""
     theta = jnp.asarray(scale.theta, jnp.float32)
-    grad = jax.jit(jax.vmap(jax.grad(scale.ansatz.energy, argnums=1), in_axes=(None, 0, 0)))
+    grad = _coarse_gradient(scale.ansatz)
     return jnp.concatenate([grad(theta, coarse[part], free[part]) for part in chunks(len(coarse), chunk)])
 
 
