@@ -139,9 +139,13 @@ class ScaleAnsatz:
                 + [f"detail sigmoid@{c:.3g}" for c in self.detail_centres]
                 + [f"detail variance@{c:.3g}" for c in self.variance_centres])
 
-    @cached_property
+    @property
     def _tables(self):
-        """Static index arrays: the distinct shifts and, per quadratic term, its channels and shift index."""
+        """Static index arrays: the distinct shifts and, per quadratic term, its channels and shift index.
+
+        Built afresh on every use (a few dozen entries, at trace time under jit): numpy index arrays kept on the
+        ansatz while a jitted pass of it lives fail eager indexing under ``jax.enable_x64`` after a float32
+        trace (an int32 index against an int64 size)."""
         shifts = sorted({s for _, _, s in self.quadratic_terms})
         index = {s: i for i, s in enumerate(shifts)}
         c, d, s = zip(*[(c, d, index[s]) for c, d, s in self.quadratic_terms])
@@ -213,9 +217,7 @@ class ScaleAnsatz:
         theta = jnp.asarray(theta, x.dtype)
         sx, sy = np.array(shifts).T % self.side
         kernel = jnp.zeros((self.n_channels, self.n_channels, self.side, self.side), x.dtype)
-        # indices as JAX arrays of the current integer type: numpy ones, once seen by a jitted pass in float32,
-        # fail an eager call under jax.enable_x64 (int32 index against an int64 size)
-        kernel = kernel.at[tuple(map(jnp.asarray, (c, d, sx[s], sy[s])))].add(theta[: self.n_quadratic])
+        kernel = kernel.at[c, d, sx[s], sy[s]].add(theta[: self.n_quadratic])
         x_hat = jnp.fft.fft2(x)
         coupled = jnp.einsum("cdxy,dxy->cxy", jnp.fft.fft2(kernel), x_hat)
         quadratic = 0.5 * jnp.real(jnp.sum(jnp.conj(x_hat) * coupled)) / self.side**2
