@@ -6,13 +6,14 @@ One level along an axis of length ``N`` (even), with the decomposition filters `
     a[n] = sum_k h[k] x[(2n + F/2 - k) mod N],   d[n] = sum_k g[k] x[(2n + F/2 - k) mod N].
 
 The map ``x -> (a, d)`` is orthogonal (``G G^T = I``, ``G Gbar^T = 0``, ``G^T G + Gbar^T Gbar = I``), so
-the inverse is the adjoint, computed here by scatter-add.  In 2D the low/high passes along axis -2 and
+the inverse is the adjoint.  Both are written with rolls of the even and odd samples (no gather or
+scatter, which are slow on CPU).  In 2D the low/high passes along axis -2 and
 then -1 give the coarse field and three detail channels, in pywt's order ``(H, V, D)`` = (high-low,
 low-high, high-high).  Multi-level transforms keep pywt's layout: ``[a_J, d_J, ..., d_1]`` with ``d_j`` of
 shape ``(..., 3, L/2^j, L/2^j)`` and ``j = 1`` the finest scale (Marchand, Ozawa, Biroli & Mallat's
 ``phi_j`` and ``phibar_j``).
 
-Everything is differentiable and batched over leading axes; index tables are static NumPy arrays.
+Everything is differentiable and batched over leading axes.
 """
 
 from functools import lru_cache
@@ -38,31 +39,36 @@ def filters(name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(wavelet.dec_lo), np.asarray(wavelet.dec_hi)
 
 
-def _periodic_index(n: int, taps: int) -> np.ndarray:
-    """``idx[i, k] = (2 i + taps/2 - k) mod n``: the input sample met by tap ``k`` at output ``i``.
-
-    A fresh array on every call: JAX caches the device copy of a NumPy constant by identity, and a
-    cached int32 copy made with x64 off would meet int64 indices once x64 is switched on."""
-    return (2 * np.arange(n // 2)[:, None] + taps // 2 - np.arange(taps)[None, :]) % n
+def _taps(taps: int):
+    """For each tap ``k``, the sample it meets at output ``i``, ``2 i + taps/2 - k = 2 (i + q) + parity``: ``(k, parity, q)``."""
+    for k in range(taps):
+        offset = taps // 2 - k
+        yield k, offset % 2, offset // 2
 
 
 def _analysis(x, axis: int, name: str):
-    h, g = filters(name)
+    """``(a, d)`` along ``axis``: each tap's samples are the even or odd half of ``x`` rolled by ``q``
+    (rolls and a reshape, no gather)."""
+    h, g = (tuple(map(float, f)) for f in filters(name))  # Python floats keep the input's dtype
     x = jnp.moveaxis(x, axis, -1)
     n = x.shape[-1]
     require(n % 2 == 0, "field.shape", x.shape, "each wavelet level halves the lattice: sizes must be even")
-    windows = x[..., _periodic_index(n, len(h))]
-    low = windows @ jnp.asarray(h, x.dtype)
-    high = windows @ jnp.asarray(g, x.dtype)
+    halves = x.reshape(*x.shape[:-1], n // 2, 2)
+    low = high = 0
+    for k, parity, q in _taps(len(h)):
+        samples = jnp.roll(halves[..., parity], -q, axis=-1)
+        low, high = low + h[k] * samples, high + g[k] * samples
     return jnp.moveaxis(low, -1, axis), jnp.moveaxis(high, -1, axis)
 
 
 def _synthesis(low, high, axis: int, name: str):
-    h, g = filters(name)
+    """The adjoint of :func:`_analysis`: every tap's contribution rolled back onto its half, then interleaved."""
+    h, g = (tuple(map(float, f)) for f in filters(name))
     low, high = jnp.moveaxis(low, axis, -1), jnp.moveaxis(high, axis, -1)
-    n = 2 * low.shape[-1]
-    contributions = low[..., None] * jnp.asarray(h, low.dtype) + high[..., None] * jnp.asarray(g, low.dtype)
-    x = jnp.zeros((*low.shape[:-1], n), low.dtype).at[..., _periodic_index(n, len(h))].add(contributions)
+    halves = [0, 0]
+    for k, parity, q in _taps(len(h)):
+        halves[parity] = halves[parity] + jnp.roll(h[k] * low + g[k] * high, q, axis=-1)
+    x = jnp.stack(halves, axis=-1).reshape(*low.shape[:-1], 2 * low.shape[-1])
     return jnp.moveaxis(x, -1, axis)
 
 

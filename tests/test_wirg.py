@@ -10,7 +10,7 @@ from rgppl.errors import InputError
 from rgppl.exact import free_field_propagator, free_field_spectrum, sample_gaussian_field
 from rgppl.hamiltonians import free_field
 from rgppl.observables import momentum_power
-from rgppl.wirg.ansatz import ScaleAnsatz
+from rgppl.wirg.ansatz import ScaleAnsatz, sigmoid_series
 from rgppl.wirg.fit import FitSettings, exact_quadratic_theta, fit_wirg, refine_maximum_likelihood, score_matching, score_matching_errors
 from rgppl.wirg.model import ScaleFit, pyramid
 from rgppl.wirg.sampler import GeneratorSettings, generate
@@ -24,12 +24,13 @@ def free_field_data(L: int, n: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.usefixtures("float64")
+@pytest.mark.parametrize("widths", [(0.5, 0.7, 0.4), (0.6, 0.6, 0.6)], ids=["unequal", "equal"])
 @pytest.mark.parametrize("coarsest", [False, True], ids=["conditional", "coarsest"])
 @pytest.mark.parametrize("side, radius", [(1, 2), (2, 2), (4, 2)])
-def test_feature_gradients_laplacians_and_energy_equal_autodiff(coarsest, side, radius):
+def test_feature_gradients_laplacians_and_energy_equal_autodiff(coarsest, side, radius, widths):
     details = {} if coarsest else {"detail_centres": (-0.6, 0.9), "detail_widths": (0.8, 0.3),
                                    "variance_centres": (0.1, -0.4), "variance_widths": (0.6, 1.1)}
-    ansatz = ScaleAnsatz(side=side, radius=radius, centres=(-1.0, 0.2, 1.3), widths=(0.5, 0.7, 0.4), wavelet="db2",
+    ansatz = ScaleAnsatz(side=side, radius=radius, centres=(-1.0, 0.2, 1.3), widths=widths, wavelet="db2",
                          coarsest=coarsest, **details)
     coarse = jax.random.normal(jax.random.PRNGKey(0), (side, side))
     free = jax.random.normal(jax.random.PRNGKey(1), ansatz.free_shape)
@@ -40,6 +41,15 @@ def test_feature_gradients_laplacians_and_energy_equal_autodiff(coarsest, side, 
     np.testing.assert_allclose(ansatz.feature_laplacians(coarse, free), laplacians, atol=1e-11)
     theta = jax.random.normal(jax.random.PRNGKey(2), (ansatz.n_params,))
     np.testing.assert_allclose(ansatz.energy(theta, coarse, free), theta @ features(free), rtol=1e-12)
+
+
+def test_sigmoid_series_with_one_width_is_finite_far_outside_the_centres():
+    x = jnp.array([-1e4, -3.0, 0.0, 0.5, 3.0, 1e4])
+    weights, centres = jnp.array([0.3, -1.2, 2.0]), (-1.0, 0.2, 1.3)
+    series = sigmoid_series(x, weights, centres, (0.4,) * 3)
+    expected = sum(w * jax.nn.sigmoid((x - c) / 0.4) for w, c in zip(weights, centres))
+    np.testing.assert_allclose(series, expected, rtol=1e-6, atol=1e-7)
+    assert series[0] == 0 and series[-1] == pytest.approx(float(jnp.sum(weights)))
 
 
 @pytest.mark.parametrize("side", [2, 4, 8])
