@@ -27,7 +27,7 @@ def free_field_data(L: int, n: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("widths", [(0.5, 0.7, 0.4), (0.6, 0.6, 0.6)], ids=["unequal", "equal"])
 @pytest.mark.parametrize("coarsest", [False, True], ids=["conditional", "coarsest"])
 @pytest.mark.parametrize("side, radius", [(1, 2), (2, 2), (4, 2)])
-def test_feature_gradients_laplacians_and_energy_equal_autodiff(coarsest, side, radius, widths):
+def test_feature_gram_projections_laplacians_and_energy_equal_autodiff(coarsest, side, radius, widths):
     details = {} if coarsest else {"detail_centres": (-0.6, 0.9), "detail_widths": (0.8, 0.3),
                                    "variance_centres": (0.1, -0.4), "variance_widths": (0.6, 1.1)}
     ansatz = ScaleAnsatz(side=side, radius=radius, centres=(-1.0, 0.2, 1.3), widths=widths, wavelet="db2",
@@ -35,7 +35,10 @@ def test_feature_gradients_laplacians_and_energy_equal_autodiff(coarsest, side, 
     coarse = jax.random.normal(jax.random.PRNGKey(0), (side, side))
     free = jax.random.normal(jax.random.PRNGKey(1), ansatz.free_shape)
     features = lambda f: ansatz.features(coarse, f)  # noqa: E731
-    np.testing.assert_allclose(ansatz.feature_gradients(coarse, free), jax.jacrev(features)(free), atol=1e-12)
+    gradients = jax.jacrev(features)(free).reshape(ansatz.n_params, -1)
+    np.testing.assert_allclose(ansatz.feature_gram(coarse, free), gradients @ gradients.T, atol=1e-11)
+    field = jax.random.normal(jax.random.PRNGKey(3), ansatz.free_shape)
+    np.testing.assert_allclose(ansatz.feature_projections(coarse, free, field), gradients @ field.ravel(), atol=1e-12)
     laplacians = jax.vmap(lambda k: jnp.trace(
         jax.hessian(lambda f: features(f)[k])(free).reshape(free.size, free.size)))(jnp.arange(ansatz.n_params))
     np.testing.assert_allclose(ansatz.feature_laplacians(coarse, free), laplacians, atol=1e-11)

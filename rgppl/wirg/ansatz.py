@@ -34,6 +34,12 @@ with ``u_k = (phi_{j-1} - c_k) / w_k``, ``v_l = (phibar_j - c'_l) / w'_l``, ``z_
 (the part of site ``x`` carried by the details; it depends only on the parity of ``x``).  Of the quadratic features only ``s = 0``,
 ``c = d`` free has a Laplacian: ``m^2``.
 
+Score matching only needs the gradients through their Gram matrix ``A_kl = sum_i dU_k/dv_i dU_l/dv_i``, and the
+quadratic features' gradients are translated channels: ``A`` is assembled from the Gram matrix of the
+channels translated by every shift of the window (``(S C)^2`` site sums for ``S`` shifts and ``C`` channels,
+a hundred by a hundred for radius 2) instead of the ``n_params x n_free`` gradients, eight times faster at
+``m = 32``.
+
 For sampling, the quadratic energy is evaluated as a convolution in Fourier space,
 ``1/2 sum_x X(x)^T (K * X)(x) = 1/(2 m^2) sum_k Re[X^(k)^dagger K^(k) X^(k)]`` with the kernel
 ``K_{cd}(s) = theta_{c,d,s}`` built from ``theta`` once per call (not once per field); the fields are real,
@@ -193,13 +199,31 @@ class ScaleAnsatz:
         """The field the potential acts on: ``phi_{j-1} = G^T phi_j + Gbar^T phibar_j`` (``phi_J`` if coarsest)."""
         return free[0] if self.coarsest else idwt2(coarse, free, self.wavelet)
 
-    def _rolled(self, x, sign: int):
-        """``x[c]`` translated by every shift: ``out[s, c, y] = x[c, y - sign * shift_s]`` (one gather)."""
-        shifts, *_ = self._tables
+    def _translated(self, x, shifts):
+        """``x[c]`` translated by every shift: ``out[s, c, y] = x[c, y - shift_s]`` (one gather)."""
         grid = np.arange(self.side)
-        rows = (grid[None, :, None] - sign * np.array([sx for sx, _ in shifts])[:, None, None]) % self.side
-        cols = (grid[None, None, :] - sign * np.array([sy for _, sy in shifts])[:, None, None]) % self.side
+        rows = (grid[None, :, None] - np.array([sx for sx, _ in shifts])[:, None, None]) % self.side
+        cols = (grid[None, None, :] - np.array([sy for _, sy in shifts])[:, None, None]) % self.side
         return jnp.moveaxis(x[:, rows, cols], 0, 1)
+
+    @property
+    def _atoms(self):
+        """Static tables of the quadratic features' gradients as translated channels.
+
+        ``dU_{c,d,s} / dX`` is ``1/2 X_d(y - s)`` in channel ``c`` plus ``1/2 X_c(y + s)`` in channel ``d``, each part
+        kept if its channel is free.  With ``R[r * C + a] = X_a(y - r)`` the channels translated by every residue
+        shift ``r`` of the window, feature ``t``'s part ``i`` is ``coef[i, t] R[row[i, t]]`` in free channel
+        ``slot[i, t]``.  Returns ``(residues, row, slot, coef)``, the last three of shape ``(2, n_quadratic)``."""
+        m, w = self.side, self.window
+        residues = sorted({(sx % m, sy % m) for sx in range(-w, w + 1) for sy in range(-w, w + 1)})
+        index = {r: i for i, r in enumerate(residues)}
+        free = {c: i for i, c in enumerate(self.free_channels)}
+        row, slot, coef = (np.zeros((2, self.n_quadratic), dtype) for dtype in (int, int, float))
+        for t, (c, d, (sx, sy)) in enumerate(self.quadratic_terms):
+            for i, (target, other, (rx, ry)) in enumerate(((c, d, (sx, sy)), (d, c, (-sx, -sy)))):
+                row[i, t] = index[(rx % m, ry % m)] * self.n_channels + other
+                slot[i, t], coef[i, t] = free.get(target, 0), 0.5 if target in free else 0.0
+        return residues, row, slot, coef
 
     def _sigmoid_args(self, field, kind: str = ""):
         """``(field - c) / w`` for every centre of the ``kind`` ("", "detail_", "variance_") potential (a leading
@@ -219,9 +243,9 @@ class ScaleAnsatz:
     # ---- features, energy, gradients, Laplacians (one configuration; vmap for batches) -------------
     def features(self, coarse, free):
         """``U(phi_j, phibar_j)``, shape ``(n_params,)``."""
-        _, c, d, s = self._tables
+        shifts, c, d, s = self._tables
         x = self.channels(coarse, free)
-        quadratic = 0.5 * jnp.sum(x[c] * self._rolled(x, 1)[s, d], axis=(-2, -1))
+        quadratic = 0.5 * jnp.sum(x[c] * self._translated(x, shifts)[s, d], axis=(-2, -1))
         u, _ = self._sigmoid_args(self.finer_field(coarse, free))
         v, _ = self._sigmoid_args(free, "detail_")
         return jnp.concatenate([quadratic, jnp.sum(jax.nn.sigmoid(u), axis=(-2, -1)),
@@ -247,22 +271,49 @@ class ScaleAnsatz:
                 + jnp.sum(sigmoid_series(free, detail, self.detail_centres, self.detail_widths))
                 + 0.5 * jnp.sum(jnp.einsum("q,qxy->xy", variance, self._modulation(coarse)) * free**2))
 
-    def feature_gradients(self, coarse, free):
-        """``dU_k / d(free)``, shape ``(n_params, *free_shape)``."""
-        _, c, d, s = self._tables
-        x = self.channels(coarse, free)
-        k = np.arange(self.n_quadratic)
-        grad = jnp.zeros((self.n_quadratic, *x.shape), x.dtype)
-        grad = grad.at[k, c].add(0.5 * self._rolled(x, 1)[s, d])
-        grad = grad.at[k, d].add(0.5 * self._rolled(x, -1)[s, c])
-        quadratic = grad[:, np.array(self.free_channels)]
+    def _potential_gradients(self, coarse, free):
+        """``dU_k / d(free)`` of the features after the quadratic ones (the potentials), ``(k, *free_shape)``."""
         u, widths = self._sigmoid_args(self.finer_field(coarse, free))
         slope = jax.nn.sigmoid(u) * (1 - jax.nn.sigmoid(u)) / widths
         potential = slope[:, None] if self.coarsest else dwt2(slope, self.wavelet)[1]
         v, detail_widths = self._sigmoid_args(free, "detail_")
         detail = jax.nn.sigmoid(v) * (1 - jax.nn.sigmoid(v)) / detail_widths
         variance = self._modulation(coarse)[:, None] * free[None]
-        return jnp.concatenate([quadratic, potential, detail, variance])
+        return jnp.concatenate([potential, detail, variance])
+
+    def _gradient_parts(self, coarse, free):
+        """The translated channels ``R`` (rows ``r * C + a``) and the potentials' gradients, both flattened over sites."""
+        residues, *_ = self._atoms
+        translated = self._translated(self.channels(coarse, free), residues).reshape(-1, self.side**2)
+        return translated, self._potential_gradients(coarse, free).reshape(-1, len(self.free_channels), self.side**2)
+
+    def _quadratic_projections(self, translated, fields):
+        """``sum_{f,y} dU_t/dX_f(y) fields[j, f, y]`` for every quadratic feature ``t``: shape ``(n_quadratic, J)``."""
+        _, row, slot, coef = self._atoms
+        products = jnp.einsum("ri,jfi->rfj", translated, fields)
+        return sum(jnp.asarray(coef[i], fields.dtype)[:, None] * products[row[i], slot[i]] for i in range(2))
+
+    def feature_gram(self, coarse, free):
+        """``A_kl = sum_i dU_k/dv_i dU_l/dv_i`` over the free variables ``v`` of one configuration, ``(n_params, n_params)``.
+
+        Score matching's per-pair matrix without the ``(n_params, n_free)`` gradients: the quadratic block is read off
+        the Gram matrix ``R R^T`` of the translated channels (``(S C)^2`` products over the sites for ``S`` residue
+        shifts and ``C`` channels, against ``n_quadratic^2`` for the gradients), the cross block projects ``R`` on the
+        potentials' gradients."""
+        _, row, slot, coef = self._atoms
+        translated, potential = self._gradient_parts(coarse, free)
+        gram = translated @ translated.T
+        quadratic = sum(jnp.asarray(np.outer(coef[i], coef[j]) * (slot[i][:, None] == slot[j][None, :]), gram.dtype)
+                        * gram[row[i][:, None], row[j][None, :]] for i in range(2) for j in range(2))
+        cross = self._quadratic_projections(translated, potential)
+        return jnp.block([[quadratic, cross], [cross.T, jnp.einsum("jfi,lfi->jl", potential, potential)]])
+
+    def feature_projections(self, coarse, free, field):
+        """``sum_i dU_k/dv_i field_i`` for a ``field`` shaped like ``free``: ``(n_params,)``."""
+        translated, potential = self._gradient_parts(coarse, free)
+        field = field.reshape(1, -1, self.side**2)
+        return jnp.concatenate([self._quadratic_projections(translated, field)[:, 0],
+                                jnp.einsum("jfi,fi->j", potential, field[0])])
 
     def feature_laplacians(self, coarse, free):
         """``sum_i d^2 U_k / d(free_i)^2``, shape ``(n_params,)``."""

@@ -108,21 +108,15 @@ class FitSettings:
 def _score_passes(ansatz: ScaleAnsatz):
     """Jitted once per ansatz: the chunk sums ``(sum_n A_n, sum_n b_n)`` of score matching and, given ``theta``,
     the per-pair estimating equations ``psi_n = A_n theta - b_n``."""
-    k = ansatz.n_params
-
-    def gradients(c, f):
-        return jax.vmap(ansatz.feature_gradients)(c, f).reshape(len(f), k, -1)
+    grams, laplacians = jax.vmap(ansatz.feature_gram), jax.vmap(ansatz.feature_laplacians)
 
     @jax.jit
     def moments(c, f):
-        grads = gradients(c, f)
-        return jnp.einsum("nki,nli->kl", grads, grads), jnp.sum(jax.vmap(ansatz.feature_laplacians)(c, f), axis=0)
+        return jnp.sum(grams(c, f), axis=0), jnp.sum(laplacians(c, f), axis=0)
 
     @jax.jit
     def residuals(theta, c, f):
-        grads = gradients(c, f)
-        return (jnp.einsum("nki,ni->nk", grads, jnp.einsum("nki,k->ni", grads, theta))
-                - jax.vmap(ansatz.feature_laplacians)(c, f))
+        return grams(c, f) @ theta - laplacians(c, f)
 
     return moments, residuals
 

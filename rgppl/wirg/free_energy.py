@@ -40,14 +40,13 @@ from rgppl.wirg.model import ScaleFit, data_support, pyramid
 def _gradient_matching_moments(ansatz: ScaleAnsatz):
     """Jitted once per direct-energy ansatz: the chunk sums of gradient matching (Gram matrix, projections of the
     targets, their sum of squares and their sum)."""
-    k = ansatz.n_params
+    gram = jax.vmap(lambda p: ansatz.feature_gram(jnp.zeros_like(p), p[None]))
+    projections = jax.vmap(lambda p, t: ansatz.feature_projections(jnp.zeros_like(p), p[None], t[None]))
 
     @jax.jit
     def moments(phi, target):
-        grads = jax.vmap(lambda p: ansatz.feature_gradients(jnp.zeros_like(p), p[None]))(phi).reshape(len(phi), k, -1)
-        target = target.reshape(len(phi), -1)
-        return (jnp.einsum("nki,nli->kl", grads, grads), jnp.einsum("nki,ni->k", grads, target),
-                jnp.sum(target**2), jnp.sum(target, axis=0))
+        return (jnp.sum(gram(phi), axis=0), jnp.sum(projections(phi, target), axis=0),
+                jnp.sum(target**2), jnp.sum(target.reshape(len(phi), -1), axis=0))
 
     return moments
 
