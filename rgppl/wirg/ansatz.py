@@ -264,7 +264,7 @@ class ScaleAnsatz:
         coupled = jnp.sum(jnp.fft.rfft2(kernel) * x_hat[None], axis=1)  # elementwise: it fuses, a batched dot does not
         weight = np.full(self.side // 2 + 1, 2.0)  # the modes k and -k of the half plane count twice
         weight[[0, self.side // 2]] = 1.0
-        quadratic = 0.5 * jnp.sum(weight * jnp.real(jnp.conj(x_hat) * coupled)) / self.side**2
+        quadratic = 0.5 * jnp.sum(jnp.asarray(weight, x.dtype) * jnp.real(jnp.conj(x_hat) * coupled)) / self.side**2
         potential, detail, variance = jnp.split(theta[self.n_quadratic:], np.cumsum(
             [len(self.centres), len(self.detail_centres)]))
         return (quadratic + jnp.sum(sigmoid_series(self.finer_field(coarse, free), potential, self.centres, self.widths))
