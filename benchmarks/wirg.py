@@ -118,7 +118,7 @@ def phi4_rows(L: int, args, nuts_rows: dict) -> tuple[list, dict]:
     start = time.perf_counter()
     model = fit_wirg(data, FitSettings(radius=args.radius, potentials=args.potentials, symmetric=True,
                                        ml_iterations=ml_schedule(L, args.ml_iterations, args.ml_max_side),
-                                       ml_fields=args.ml_fields), progress=False)
+                                       ml_fields=args.ml_fields, ml_record_every=args.ml_record_every), progress=False)
     fit_time = time.perf_counter() - start
     energy = energy_rows(f"phi^4 L = {L}", model, h, data)
     settings = GeneratorSettings(fields=args.fields, warmup=args.warmup, steps=args.steps)
@@ -173,6 +173,7 @@ def main():
     parser.add_argument("--ml-iterations", type=int, default=0)
     parser.add_argument("--ml-max-side", type=int, help="maximum likelihood only on the scales with coarse side <= this")
     parser.add_argument("--ml-fields", type=int, default=1024, help="training coarse fields (chains) for maximum likelihood")
+    parser.add_argument("--ml-record-every", type=int, default=1, help="record the ML chains' features every this many steps")
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
@@ -211,7 +212,7 @@ def main():
         f"phi^4 (hopping, beta = {BETA_C_PHI4_HOPPING}): {args.train} training fields (cluster sampler, seed 0, one "
         f"every {args.thin} sweeps) against an independent reference of the same size (seed 1); {args.fields} generated "
         f"fields; Haar, radius {args.radius}, {args.potentials} sigmoid potentials per scale, Z2-symmetrised data, "
-        f"{args.ml_iterations} ML iterations on {ml_scope} with {args.ml_fields} chains; MALA {args.warmup} warm-up + {args.steps} steps per scale.",
+        f"{args.ml_iterations} ML iterations on {ml_scope} with {args.ml_fields} chains (features every {args.ml_record_every} steps); MALA {args.warmup} warm-up + {args.steps} steps per scale.",
         "",
         markdown_table(targets),
         "",

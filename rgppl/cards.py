@@ -100,8 +100,9 @@ energy (no ``[hamiltonian]`` table), held-out or independent fields (:mod:`rgppl
     variance_potentials = 0             # detail variances modulated by the coarse field (long-tailed data)
     symmetric = true                    # add -phi to the data (Z2-symmetric models)
     ml_iterations = 0                   # maximum-likelihood steps after score matching (or a list per scale)
-    ml_steps = 40
-    ml_fields = 1024
+    ml_steps = 40                       # MALA steps per maximum-likelihood iteration
+    ml_fields = 1024                    # chains (training coarse fields) per scale (or a list per scale)
+    ml_record_every = 1                 # record the features every this many of the ml_steps
 
     [generator]                         # rgppl.wirg.GeneratorSettings
     fields = 4000

@@ -120,7 +120,7 @@ def test_score_matching_and_maximum_likelihood_recover_the_exact_free_field_cond
     start = ScaleFit(ansatz, 1.5 * exact_theta, np.asarray(jnp.std(details[0], axis=(0, 2, 3))), (-50.0, 50.0),
                      {"time_s": 0.0})
     refined = refine_maximum_likelihood(jax.random.PRNGKey(0), start, coarse[1], details[0],
-                                        FitSettings(ml_steps=40, ml_fields=len(fields)), iterations=8)
+                                        FitSettings(ml_steps=40, ml_record_every=2), iterations=8, fields=len(fields))
     assert refined.report["ml_mismatch"][0] > 100 * min(refined.report["ml_mismatch"])
     z = (refined.theta - exact_theta) / errors
     assert np.max(np.abs(z)) < family_threshold(ansatz.n_params), np.max(np.abs(z))
@@ -145,7 +145,8 @@ def test_generated_free_field_has_the_exact_spectrum():
 def test_fit_resumes_from_saved_scales_and_refuses_other_data(tmp_path):
     data = free_field_data(8, 400)
     settings = FitSettings(wavelet="haar", radius=(1, 1, 1, 0), potentials=4, detail_potentials=(3, 3, 0),
-                           variance_potentials=2, ml_iterations=(0, 0, 2, 0), ml_steps=10)
+                           variance_potentials=2, ml_iterations=(0, 0, 2, 0), ml_steps=10,
+                           ml_fields=(2, 2, 300, 2), ml_record_every=5)
     first = fit_wirg(data, settings, checkpoint_dir=tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "free_energy_1.npz", "free_energy_2.npz", "free_energy_3.npz", "scale_1.npz", "scale_2.npz", "scale_3.npz",
@@ -208,6 +209,8 @@ def test_conditioning_on_a_coarse_field_keeps_it_and_draws_the_details():
     (lambda: fit_wirg(free_field_data(8, 10), FitSettings(radius=(1, 2)), progress=False), "fit.radius"),
     (lambda: fit_wirg(free_field_data(8, 10), FitSettings(levels=4), progress=False), "fit.levels"),
     (lambda: FitSettings(wavelet="morlet"), "wavelet"),
+    (lambda: FitSettings(ml_steps=10, ml_record_every=4), "fit.ml_steps"),
+    (lambda: fit_wirg(free_field_data(8, 10), FitSettings(ml_fields=(8, 8, 1, 8)), progress=False), "fit.ml_fields"),
     (lambda: GeneratorSettings(fields=10, chains=4), "generator.fields"),
 ])
 def test_bad_input_names_the_field(call, field):

@@ -58,8 +58,10 @@ class FitSettings:
     mirror image ``-phi`` of every field, for models with the ``phi -> -phi`` symmetry (phi^4, Ising): the
     sigmoid grid and the fitted energy are then symmetric too.  After score matching,
     ``ml_iterations`` maximum-likelihood steps refine each scale with model moments from ``ml_steps`` MALA
-    steps on ``ml_fields`` training coarse fields (see :func:`refine_maximum_likelihood`); like ``radius``, an
-    integer or one entry per scale (the coarse scales have few variables: refining only them is cheap).
+    steps on ``ml_fields`` training coarse fields, the features recorded every ``ml_record_every`` steps (see
+    :func:`refine_maximum_likelihood`).  Like ``radius``, ``ml_iterations`` and ``ml_fields`` are an integer or one
+    entry per scale: a coarse scale's chain has few variables, so it is cheap and many are needed, while a fine
+    scale's chain covers many sites, so fewer measure its moments as precisely.
     """
 
     wavelet: str = "haar"
@@ -72,27 +74,31 @@ class FitSettings:
     symmetric: bool = False
     ml_iterations: int | tuple = 0
     ml_steps: int = 40
-    ml_fields: int = 1024
+    ml_fields: int | tuple = 1024
+    ml_record_every: int = 1
 
     def __post_init__(self):
         filters(self.wavelet)
         require(isinstance(self.symmetric, bool), "fit.symmetric", self.symmetric, "true or false")
         if self.levels is not None:
             require_integer("fit.levels", self.levels, 1)
-        for name, minimum in (("chunk", 1), ("ml_steps", 2), ("ml_fields", 2)):
+        for name, minimum in (("chunk", 1), ("ml_steps", 2), ("ml_record_every", 1)):
             require_integer(f"fit.{name}", getattr(self, name), minimum)
+        require(self.ml_steps % self.ml_record_every == 0 and self.ml_steps >= 2 * self.ml_record_every,
+                "fit.ml_steps", self.ml_steps, f"a multiple of fit.ml_record_every = {self.ml_record_every}, "
+                "at least twice it (two recorded states per chain)")
 
     def resolved_levels(self, L: int) -> int:
         """The number of levels on an ``L x L`` lattice, with the per-scale settings checked against it."""
         top = int(np.log2(L))
         levels = top if self.levels is None else self.levels
         require(levels <= top, "fit.levels", levels, f"at most log2(L) = {top} for L = {L}")
-        for name in ("radius", "potentials", "ml_iterations", *CONDITIONAL_ONLY):
+        for name in ("radius", "potentials", "ml_iterations", "ml_fields", *CONDITIONAL_ONLY):
             self.per_scale(name, levels)
         return levels
 
     def per_scale(self, name: str, levels: int) -> tuple:
-        """``radius``, ``potentials``, ``ml_iterations`` (one value per scale: finest first, coarsest energy last) or
+        """``radius``, ``potentials``, ``ml_iterations``, ``ml_fields`` (one value per scale: finest first, coarsest energy last) or
         ``detail_potentials``, ``variance_potentials`` (one per conditional, finest first)."""
         value, count = getattr(self, name), levels if name in CONDITIONAL_ONLY else levels + 1
         values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * count
@@ -100,7 +106,7 @@ class FitSettings:
         require(len(values) == count, f"fit.{name}", value,
                 f"an integer, or a list of {count} integers (the {levels} conditionals, finest first{which})")
         for v in values:
-            require_integer(f"fit.{name}", v, 0)
+            require_integer(f"fit.{name}", v, 2 if name == "ml_fields" else 0)
         return values
 
 
@@ -161,22 +167,23 @@ def score_matching_errors(ansatz: ScaleAnsatz, theta, coarse, free, chunk: int =
 ML_BURN_IN = 20  # MALA steps after every parameter update, before the model moments are measured
 
 
-def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitSettings, iterations: int) -> ScaleFit:
+def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitSettings, iterations: int,
+                              fields: int) -> ScaleFit:
     """Maximum-likelihood refinement of a fitted scale by moment matching (Marchand et al.).
 
     ``iterations`` Newton steps; for the exponential family ``pbar(v | c) ~ exp(-theta . U)``, the gradient of the mean log-likelihood is
     ``<U>_model - <U>_data`` and its Hessian is minus the Fisher matrix ``F = E_c[Cov(U | c)]``, so each
     iteration takes the Newton step ``theta += F^{-1} (<U>_model - <U>_data)``.  The model averages come from
-    persistent MALA chains, one per training coarse field, started at the data's own details (samples of the
-    true conditional); ``F`` is the within-chain covariance of the features.  A step that increases the
+    persistent MALA chains, one per training coarse field (the first ``fields``), started at the data's own details
+    (samples of the true conditional); ``F`` is the within-chain covariance of the features.  A step that increases the
     mismatch ``d^T F^{-1} d`` of the moment difference ``d`` is taken back and the step length halved; the
     parameters with the smallest mismatch are kept.  The record gains ``ml_mismatch`` per iteration.
     """
     start = time.perf_counter()
-    n = min(len(free), settings.ml_fields)
+    n = min(len(free), fields)
     coarse, state = coarse[:n], free[:n]
     data_moments = np.asarray(jnp.mean(jax.vmap(scale.ansatz.features)(coarse, state), axis=0), np.float64)
-    run = conditional_chains(scale.ansatz, ML_BURN_IN, settings.ml_steps, 10, record_features=True)
+    run = conditional_chains(scale.ansatz, ML_BURN_IN, settings.ml_steps, 10, settings.ml_record_every)
     theta, log_step = np.asarray(scale.theta, np.float64), initial_log_step(scale.ansatz)
     best, mismatch, damping = (np.inf, theta), [], 1.0
     for iteration_key in jax.random.split(key, iterations):
@@ -184,7 +191,7 @@ def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitS
         state, log_step, _, _, features = run(iteration_key, coarse, state, params, log_step)
         features = np.asarray(features, np.float64)
         centred = features - features.mean(axis=1, keepdims=True)
-        fisher = np.einsum("nsk,nsl->kl", centred, centred) / (n * (settings.ml_steps - 1))
+        fisher = np.einsum("nsk,nsl->kl", centred, centred) / (n * (features.shape[1] - 1))
         difference = features.mean(axis=(0, 1)) - data_moments
         if not (np.all(np.isfinite(fisher)) and np.all(np.diag(fisher) > 0)):
             raise SamplingDiverged(f"the maximum-likelihood chains at the {scale.ansatz.side}x{scale.ansatz.side} scale "
@@ -208,10 +215,11 @@ def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitS
 
 
 def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, settings: FitSettings,
-              detail_potentials: int = 0, variance_potentials: int = 0, ml_iterations: int = 0) -> ScaleFit:
+              detail_potentials: int = 0, variance_potentials: int = 0, ml_iterations: int = 0,
+              ml_fields: int = 1024) -> ScaleFit:
     """One scale: sigmoid grids and support from ``finer`` (the field the potential acts on), from the
     ``free`` details and from the ``coarse`` field, score matching, then ``ml_iterations`` steps of
-    maximum-likelihood refinement."""
+    maximum-likelihood refinement on ``ml_fields`` chains."""
     centres, widths = sigmoid_grid(finer, potentials)
     detail_centres, detail_widths = sigmoid_grid(free, detail_potentials)
     variance_centres, variance_widths = sigmoid_grid(coarse, variance_potentials)
@@ -220,7 +228,9 @@ def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, sett
     theta, report = score_matching(ansatz, coarse, free, settings.chunk)
     spread = np.asarray(jnp.std(free, axis=(0, 2, 3)), np.float64)
     scale = ScaleFit(ansatz, theta, spread, data_support(finer), {**report, "side": ansatz.side, "iterations": 1})
-    return refine_maximum_likelihood(key, scale, coarse, free, settings, ml_iterations) if ml_iterations else scale
+    if not ml_iterations:
+        return scale
+    return refine_maximum_likelihood(key, scale, coarse, free, settings, ml_iterations, ml_fields)
 
 
 def exact_quadratic_theta(ansatz: ScaleAnsatz, energy, unit: float) -> tuple[np.ndarray, float]:
@@ -259,7 +269,7 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
     radius, potentials = settings.per_scale("radius", levels), settings.per_scale("potentials", levels)
     detail_potentials = settings.per_scale("detail_potentials", levels)
     variance_potentials = settings.per_scale("variance_potentials", levels)
-    ml_iterations = settings.per_scale("ml_iterations", levels)
+    ml_iterations, ml_fields = settings.per_scale("ml_iterations", levels), settings.per_scale("ml_fields", levels)
     unit = float(np.sqrt(np.mean(fields.astype(np.float64) ** 2)))
     require(np.isfinite(unit) and unit > 0, "data", f"root mean square {unit}", "fields that are finite and not all zero")
     standardised = fields / unit
@@ -293,11 +303,12 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
         if j == levels:
             top = coarse[levels]
             scale = fitted("scale_top", lambda: fit_scale(keys[j], args, potentials[j], jnp.zeros_like(top), top[:, None],
-                                                          top, settings, ml_iterations=ml_iterations[j]))
+                                                          top, settings, ml_iterations=ml_iterations[j],
+                                                          ml_fields=ml_fields[j]))
         else:
             scale = fitted(f"scale_{j + 1}", lambda: fit_scale(keys[j], args, potentials[j], coarse[j + 1], details[j],
                                                                coarse[j], settings, detail_potentials[j],
-                                                               variance_potentials[j], ml_iterations[j]))
+                                                               variance_potentials[j], ml_iterations[j], ml_fields[j]))
             free_energies.append(fitted(f"free_energy_{j + 1}", lambda: fit_free_energy(
                 scale, coarse[j + 1], details[j], potentials[j], settings.chunk)))
         scales.append(scale)

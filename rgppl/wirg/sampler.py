@@ -104,43 +104,52 @@ def _in_support(ansatz, support, coarse, free):
 
 
 @lru_cache(maxsize=64)
-def conditional_chains(ansatz, warmup: int, steps: int, adapt_every: int, record_features: bool = False):
+def conditional_chains(ansatz, warmup: int, steps: int, adapt_every: int, record_every: int = 0):
     """One MALA chain per coarse field at one scale, jitted once per ansatz and lengths:
     ``(key, coarse[n], free[n], params, log_step) -> (free[n], log_step, acceptance[n, steps],
-    energy[n, steps], features[n, steps, K] or None)``.
+    energy[n, steps], features[n, steps // record_every, K] or None)``.
 
-    The chains start at ``free`` and adapt ``log_step`` for ``warmup`` steps, then run ``steps`` with it fixed.
+    The chains start at ``free`` and adapt ``log_step`` for ``warmup`` steps, then run ``steps`` with it fixed,
+    recording the features every ``record_every`` of those steps (never if 0).
     """
     blocks = -(-warmup // adapt_every)
 
-    def chain(key, state, coarse, params, step_size, length):
+    def chain(key, state, coarse, params, step_size, length, record):
         energy_fn = partial(ansatz.energy, params.theta, coarse)
         support_fn = partial(_in_support, ansatz, params.support, coarse)
         spread = params.spread[:, None, None]
 
         def body(state, k):
             state, accept = mala_step(k, state, energy_fn, support_fn, step_size, spread)
-            features = ansatz.features(coarse, state.position) if record_features else None
-            return state, (accept, state.energy, features)
+            return state, (accept, state.energy)
 
-        return jax.lax.scan(body, state, jax.random.split(key, length))
+        if not record:
+            state, (accept, energy) = jax.lax.scan(body, state, jax.random.split(key, length))
+            return state, (accept, energy, None)
+
+        def recorded(state, k):
+            state, (accept, energy) = jax.lax.scan(body, state, jax.random.split(k, record))
+            return state, (accept, energy, ansatz.features(coarse, state.position))
+
+        state, (accept, energy, features) = jax.lax.scan(recorded, state, jax.random.split(key, length // record))
+        return state, (accept.reshape(-1), energy.reshape(-1), features)
 
     def run(key, coarse, free, params, log_step):
         n = len(coarse)
         state = jax.vmap(lambda c, f: mala_init(partial(ansatz.energy, params.theta, c), f))(coarse, free)
-        chains = jax.vmap(chain, in_axes=(0, 0, 0, None, None, None))
+        chains = jax.vmap(chain, in_axes=(0, 0, 0, None, None, None, None))
 
         def adapt(carry, block):
             state, log_step = carry
             state, (accepted, *_) = chains(jax.random.split(block[0], n), state, coarse, params, jnp.exp(log_step),
-                                           adapt_every)
+                                           adapt_every, 0)
             return (state, log_step + (jnp.mean(accepted) - TARGET_ACCEPTANCE) / jnp.sqrt(block[1] + 1.0)), None
 
         warmup_key, sample_key = jax.random.split(key)
         (state, log_step), _ = jax.lax.scan(adapt, (state, log_step),
                                             (jax.random.split(warmup_key, blocks), jnp.arange(blocks, dtype=jnp.float32)))
         state, (accepted, energy, features) = chains(jax.random.split(sample_key, n), state, coarse, params,
-                                                     jnp.exp(log_step), steps)
+                                                     jnp.exp(log_step), steps, record_every)
         return state.position, log_step, accepted, energy, features
 
     return jax.jit(run)
