@@ -214,9 +214,8 @@ def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitS
     return replace(scale, theta=theta, report=report)
 
 
-def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, settings: FitSettings,
-              detail_potentials: int = 0, variance_potentials: int = 0, ml_iterations: int = 0,
-              ml_fields: int = 1024) -> ScaleFit:
+def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, settings: FitSettings, *,
+              ml_iterations: int, ml_fields: int, detail_potentials: int = 0, variance_potentials: int = 0) -> ScaleFit:
     """One scale: sigmoid grids and support from ``finer`` (the field the potential acts on), from the
     ``free`` details and from the ``coarse`` field, score matching, then ``ml_iterations`` steps of
     maximum-likelihood refinement on ``ml_fields`` chains."""
@@ -307,8 +306,10 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
                                                           ml_fields=ml_fields[j]))
         else:
             scale = fitted(f"scale_{j + 1}", lambda: fit_scale(keys[j], args, potentials[j], coarse[j + 1], details[j],
-                                                               coarse[j], settings, detail_potentials[j],
-                                                               variance_potentials[j], ml_iterations[j], ml_fields[j]))
+                                                               coarse[j], settings, ml_iterations=ml_iterations[j],
+                                                               ml_fields=ml_fields[j],
+                                                               detail_potentials=detail_potentials[j],
+                                                               variance_potentials=variance_potentials[j]))
             free_energies.append(fitted(f"free_energy_{j + 1}", lambda: fit_free_energy(
                 scale, coarse[j + 1], details[j], potentials[j], settings.chunk)))
         scales.append(scale)
