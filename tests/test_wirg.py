@@ -27,7 +27,7 @@ def free_field_data(L: int, n: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("widths", [(0.5, 0.7, 0.4), (0.6, 0.6, 0.6)], ids=["unequal", "equal"])
 @pytest.mark.parametrize("coarsest", [False, True], ids=["conditional", "coarsest"])
 @pytest.mark.parametrize("side, radius", [(1, 2), (2, 2), (4, 2)])
-def test_feature_gram_projections_laplacians_and_energy_equal_autodiff(coarsest, side, radius, widths):
+def test_feature_gram_projections_laplacians_energy_and_its_gradient_equal_autodiff(coarsest, side, radius, widths):
     details = {} if coarsest else {"detail_centres": (-0.6, 0.9), "detail_widths": (0.8, 0.3),
                                    "variance_centres": (0.1, -0.4), "variance_widths": (0.6, 1.1)}
     ansatz = ScaleAnsatz(side=side, radius=radius, centres=(-1.0, 0.2, 1.3), widths=widths, wavelet="db2",
@@ -44,6 +44,11 @@ def test_feature_gram_projections_laplacians_and_energy_equal_autodiff(coarsest,
     np.testing.assert_allclose(ansatz.feature_laplacians(coarse, free), laplacians, atol=1e-11)
     theta = jax.random.normal(jax.random.PRNGKey(2), (ansatz.n_params,))
     np.testing.assert_allclose(ansatz.energy(theta, coarse, free), theta @ features(free), rtol=1e-12)
+    energy, gradient = ansatz.conditional_energy(theta, coarse, jnp.array([-10.0, 10.0]))(free)
+    np.testing.assert_allclose(energy, ansatz.energy(theta, coarse, free), rtol=1e-12)
+    np.testing.assert_allclose(gradient, jax.grad(lambda f: ansatz.energy(theta, coarse, f))(free), atol=1e-12)
+    outside, _ = ansatz.conditional_energy(theta, coarse, jnp.array([5.0, 10.0]))(free)
+    assert outside == np.inf
 
 
 def test_sigmoid_series_with_one_width_is_finite_far_outside_the_centres():

@@ -40,11 +40,12 @@ channels translated by every shift of the window (``(S C)^2`` site sums for ``S`
 a hundred by a hundred for radius 2) instead of the ``n_params x n_free`` gradients, eight times faster at
 ``m = 32``.
 
-For sampling, the quadratic energy is evaluated as a convolution in Fourier space,
-``1/2 sum_x X(x)^T (K * X)(x) = 1/(2 m^2) sum_k Re[X^(k)^dagger K^(k) X^(k)]`` with the kernel
+The energy's quadratic part is evaluated as a convolution in Fourier space,
+``1/2 sum_x X(x)^T (K * X)(x) = 1/(4 m^2) sum_k Re[X^(k)^dagger (K^(k) + K^(k)^dagger) X^(k)]`` with the kernel
 ``K_{cd}(s) = theta_{c,d,s}`` built from ``theta`` once per call (not once per field); the fields are real,
 so the sum runs over the real FFT's half plane, the modes with a partner ``-k`` in the other half counted
-twice.
+twice.  The sampler takes the energy and its gradient together in closed form
+(:meth:`ScaleAnsatz.conditional_energy`): 3.6 times faster than autodiff at ``m = 32``, 6.4 times at ``m = 16``.
 """
 
 from dataclasses import dataclass
@@ -72,20 +73,37 @@ def sigmoid_grid(values, count: int) -> tuple[tuple, tuple]:
     return tuple(float(c) for c in centres), (float(width),) * count
 
 
-def sigmoid_series(x, weights, centres: tuple, widths: tuple):
-    """``v(x) = sum_k weights_k sigmoid((x - c_k) / w_k)`` elementwise, the sum over the static centres unrolled.
+def _sigmoids(x, centres: tuple, widths: tuple) -> list:
+    """``sigmoid((x - c_k) / w_k)`` elementwise for every static centre.
 
     With one width for all (as :func:`sigmoid_grid` makes them) a single exponential serves every centre,
     ``sigmoid = 1 / (1 + t e_k)`` with ``t = exp(-(x - c_m) / w)`` (``c_m`` the middle centre) and the constants
-    ``e_k = exp((c_k - c_m) / w)``; ``t = inf`` gives 0 and ``t = 0`` gives 1, as they should.  XLA fuses the sum
-    into one pass over ``x``: the sampler's potential costs a third of the stacked ``(K, *x.shape)`` form."""
-    if len(set(widths)) > 1:
-        sigmoids = [jax.nn.sigmoid((x - c) / w) for c, w in zip(centres, widths)]
-    else:
-        width, middle = (widths[0], centres[len(centres) // 2]) if centres else (1.0, 0.0)
-        t = jnp.exp(-(x - middle) / width)
-        sigmoids = [1 / (1 + t * float(np.exp((c - middle) / width))) for c in centres]
-    return sum((weights[k] * s for k, s in enumerate(sigmoids)), jnp.zeros_like(x))
+    ``e_k = exp((c_k - c_m) / w)``; ``t = inf`` gives 0 and ``t = 0`` gives 1, as they should."""
+    if len(set(widths)) != 1:
+        return [jax.nn.sigmoid((x - c) / w) for c, w in zip(centres, widths)]
+    width, middle = widths[0], centres[len(centres) // 2]
+    t = jnp.exp(-(x - middle) / width)
+    return [1 / (1 + t * float(np.exp((c - middle) / width))) for c in centres]
+
+
+def sigmoid_series(x, weights, centres: tuple, widths: tuple):
+    """``v(x) = sum_k weights_k sigmoid((x - c_k) / w_k)`` elementwise, the sum over the static centres unrolled:
+    XLA fuses it into one pass over ``x``, a third of the cost of the stacked ``(K, *x.shape)`` form."""
+    return sum((weights[k] * s for k, s in enumerate(_sigmoids(x, centres, widths))), jnp.zeros_like(x))
+
+
+def sigmoid_series_and_slope(x, weights, centres: tuple, widths: tuple):
+    """``stack([v(x), v'(x)])`` with ``v' = sum_k weights_k sigmoid_k (1 - sigmoid_k) / w_k``, in one pass.
+
+    One output array behind an optimisation barrier: on CPU, XLA runs a fusion with two outputs (``v`` and
+    ``v'`` apart) several times slower, and fuses an unmaterialised series into the wavelet transform that
+    consumes it, recomputing it once per filter tap."""
+    if not centres:
+        return jnp.zeros((2, *x.shape), x.dtype)
+    sigmoids = _sigmoids(x, centres, widths)
+    value = sum((weights[k] * s for k, s in enumerate(sigmoids)), jnp.zeros_like(x))
+    slope = sum((weights[k] * (s - s * s) / w for k, (s, w) in enumerate(zip(sigmoids, widths))), jnp.zeros_like(x))
+    return jax.lax.optimization_barrier(jnp.stack([value, slope]))
 
 
 @dataclass(frozen=True)
@@ -252,24 +270,68 @@ class ScaleAnsatz:
                                 jnp.sum(jax.nn.sigmoid(v), axis=(-3, -2, -1)),
                                 0.5 * jnp.einsum("qxy,cxy->q", self._modulation(coarse), free**2)])
 
+    def _coupling(self, theta):
+        """The quadratic energy's operator ``K + K^T`` in Fourier space, ``(C, C, m, m/2 + 1)``: ``K_{cd}(s) = theta_{c,d,s}``
+        is the convolution kernel of ``E_quad = 1/2 X^T K X``, and its transpose's Fourier coefficients are
+        ``conj(K_dc(k))``; built from ``theta`` once per call (not once per field)."""
+        shifts, c, d, s = self._tables
+        sx, sy = np.array(shifts).T % self.side
+        kernel = jnp.zeros((self.n_channels, self.n_channels, self.side, self.side), theta.dtype)
+        kernel_hat = jnp.fft.rfft2(kernel.at[c, d, sx[s], sy[s]].add(theta[: self.n_quadratic]))
+        return kernel_hat + jnp.conj(jnp.swapaxes(kernel_hat, 0, 1))
+
+    def _split_potentials(self, theta):
+        """The weights of the finer field's potential, of the detail potential and of the variance modulation."""
+        return jnp.split(theta[self.n_quadratic:], np.cumsum([len(self.centres), len(self.detail_centres)]))
+
     def energy(self, theta, coarse, free):
         """``Ebar_j = theta . U`` (the conditional energy, or ``E_J`` at the coarsest scale), as a convolution."""
-        shifts, c, d, s = self._tables
         x = self.channels(coarse, free)
         theta = jnp.asarray(theta, x.dtype)
-        sx, sy = np.array(shifts).T % self.side
-        kernel = jnp.zeros((self.n_channels, self.n_channels, self.side, self.side), x.dtype)
-        kernel = kernel.at[c, d, sx[s], sy[s]].add(theta[: self.n_quadratic])
         x_hat = jnp.fft.rfft2(x)
-        coupled = jnp.sum(jnp.fft.rfft2(kernel) * x_hat[None], axis=1)  # elementwise: it fuses, a batched dot does not
+        coupled = jnp.sum(self._coupling(theta) * x_hat[None], axis=1)  # elementwise: it fuses, a batched dot does not
         weight = np.full(self.side // 2 + 1, 2.0)  # the modes k and -k of the half plane count twice
         weight[[0, self.side // 2]] = 1.0
-        quadratic = 0.5 * jnp.sum(jnp.asarray(weight, x.dtype) * jnp.real(jnp.conj(x_hat) * coupled)) / self.side**2
-        potential, detail, variance = jnp.split(theta[self.n_quadratic:], np.cumsum(
-            [len(self.centres), len(self.detail_centres)]))
+        quadratic = 0.25 * jnp.sum(jnp.asarray(weight, x.dtype) * jnp.real(jnp.conj(x_hat) * coupled)) / self.side**2
+        potential, detail, variance = self._split_potentials(theta)
         return (quadratic + jnp.sum(sigmoid_series(self.finer_field(coarse, free), potential, self.centres, self.widths))
                 + jnp.sum(sigmoid_series(free, detail, self.detail_centres, self.detail_widths))
                 + 0.5 * jnp.sum(jnp.einsum("q,qxy->xy", variance, self._modulation(coarse)) * free**2))
+
+    def conditional_energy(self, theta, coarse, support):
+        """The sampler's ``free -> (Ebar_j, dEbar_j / d free)`` given ``coarse``, in closed form (the same energy as
+        :meth:`energy`, a fraction of the cost of its autodiff gradient), ``+inf`` where the finer field leaves the
+        ``support`` interval (the data's range, outside which the fitted potential is not defined).
+
+        With ``Ks = K + K^T`` (:meth:`_coupling`) and the channels ``X = (phi_j, F)``, ``F`` the free ones,
+        ``E_quad = 1/4 X^T Ks X = 1/4 F . (Ks X + Ks_{F,coarse} phi_j)`` and its gradient is ``1/2 (Ks X)_F``; the coarse
+        field's drive ``Ks_{F,coarse} phi_j`` is computed once.  The potential of the finer field ``phi_{j-1}`` has the
+        gradient ``Gbar v'(phi_{j-1})``, the detail part of one analysis step (``v'(phi_J)`` at the coarsest scale)."""
+        theta = jnp.asarray(theta, coarse.dtype)
+        coupling = self._coupling(theta)
+        free_channels = np.asarray(self.free_channels)
+        size = (self.side, self.side)
+        if self.coarsest:
+            drive = drive_field = 0.0
+        else:
+            drive = coupling[free_channels, 0] * jnp.fft.rfft2(coarse)[None]
+            drive_field = jnp.fft.irfft2(drive, s=size)
+        potential, detail, variance = self._split_potentials(theta)
+        modulation = jnp.einsum("q,qxy->xy", variance, self._modulation(coarse))
+
+        def value_and_grad(free):
+            coupled = jnp.sum(coupling[free_channels[:, None], free_channels[None, :]] * jnp.fft.rfft2(free)[None], axis=1)
+            field = jnp.fft.irfft2(coupled + drive, s=size)
+            finer = self.finer_field(coarse, free)
+            series = sigmoid_series_and_slope(finer, potential, self.centres, self.widths)
+            details = sigmoid_series_and_slope(free, detail, self.detail_centres, self.detail_widths)
+            energy = (0.25 * jnp.sum(free * (field + drive_field)) + jnp.sum(series[0]) + jnp.sum(details[0])
+                      + 0.5 * jnp.sum(modulation * free**2))
+            slope = series[1][None] if self.coarsest else dwt2(series[1], self.wavelet)[1]
+            inside = jnp.all((finer >= support[0]) & (finer <= support[1]))
+            return jnp.where(inside, energy, jnp.inf), 0.5 * field + slope + details[1] + modulation * free
+
+        return value_and_grad
 
     def _potential_gradients(self, coarse, free):
         """``dU_k / d(free)`` of the features after the quadratic ones (the potentials), ``(k, *free_shape)``."""

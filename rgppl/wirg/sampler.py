@@ -21,7 +21,7 @@ The last state of every chain is the generated field.
 import json
 import time
 from dataclasses import asdict, dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import NamedTuple
 
 import jax
@@ -63,23 +63,23 @@ class MALAState(NamedTuple):
     grad: jax.Array
 
 
-def mala_init(energy_fn, position) -> MALAState:
-    energy, grad = jax.value_and_grad(energy_fn)(position)
-    return MALAState(position, energy, grad)
+def mala_init(value_and_grad, position) -> MALAState:
+    return MALAState(position, *value_and_grad(position))
 
 
-def mala_step(key, state: MALAState, energy_fn, support_fn, step_size, spread) -> tuple[MALAState, jax.Array]:
-    """One preconditioned MALA step; returns the new state and whether the move was accepted."""
+def mala_step(key, state: MALAState, value_and_grad, step_size, spread) -> tuple[MALAState, jax.Array]:
+    """One preconditioned MALA step on the energy ``value_and_grad: v -> (E, dE/dv)`` (``E = inf`` where the
+    target vanishes); returns the new state and whether the move was accepted."""
     noise_key, accept_key = jax.random.split(key)
     variance = (step_size * spread) ** 2
     forward_mean = state.position - 0.5 * variance * state.grad
     proposal = forward_mean + jnp.sqrt(variance) * jax.random.normal(noise_key, state.position.shape, state.position.dtype)
-    energy, grad = jax.value_and_grad(energy_fn)(proposal)
+    energy, grad = value_and_grad(proposal)
     backward_mean = proposal - 0.5 * variance * grad
     log_forward = -jnp.sum((proposal - forward_mean) ** 2 / (2 * variance))
     log_backward = -jnp.sum((state.position - backward_mean) ** 2 / (2 * variance))
     log_ratio = state.energy - energy + log_backward - log_forward
-    accept = (jnp.log(jax.random.uniform(accept_key)) < log_ratio) & support_fn(proposal) & jnp.isfinite(energy)
+    accept = (jnp.log(jax.random.uniform(accept_key)) < log_ratio) & jnp.isfinite(energy)
     new = MALAState(proposal, energy, grad)
     return jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, state), accept
 
@@ -98,11 +98,6 @@ class ScaleParams(NamedTuple):
                    jnp.asarray(scale.support, jnp.float32))
 
 
-def _in_support(ansatz, support, coarse, free):
-    finer = ansatz.finer_field(coarse, free)
-    return jnp.all((finer >= support[0]) & (finer <= support[1]))
-
-
 @lru_cache(maxsize=64)
 def conditional_chains(ansatz, warmup: int, steps: int, adapt_every: int, record_every: int = 0):
     """One MALA chain per coarse field at one scale, jitted once per ansatz and lengths:
@@ -115,12 +110,11 @@ def conditional_chains(ansatz, warmup: int, steps: int, adapt_every: int, record
     blocks = -(-warmup // adapt_every)
 
     def chain(key, state, coarse, params, step_size, length, record):
-        energy_fn = partial(ansatz.energy, params.theta, coarse)
-        support_fn = partial(_in_support, ansatz, params.support, coarse)
+        value_and_grad = ansatz.conditional_energy(params.theta, coarse, params.support)
         spread = params.spread[:, None, None]
 
         def body(state, k):
-            state, accept = mala_step(k, state, energy_fn, support_fn, step_size, spread)
+            state, accept = mala_step(k, state, value_and_grad, step_size, spread)
             return state, (accept, state.energy)
 
         if not record:
@@ -136,7 +130,7 @@ def conditional_chains(ansatz, warmup: int, steps: int, adapt_every: int, record
 
     def run(key, coarse, free, params, log_step):
         n = len(coarse)
-        state = jax.vmap(lambda c, f: mala_init(partial(ansatz.energy, params.theta, c), f))(coarse, free)
+        state = jax.vmap(lambda c, f: mala_init(ansatz.conditional_energy(params.theta, c, params.support), f))(coarse, free)
         chains = jax.vmap(chain, in_axes=(0, 0, 0, None, None, None, None))
 
         def adapt(carry, block):
