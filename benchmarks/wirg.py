@@ -17,9 +17,8 @@
    from the recorded critical-slowing benchmark (``benchmarks/results/critical_slowing.json``).
 
     python benchmarks/wirg.py                     # the recorded run (see README)
-    python benchmarks/wirg.py --warmup 100 --steps 50 --output wirg_150steps  # shorter chains: faster, less accurate
+    python benchmarks/wirg.py --ml-iterations 0 --warmup 300 --output wirg_score_matching  # no ML, shorter chains
     python benchmarks/wirg.py --sizes 16 --fields 1000 --train 1000  # a quick look
-    python benchmarks/wirg.py --sizes 32 64 --ml-iterations 10 --ml-max-side 4 --ml-fields 8000 --output wirg_ml_coarse
 """
 
 import argparse
@@ -170,11 +169,12 @@ def main():
     parser.add_argument("--fields", type=int, default=4000, help="generated fields")
     parser.add_argument("--radius", type=int, default=2)
     parser.add_argument("--potentials", type=int, default=12)
-    parser.add_argument("--ml-iterations", type=int, default=0)
-    parser.add_argument("--ml-max-side", type=int, help="maximum likelihood only on the scales with coarse side <= this")
-    parser.add_argument("--ml-fields", type=int, default=1024, help="training coarse fields (chains) for maximum likelihood")
-    parser.add_argument("--ml-record-every", type=int, default=1, help="record the ML chains' features every this many steps")
-    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--ml-iterations", type=int, default=10)
+    parser.add_argument("--ml-max-side", type=int, default=4,
+                        help="maximum likelihood only on the scales with coarse side <= this")
+    parser.add_argument("--ml-fields", type=int, default=8000, help="training coarse fields (chains) for maximum likelihood")
+    parser.add_argument("--ml-record-every", type=int, default=4, help="record the ML chains' features every this many steps")
+    parser.add_argument("--warmup", type=int, default=900)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="wirg", help="name of the result files in benchmarks/results/")
