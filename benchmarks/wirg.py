@@ -98,12 +98,12 @@ def compare(generated: np.ndarray, reference: np.ndarray, chains: int) -> tuple[
     return found["mean"], found["ratio"], found["z"]
 
 
-def ml_schedule(L: int, iterations: int, max_side: int | None) -> tuple:
+def ml_schedule(L: int, iterations: int, max_side: int) -> tuple:
     """Maximum-likelihood iterations per scale (finest conditional first, coarsest energy last): ``iterations`` on
-    the scales whose conditioning field has side ``<= max_side`` (all scales if ``None``), none on the others."""
+    the scales whose conditioning field has side ``<= max_side``, none on the others."""
     levels = int(np.log2(L))
     sides = [L >> min(j + 1, levels) for j in range(levels + 1)]
-    return tuple(iterations if max_side is None or side <= max_side else 0 for side in sides)
+    return tuple(iterations if side <= max_side else 0 for side in sides)
 
 
 def phi4_rows(L: int, args, nuts_rows: dict) -> tuple[list, dict]:
@@ -171,7 +171,7 @@ def main():
     parser.add_argument("--potentials", type=int, default=12)
     parser.add_argument("--ml-iterations", type=int, default=10)
     parser.add_argument("--ml-max-side", type=int, default=4,
-                        help="maximum likelihood only on the scales with coarse side <= this")
+                        help="maximum likelihood only on the scales with coarse side <= this (L / 2: every scale)")
     parser.add_argument("--ml-fields", type=int, default=8000, help="training coarse fields (chains) for maximum likelihood")
     parser.add_argument("--ml-record-every", type=int, default=4, help="record the ML chains' features every this many steps")
     parser.add_argument("--warmup", type=int, default=900)
@@ -203,7 +203,6 @@ def main():
         "|<phi^2> ratio - 1| (target 0.005)": quality.xs("<phi^2>", level="quantity")["ratio"].sub(1).abs(),
         "|z| Binder (target 2)": quality.xs("Binder U", level="quantity")["z"].abs(),
     })
-    ml_scope = "every scale" if args.ml_max_side is None else f"the scales of coarse side <= {args.ml_max_side}"
     text = [
         f"Free field (m^2 = {FREE_M2}, L = {FREE_L}, {args.train} exact training fields, {args.fields} generated):",
         "",
@@ -212,7 +211,7 @@ def main():
         f"phi^4 (hopping, beta = {BETA_C_PHI4_HOPPING}): {args.train} training fields (cluster sampler, seed 0, one "
         f"every {args.thin} sweeps) against an independent reference of the same size (seed 1); {args.fields} generated "
         f"fields; Haar, radius {args.radius}, {args.potentials} sigmoid potentials per scale, Z2-symmetrised data, "
-        f"{args.ml_iterations} ML iterations on {ml_scope} with {args.ml_fields} chains (features every {args.ml_record_every} steps); MALA {args.warmup} warm-up + {args.steps} steps per scale.",
+        f"{args.ml_iterations} ML iterations on the scales of coarse side <= {args.ml_max_side} with {args.ml_fields} chains (features every {args.ml_record_every} steps); MALA {args.warmup} warm-up + {args.steps} steps per scale.",
         "",
         markdown_table(targets),
         "",
