@@ -99,6 +99,8 @@ energy (no ``[hamiltonian]`` table), held-out or independent fields (:mod:`rgppl
     detail_potentials = 0               # sigmoids of the wavelet coefficients per conditional (long-tailed data)
     variance_potentials = 0             # detail variances modulated by the coarse field (long-tailed data)
     symmetric = true                    # add -phi to the data (Z2-symmetric models)
+    transform = "none"                  # or "shifted_log": fit ln(phi + shift) (long-tailed data bounded below)
+    shift = 1.0                         # shifted_log only; default: the shift that makes the log unskewed
     ml_iterations = 0                   # maximum-likelihood steps after score matching (or a list per scale)
     ml_steps = 40                       # MALA steps per maximum-likelihood iteration
     ml_fields = 1024                    # chains (training coarse fields) per scale (or a list per scale)

@@ -102,6 +102,8 @@ BAD = [
      'sampler = "wirg"'),
     ("wirg radius list of the wrong length", ('preset = "free_field"\nm2 = 0.5', 'preset = "phi4_hopping"\n[fit]\nradius = [1, 2]'),
      "fit.radius", "a list of 3 integers", 'sampler = "wirg"'),
+    ("wirg with an unknown transform", ('preset = "free_field"\nm2 = 0.5', 'preset = "phi4_hopping"\n[fit]\ntransform = "log"'),
+     "fit.transform", "shifted_log", 'sampler = "wirg"'),
     ("wirg fields not a multiple of the chains", ('preset = "free_field"\nm2 = 0.5', 'preset = "phi4_hopping"\n[generator]\nfields = 10'),
      "generator.fields", "multiple of generator.chains", 'sampler = "wirg"'),
     ("wirg on a model without a reference sampler", ('preset = "free_field"\nm2 = 0.5', 'preset = "ising_dual"\nbeta = 0.4'),
@@ -274,6 +276,7 @@ fields = 400
 potentials = 6
 detail_potentials = 4
 variance_potentials = 4
+transform = "shifted_log"
 [generator]
 fields = 200
 warmup = 40
@@ -287,6 +290,8 @@ def test_cli_runs_a_wirg_card_on_fields_without_a_hamiltonian(tmp_path, capsys):
     assert "lognormal surrogate on 8x8" in capsys.readouterr().out
     record = json.loads((out / "summary.json").read_text())
     assert record["hamiltonian"] is None and record["training_fields"] == 400
+    shift = record["transform"]["shift"]
+    assert record["transform"]["name"] == "shifted_log" and f"ln(phi + {shift:.4g})" in (out / "summary.md").read_text()
     assert {row["run"] for row in record["comparison"]} == {"wirg", "reference"}
     tails = {row["quantity"]: row for row in record["tails"]}
     assert set(tails) == {"P(phi > 2 std)", "P(phi > 4 std)", "P(phi > 6 std)", "P(phi > 8 std)", "pixel skewness",

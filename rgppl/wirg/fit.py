@@ -36,6 +36,7 @@ from rgppl.wirg.free_energy import fit_free_energy
 from rgppl.wirg.linear import accumulate, chunks, solve_preconditioned
 from rgppl.wirg.model import ScaleFit, WIRGModel, data_fingerprint, data_support, pyramid
 from rgppl.wirg.sampler import ScaleParams, conditional_chains, initial_log_step
+from rgppl.wirg.transform import TRANSFORMS, make_transform
 
 
 CONDITIONAL_ONLY = ("detail_potentials", "variance_potentials")  # settings with one entry per conditional
@@ -62,6 +63,10 @@ class FitSettings:
     :func:`refine_maximum_likelihood`).  Like ``radius``, ``ml_iterations`` and ``ml_fields`` are an integer or one
     entry per scale: a coarse scale's chain has few variables, so it is cheap and many are needed, while a fine
     scale's chain covers many sites, so fewer measure its moments as precisely.
+
+    ``transform = "shifted_log"`` fits the model to ``ln(phi + shift)`` instead of ``phi``, for long-tailed data
+    bounded below (:mod:`rgppl.wirg.transform`); ``shift`` is then a number above ``-min(data)``, or ``None`` for
+    the shift that leaves the logged pixels without skewness.
     """
 
     wavelet: str = "haar"
@@ -76,10 +81,20 @@ class FitSettings:
     ml_steps: int = 40
     ml_fields: int | tuple = 1024
     ml_record_every: int = 1
+    transform: str = "none"
+    shift: float | None = None
 
     def __post_init__(self):
         filters(self.wavelet)
         require(isinstance(self.symmetric, bool), "fit.symmetric", self.symmetric, "true or false")
+        require(self.transform in TRANSFORMS, "fit.transform", self.transform, f"one of {list(TRANSFORMS)}")
+        if self.shift is not None:
+            require(self.transform == "shifted_log", "fit.shift", self.shift,
+                    "a shift only with transform = 'shifted_log'")
+            require(isinstance(self.shift, (int, float)) and not isinstance(self.shift, bool)
+                    and np.isfinite(self.shift), "fit.shift", self.shift, "a finite number")
+        require(not (self.symmetric and self.transform != "none"), "fit.symmetric", self.symmetric,
+                f"false with transform = '{self.transform}' (skewed data have no phi -> -phi symmetry)")
         if self.levels is not None:
             require_integer("fit.levels", self.levels, 1)
         for name, minimum in (("chunk", 1), ("ml_steps", 2), ("ml_record_every", 1)):
@@ -257,9 +272,9 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
              progress: bool = True) -> WIRGModel:
     """Fit every scale of the wavelet conditional model to ``fields[n, L, L]``.
 
-    The fields are measured in units of their root mean square (``model.unit``).  With
-    ``checkpoint_dir``, each scale is saved once fitted and reloaded on a rerun with the same data and
-    settings.
+    The fields, after ``settings.transform``, are measured in units of their root mean square
+    (``model.unit``).  With ``checkpoint_dir``, each scale is saved once fitted and reloaded on a rerun with
+    the same data and settings.
     """
     fields = np.asarray(fields, np.float32)
     require(fields.ndim == 3 and len(fields) >= 2, "data", f"shape {fields.shape}", "an ensemble of fields [n, L, L], n >= 2")
@@ -269,9 +284,12 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
     detail_potentials = settings.per_scale("detail_potentials", levels)
     variance_potentials = settings.per_scale("variance_potentials", levels)
     ml_iterations, ml_fields = settings.per_scale("ml_iterations", levels), settings.per_scale("ml_fields", levels)
-    unit = float(np.sqrt(np.mean(fields.astype(np.float64) ** 2)))
-    require(np.isfinite(unit) and unit > 0, "data", f"root mean square {unit}", "fields that are finite and not all zero")
-    standardised = fields / unit
+    require(bool(np.all(np.isfinite(fields))), "data", "non-finite values", "finite fields")
+    transform = make_transform(settings.transform, settings.shift, fields)
+    fitted_fields = np.asarray(transform.forward(fields), np.float32)
+    unit = float(np.sqrt(np.mean(fitted_fields.astype(np.float64) ** 2)))
+    require(unit > 0, "data", f"root mean square {unit}", "fields that are not all zero")
+    standardised = fitted_fields / unit
     if settings.symmetric:
         standardised = np.concatenate([standardised, -standardised])
     coarse, details = pyramid(standardised, settings.wavelet, levels)
@@ -315,4 +333,4 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
         scales.append(scale)
         bar.set_postfix(side=scale.ansatz.side, condition=f"{scale.report['condition']:.3g}")
     return WIRGModel(L=L, wavelet=settings.wavelet, unit=unit, scales=tuple(scales[::-1]),
-                     free_energies=tuple(free_energies[::-1]))
+                     free_energies=tuple(free_energies[::-1]), transform=transform)

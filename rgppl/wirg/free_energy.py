@@ -98,15 +98,17 @@ def require_free_energies(model) -> None:
 
 
 def microscopic_energy(model):
-    """``E_0(phi)`` of one field in the data's units, up to a constant, from a model with free energies."""
+    """``E_0(phi)`` of one field in the data's units, up to a constant, from a model with free energies:
+    ``E_J + sum_j (Ebar_j - Ftilde_j)`` of ``x = model.standardise(phi)``, less the log-Jacobian of the transform
+    (:mod:`rgppl.wirg.transform`)."""
     require_free_energies(model)
     thetas = [jnp.asarray(s.theta) for s in model.scales]
     free_thetas = [jnp.asarray(f.theta) for f in model.free_energies]
 
     def energy(phi):
-        coarse, details = pyramid(phi / model.unit, model.wavelet, model.levels)
+        coarse, details = pyramid(model.standardise(phi), model.wavelet, model.levels)
         top = model.scales[0]
-        total = top.ansatz.energy(thetas[0], None, coarse[-1][None])
+        total = top.ansatz.energy(thetas[0], None, coarse[-1][None]) - model.transform.log_jacobian(phi)
         for index, (scale, free_energy) in enumerate(zip(model.scales[1:], model.free_energies), start=1):
             j = model.levels - index + 1  # the conditional of phibar_j given phi_j
             total += scale.ansatz.energy(thetas[index], coarse[j], details[j - 1])

@@ -1,10 +1,12 @@
 """A fitted wavelet conditional RG model: one energy per scale, saved and loaded as plain ``.npz`` files.
 
 ``p(phi_0) = p_J(phi_J) prod_{j=1..J} pbar_j(phibar_j | phi_j)`` (Marchand et al., PRX 13, 041038),
-with every field in units of ``unit`` (the data's root mean square), so that the sigmoid centres and
-the parameters are O(1) at every lattice size.  ``scales[0]`` is the coarsest energy ``E_J``, then the
-conditionals from coarse to fine (``scales[-1]`` is ``j = 1``), the order in which the generator
-visits them; ``free_energies`` are the conditionals' normalisers (:mod:`rgppl.wirg.free_energy`).
+with every field in units of ``unit`` (the root mean square of the fitted field), so that the sigmoid centres
+and the parameters are O(1) at every lattice size.  The fitted field is the data after a pointwise
+``transform`` (:mod:`rgppl.wirg.transform`; the identity unless the fit asks for one).  ``scales[0]`` is
+the coarsest energy ``E_J``, then the conditionals from coarse to fine (``scales[-1]`` is ``j = 1``), the
+order in which the generator visits them; ``free_energies`` are the conditionals' normalisers
+(:mod:`rgppl.wirg.free_energy`).
 """
 
 import hashlib
@@ -17,6 +19,7 @@ import numpy as np
 
 from rgppl.wavelets import dwt2
 from rgppl.wirg.ansatz import ScaleAnsatz
+from rgppl.wirg.transform import Identity, ShiftedLog
 
 SUPPORT_MARGIN = 0.1  # a scale's support: the data range widened by this fraction on each side
 
@@ -64,13 +67,24 @@ class ScaleFit:
 @dataclass(frozen=True, eq=False)
 class WIRGModel:
     """The fitted hierarchy: ``scales`` from the coarsest energy to the finest conditional, and
-    ``free_energies``, the fitted ``Ftilde_j`` of each conditional in the same order (``scales[1:]``)."""
+    ``free_energies``, the fitted ``Ftilde_j`` of each conditional in the same order (``scales[1:]``).
+
+    The scales act on ``x = transform(phi) / unit`` (:meth:`standardise`), fields ``phi`` in the data's units."""
 
     L: int
     wavelet: str
     unit: float
     scales: tuple
     free_energies: tuple = ()
+    transform: Identity | ShiftedLog = Identity()
+
+    def standardise(self, phi):
+        """The field the scales act on, ``x = transform(phi) / unit``, of fields ``phi`` in data units."""
+        return self.transform.forward(phi) / self.unit
+
+    def restore(self, x):
+        """Fields in data units, ``phi = transform^-1(unit x)``."""
+        return self.transform.inverse(x * self.unit)
 
     @property
     def levels(self) -> int:

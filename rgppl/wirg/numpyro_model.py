@@ -15,9 +15,11 @@ scale by scale up to constants (:mod:`rgppl.wirg.free_energy`).  Given a coarse 
 ``inpainting_model`` is the same density in the pixel basis, ``exp(-E_0(phi))`` with the reconstructed
 microscopic energy, with the pixels of ``known`` fixed to their values and one site ``unknown`` for the rest.
 
-Sites and the deterministic ``phi`` are in the data's units.  The fitted potentials are only defined on
-the data's range, so a state whose field leaves any scale's support gets zero weight, as in the generator;
-start NUTS inside it with ``init_strategy=init_to_feasible`` (every site at 0, the generator's start).
+Sites are the wavelet coefficients of the fitted field ``model.transform.forward(phi)``, in its units (the
+data's units without a transform); the deterministic ``phi`` is in the data's units.  The fitted potentials
+are only defined on the data's range, so a state whose field leaves any scale's support gets zero weight, as
+in the generator; start NUTS inside it with ``init_strategy=init_to_feasible`` (every site at 0, the
+generator's start).
 """
 
 import jax.numpy as jnp
@@ -45,8 +47,8 @@ def _weight(name: str, energy, inside) -> None:
 
 def hierarchical_model(model, coarse=None) -> None:
     """The NumPyro model of the fitted ``model`` over its wavelet scales (see the module docstring); with
-    ``coarse`` (a coarse field ``phi_j`` of side ``m`` in data units, as :func:`~rgppl.wirg.pyramid` gives it
-    for a field) the scales from ``m`` down are sampled given it."""
+    ``coarse`` (a coarse field ``phi_j`` of side ``m`` of the fitted field, as :func:`~rgppl.wirg.pyramid` gives it
+    for ``model.transform.forward(phi)``) the scales from ``m`` down are sampled given it."""
     require_free_energies(model)
     conditionals = list(zip(model.scales[1:], model.free_energies))
     if coarse is None:
@@ -70,7 +72,7 @@ def hierarchical_model(model, coarse=None) -> None:
                   - free_energy.ansatz.energy(jnp.asarray(free_energy.theta), None, field[None]))
         _weight(f"energy_{side}x{side}", energy, _within(scale.support, finer))
         field = finer
-    numpyro.deterministic("phi", field * model.unit)
+    numpyro.deterministic("phi", model.restore(field))
 
 
 def inpainting_model(model, known, values) -> None:
@@ -84,7 +86,7 @@ def inpainting_model(model, known, values) -> None:
     missing = np.flatnonzero(~known)
     phi = values.ravel().at[missing].set(_flat("unknown", (len(missing),))).reshape(known.shape)
     numpyro.deterministic("phi", phi)
-    coarse, details = pyramid(phi / model.unit, model.wavelet, model.levels)
+    coarse, details = pyramid(model.standardise(phi), model.wavelet, model.levels)
     inside = _within(model.scales[0].support, coarse[-1])
     for index, scale in enumerate(model.scales[1:], start=1):
         inside &= _within(scale.support, coarse[model.levels - index])

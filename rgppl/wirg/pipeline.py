@@ -109,6 +109,7 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         **context, "hamiltonian": h.describe() if h is not None else None, "fit": asdict(card.fit),
         "generator": asdict(card.generator),
         "training_fields": len(fields), "parameters": model.n_params, "unit": model.unit,
+        "transform": {"name": card.fit.transform, **asdict(model.transform)},
         "fit_time_s": sum(s["time_s"] for s in scales), "generate_time_s": runs["wirg"].attrs["sampling_time_s"],
         "scales": scales, "generator_scales": generator, "scale_std": deviations,
         "microscopic_energy": microscopic,
@@ -122,7 +123,8 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
     text = [f"# {card.name}", "", card.description, "", model_line, "",
             f"Wavelet conditional RG: {model.n_params} parameters over {len(model.scales)} scales, fitted on "
             f"{len(fields)} fields in {record['fit_time_s']:.1f} s; {card.generator.fields} fields generated in "
-            f"{record['generate_time_s']:.1f} s.", "",
+            f"{record['generate_time_s']:.1f} s. The scales model {model.transform.describe()} in units of its rms "
+            f"({model.unit:.4g}).", "",
             "## Fit per scale (coarsest first)", "", markdown_table(pd.DataFrame(scales).set_index("side")), "",
             "## Generator per scale", "", markdown_table(pd.DataFrame(generator).set_index("side")), "",
             "## Standard deviation of the coarse fields", "", markdown_table(std_table), "",

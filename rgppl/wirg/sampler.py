@@ -196,7 +196,7 @@ def model_fingerprint(model) -> str:
 
 
 def _conditioning(model, coarse, fields: int) -> tuple[int, jax.Array | None]:
-    """The scale to start from and the standardised coarse fields, for ``coarse`` given in data units."""
+    """The scale to start from and the standardised coarse fields, for ``coarse`` in the fitted field's units."""
     if coarse is None:
         return 0, None
     coarse = np.asarray(coarse, np.float32)
@@ -218,10 +218,10 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
     is an independent chain's last state.  ``attrs["gradient_evaluations"]`` counts the conditional gradients
     in full-field equivalents (weighted by each scale's share of the sites); ``attrs["scales"]`` is the
     per-scale record (JSON) and ``observed_data.phi`` the training ``data`` if given.  With ``coarse`` (a
-    coarse field ``phi_j`` in data units, as :func:`~rgppl.wirg.pyramid` gives it, one for all fields or one
-    per field) only the finer scales are drawn: super-resolution, the generated fields' coarse part is
-    ``coarse``.  With ``checkpoint`` the fields are saved after every scale;
-    ``resume`` continues from there.
+    coarse field ``phi_j`` of the fitted field ``model.transform.forward(phi)``, in its units, as
+    :func:`~rgppl.wirg.pyramid` gives it, one for all fields or one per field) only the finer scales are drawn:
+    super-resolution, the generated fields' coarse part is ``coarse``.  With ``checkpoint`` the fields are saved
+    after every scale; ``resume`` continues from there.
     """
     if hamiltonian is not None:
         require(model.L == hamiltonian.lattice.shape[0], "hamiltonian.lattice", hamiltonian.lattice.shape,
@@ -252,7 +252,7 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
         bar.update()
         bar.set_postfix(side=record["side"], acceptance=f"{record['acceptance']:.2f}", tau=f"{record['tau_energy']:.1f}")
     bar.close()
-    phi = np.asarray(fields, np.float32) * model.unit
+    phi = np.asarray(model.restore(fields), np.float32)
     attrs = {
         "sampler": "wirg",
         "sampling_time_s": time.perf_counter() - start,
