@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from rgppl.lattice import Lattice  # noqa: E402
 from rgppl.observables import momentum_power, radial_average, radial_bins, two_point  # noqa: E402
@@ -62,6 +63,7 @@ def plot_field_statistics(runs: dict, path, spectrum: np.ndarray | None = None) 
         axes[0].loglog(k, exact_power, "k--", lw=1, label="exact")
         axes[1].plot(np.arange(lattice.shape[0]), np.real(np.fft.ifft2(1.0 / spectrum))[:, 0], "k--", lw=1, label="exact")
     axes[0].set(xlabel="|k|", ylabel="P(|k|) = <|phi_k|^2>", title="radial power spectrum")
+    axes[0].xaxis.set_minor_formatter(NullFormatter())  # a decade or two: minor labels overlap
     axes[1].set(xlabel="r (lattice units)", ylabel="G(r, 0)", title="two-point function")
     axes[2].set(yscale="log", xlabel="phi", ylabel="density", title="field histogram")
     image = axes[3].imshow(first.posterior["phi"].values[0, -1], cmap="RdBu_r")
@@ -112,7 +114,8 @@ def plot_latent_independence(table, path) -> None:
 def plot_wirg_scales(model, deviations: dict, path) -> None:
     """Left: the standard deviation of the coarse field ``phi_j`` against its side for every run (data units).
     Right: the learned scalar potential of every scale, ``v_j(phi) = sum_k theta_k sigmoid((phi - c_k) / w_k)``,
-    over the range it was fitted on (in units of the data's root mean square; shifted to start at 0)."""
+    over the range it was fitted on (the fitted field ``model.standardise(phi)``, in units of its root mean square;
+    shifted to start at 0)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     sides = [model.L >> j for j in range(model.levels + 1)]
     for label, values in deviations.items():
@@ -129,7 +132,7 @@ def plot_wirg_scales(model, deviations: dict, path) -> None:
         potential = (weights / (1 + np.exp(-(grid[:, None] - centres) / widths))).sum(axis=1)
         kind = "E_J" if ansatz.coarsest else "conditional"
         axes[1].plot(grid, potential - potential[0], label=f"{kind}, phi_j side {ansatz.side * (1 if ansatz.coarsest else 2)}")
-    axes[1].set(xlabel="phi (units of the data rms)", ylabel="v_j(phi)", title="learned scalar potentials")
+    axes[1].set(xlabel=f"{model.transform.describe()} / rms", ylabel="v_j(phi)", title="learned scalar potentials")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
