@@ -2,9 +2,12 @@
 
 Lognormal fields with a power-law spectrum (slope 2.5, k0 = 0.1, sigma_g = 0.8: skewness about 3): train
 on one exact ensemble (seed 0), generate, and compare with an independent exact ensemble (seed 1), for
-the model without and with the extra per-scale potentials (``detail_potentials`` sigmoids of the wavelet
-coefficients and as many ``variance_potentials``, detail variances modulated by the coarse field).  Every figure is a mean over fields with its standard error (the fields are
-independent), as ratio generated / reference and z = difference / combined standard error:
+three models: fitted to kappa itself, to kappa with the extra per-scale potentials (``detail_potentials``
+sigmoids of the wavelet coefficients and as many ``variance_potentials``, detail variances modulated by the
+coarse field), and to ``ln(kappa + shift)`` with the zero-skewness shift (``transform = "shifted_log"``,
+:mod:`rgppl.wirg.transform`), the generated fields mapped back to kappa.  Every figure is a mean over fields with
+its standard error (the fields are independent), as ratio generated / reference and z = difference / combined
+standard error:
 
 * the tails of the pixel histogram: the fraction of pixels beyond 2, 4, 6 and 8 data standard deviations;
 * the skewness and kurtosis of the pixel values, and the kurtosis of the finest wavelet coefficients;
@@ -20,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import jax
@@ -72,7 +76,7 @@ def rows_for(label: str, generated: np.ndarray, reference: np.ndarray, model) ->
 
 def conditional_rows(label: str, model, train: np.ndarray, args) -> list[dict]:
     """Each conditional alone: details drawn given the training coarse fields, their std against the data's."""
-    coarse, details = pyramid(train / model.unit, model.wavelet, model.levels)
+    coarse, details = pyramid(model.standardise(train), model.wavelet, model.levels)
     settings = GeneratorSettings(fields=len(train), warmup=args.warmup, steps=args.steps)
     rows = []
     for index, scale in enumerate(model.scales[1:], start=1):
@@ -83,6 +87,12 @@ def conditional_rows(label: str, model, train: np.ndarray, args) -> list[dict]:
         rows.append({"model": label, "quantity": f"std of details | data phi_{j} ({side}x{side})",
                      "generated": drawn_std, "reference": data_std, "ratio": drawn_std / data_std})
     return rows
+
+
+def ratio_and_z(quality: pd.DataFrame, quantity: str) -> pd.Series:
+    """``ratio (z)`` of one quantity for every model, as text."""
+    rows = quality.xs(quantity, level="quantity")
+    return rows["ratio"].map("{:.3f}".format) + rows["z"].map(" ({:+.1f})".format)
 
 
 def main():
@@ -102,11 +112,15 @@ def main():
     reference = np.asarray(lognormal_fields(jax.random.PRNGKey(1), L, args.fields))
 
     rows, records, runs = [], [], {"reference": make_datatree(None, reference.reshape(4, -1, L, L))}
-    for extra in (0, args.extra_potentials):
-        label = f"{extra} + {extra} extra potentials"
+    base = FitSettings(radius=args.radius, potentials=args.potentials)
+    extra = args.extra_potentials
+    variants = {"kappa": base,
+                f"kappa, {extra} + {extra} extra potentials": replace(base, detail_potentials=extra,
+                                                                      variance_potentials=extra),
+                "ln(kappa + shift)": replace(base, transform="shifted_log")}
+    for label, settings in variants.items():
         tic = time.perf_counter()
-        model = fit_wirg(train, FitSettings(radius=args.radius, potentials=args.potentials, detail_potentials=extra,
-                                            variance_potentials=extra), progress=False)
+        model = fit_wirg(train, settings, progress=False)
         fit_time = time.perf_counter() - tic
         dt = generate(model, None, GeneratorSettings(fields=args.fields, warmup=args.warmup, steps=args.steps), seed=2,
                       progress=False)
@@ -114,7 +128,8 @@ def main():
         runs[label] = dt
         rows += rows_for(label, generated, reference, model) + conditional_rows(label, model, train, args)
         scales = json.loads(dt.attrs["scales"])
-        records.append({"model": label, "parameters": model.n_params, "fit_s": fit_time,
+        records.append({"model": label, "fitted field": model.transform.describe(), "parameters": model.n_params,
+                        "fit_s": fit_time,
                         "generate_s": dt.attrs["sampling_time_s"], "min acceptance": min(r["acceptance"] for r in scales),
                         "max tau_energy": max(r["tau_energy"] for r in scales),
                         "max condition": max(s.report["condition"] for s in model.scales)})
@@ -128,10 +143,11 @@ def main():
             lambda r: float(np.max(np.abs(r - 1)))),
         "max |P(k) ratio - 1|": spectrum.groupby(level="model")["ratio"].apply(lambda r: float(np.max(np.abs(r - 1)))),
         "max |z| of P(k)": spectrum.groupby(level="model")["z"].apply(lambda z: float(np.max(np.abs(z)))),
-        **{f"P(> {t} std) ratio": quality.xs(f"P(phi > {t} std)", level="quantity")["ratio"] for t in TAILS},
-        "skewness ratio": quality.xs("pixel skewness", level="quantity")["ratio"],
-        "kurtosis ratio": quality.xs("pixel kurtosis", level="quantity")["ratio"],
-        "finest wavelet kurtosis ratio": quality.xs("finest wavelet <d^4> / std^4", level="quantity")["ratio"],
+        **{f"P(> {t} std) ratio (z)": ratio_and_z(quality, f"P(phi > {t} std)") for t in TAILS},
+        "<kappa^2> ratio (z)": ratio_and_z(quality, f"<phi_0^2> ({L}x{L})"),
+        "skewness ratio (z)": ratio_and_z(quality, "pixel skewness"),
+        "kurtosis ratio (z)": ratio_and_z(quality, "pixel kurtosis"),
+        "finest wavelet kurtosis ratio (z)": ratio_and_z(quality, "finest wavelet <d^4> / std^4"),
     })
     RESULTS.mkdir(exist_ok=True)
     plot_field_statistics(runs, RESULTS / "wirg_surrogate.png")
