@@ -12,6 +12,7 @@ second to NUTS's at each L.
 
     python benchmarks/critical_slowing.py                                     # L = 8, 16, 32
     python benchmarks/critical_slowing.py --sizes 8 16 32 64 --samples 2000 6000 15000 20000 --cluster-samples 4000
+    python benchmarks/critical_slowing.py --sizes 128 --samples 5000 --output critical_slowing_L128
 """
 
 import argparse
@@ -65,6 +66,7 @@ def main():
     parser.add_argument("--samples", type=int, nargs="+", default=[2000], help="NUTS draws per chain: one value, or one per size")
     parser.add_argument("--cluster-samples", type=int, default=2000, help="cluster-sampler sweeps per chain")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default="critical_slowing", help="name of the result files in benchmarks/results/")
     args = parser.parse_args()
     samples = args.samples * len(args.sizes) if len(args.samples) == 1 else args.samples
     if len(samples) != len(args.sizes):
@@ -117,8 +119,8 @@ def main():
     ]
     print("\n".join(text))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "critical_slowing.md").write_text("\n".join(text) + "\n")
-    (RESULTS / "critical_slowing.json").write_text(json.dumps(
+    (RESULTS / f"{args.output}.md").write_text("\n".join(text) + "\n")
+    (RESULTS / f"{args.output}.json").write_text(json.dumps(
         {"settings": {**vars(args), "samples": samples}, "rows": table.reset_index().to_dict(orient="records"),
          "fits": fits}, indent=2, default=str))
 
