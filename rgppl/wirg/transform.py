@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import brentq
+from scipy.stats import skew
 
 from rgppl.errors import require
 
@@ -56,28 +57,23 @@ class ShiftedLog:
 
     def log_jacobian(self, kappa):
         """``sum_x ln |dy_x / dkappa_x| = -sum_x ln(kappa_x + shift)`` of one field."""
-        return -jnp.sum(jnp.log(kappa + self.shift))
+        return -jnp.sum(self.forward(kappa))
 
     def describe(self) -> str:
         return f"ln(phi + {self.shift:.4g})"
 
 
-def skewness(values: np.ndarray) -> float:
-    centred = values - values.mean()
-    return float(np.mean(centred**3) / np.mean(centred**2) ** 1.5)
-
-
 def zero_skewness_shift(fields) -> float:
     """The shift ``lambda > -min`` with ``skewness(ln(fields + lambda)) = 0`` (data with a long positive tail)."""
     values = np.asarray(fields, np.float64).ravel()
-    data_skewness = skewness(values)
+    data_skewness = float(skew(values))
     require(data_skewness > 0, "fit.transform", "shifted_log",
             f"data with a long positive tail (skewness > 0); these pixels have skewness {data_skewness:.3g}: "
             "fit them with transform = 'none'")
     floor, spread = -values.min(), values.std()
 
     def log_skewness(shift):
-        return skewness(np.log(values + shift))
+        return float(skew(np.log(values + shift)))
 
     low, high = floor + 1e-9 * spread, floor + SHIFT_SEARCH * spread
     require(log_skewness(low) < 0 < log_skewness(high), "fit.transform", "shifted_log",
