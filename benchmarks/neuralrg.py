@@ -13,7 +13,8 @@
    the flow is first fitted by maximum likelihood to ``--pretrain-fields`` cluster-sampler fields.
 
 ``--knots K`` gives every flow rational-quadratic spline couplings of K bins instead of affine ones, and
-``--train-plain`` trains the flow q itself while q_sym is what is evaluated (``FlowSettings.train_symmetric``).
+``--train-plain`` trains the flow q itself while q_sym is what is evaluated (``FlowSettings.train_symmetric``),
+and ``--gradient path`` trains AutoNeuralRG's reverse KL with the path gradient (``SVISettings.gradient``).
 
     python benchmarks/neuralrg.py                        # the recorded run (see README)
     python benchmarks/neuralrg.py --sizes 8 --steps 500  # a quick look
@@ -52,7 +53,7 @@ def flow_settings(args) -> FlowSettings:
 def ising_dual_rows(L: int, args) -> list[dict]:
     h = ising_dual(L)
     svi = SVISettings(steps=args.steps[args.sizes.index(L)], batch=args.batch, learning_rate=args.learning_rate,
-                      checkpoint_every=args.steps[args.sizes.index(L)])
+                      checkpoint_every=args.steps[args.sizes.index(L)], gradient=args.gradient)
     neuralrg = flow_settings(args)
     pretrain_steps = args.pretrain_steps[args.sizes.index(L)] if args.pretrain_steps else 0
     guides = {} if args.skip_reverse_only else {"AutoNeuralRG": neuralrg}
@@ -72,7 +73,9 @@ def ising_dual_rows(L: int, args) -> list[dict]:
                                  progress=not args.quiet)
             train_s, steps = data_s + trained.training_time_s, f"{pretrain_steps} + {svi.steps}"
         else:
-            trained = train_flow(h, guide, svi, seed=args.seed, progress=not args.quiet)
+            baseline = not isinstance(guide, FlowSettings)  # a stock NumPyro flow: the total gradient only
+            trained = train_flow(h, guide, replace(svi, gradient="total") if baseline else svi, seed=args.seed,
+                                 progress=not args.quiet)
             train_s, steps = trained.training_time_s, svi.steps
         stats = free_energy(trained, draws=args.draws, seed=args.seed + 1)
         row = {"L": L, "guide": name, "params": trained.n_params, "steps": steps, "batch": svi.batch,
@@ -95,7 +98,7 @@ def neutra_rows(args) -> tuple[pd.DataFrame, dict]:
     L = args.neutra_size
     h = phi4_hopping(L, BETA_C_PHI4_HOPPING)
     svi = SVISettings(steps=args.neutra_steps, batch=args.batch, learning_rate=args.learning_rate,
-                      checkpoint_every=args.neutra_steps, pretrain_steps=args.neutra_pretrain_steps)
+                      checkpoint_every=args.neutra_steps, pretrain_steps=args.neutra_pretrain_steps, gradient=args.gradient)
     start, data = time.perf_counter(), None
     if svi.pretrain_steps:
         cluster = ClusterSettings(chains=16, warmup=200, samples=args.pretrain_fields // 16, thin=2)
@@ -130,6 +133,8 @@ def main() -> None:
     parser.add_argument("--knots", type=int, default=0, help="0: affine couplings; K: rational-quadratic splines of K bins")
     parser.add_argument("--train-plain", action="store_true",
                         help="train the flow q itself (half the cost) and report the symmetrised q_sym")
+    parser.add_argument("--gradient", choices=["total", "path"], default="total",
+                        help="reverse-KL gradient estimator of AutoNeuralRG (SVISettings.gradient); baselines: total")
     parser.add_argument("--draws", type=int, default=32768)
     parser.add_argument("--mis-samples", type=int, default=5000)
     parser.add_argument("--pretrain-steps", type=int, nargs="+", default=None,

@@ -58,6 +58,7 @@ and compares its samplers with NUTS (``[nuts]`` is the baseline)::
     learning_rate = 1e-3
     objective = "reverse"               # reverse | forward | mixed (the last two need `data`)
     reverse_weight = 0.5                # mixed only
+    gradient = "total"                  # total | path (path gradient: unbiased, its noise vanishes as q -> p)
     pretrain_steps = 0                  # forward-KL steps on `data` before `steps` of the objective
     data = "fields.npy"                 # .npy/.npz/.nc ensemble of fields [n, L, L], relative to the card;
                                         # the Ising dual without it: fields drawn through its spins

@@ -95,6 +95,8 @@ BAD = [
      'sampler = "neuralrg"'),
     ("pretraining steps off the report grid", ("[nuts]", "[svi]\npretrain_steps = 75\n[nuts]"), "svi.pretrain_steps",
      "multiple of report_every", 'sampler = "neuralrg"'),
+    ("unknown gradient estimator", ("[nuts]", '[svi]\ngradient = "score"\n[nuts]'), "svi.gradient", "one of",
+     'sampler = "neuralrg"'),
     ("negative learning rate", ("[nuts]", "[svi]\nlearning_rate = -1.0\n[nuts]"), "svi.learning_rate", "positive number",
      'sampler = "neuralrg"'),
     ("bad neutra setting", ("[nuts]", "[neutra]\nchains = 0\n[nuts]"), "neutra.chains", "integer >= 1", 'sampler = "neuralrg"'),

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numpyro.infer.autoguide import AutoIAFNormal
 
 from rgppl.diagnostics import summary
 from rgppl.errors import InputError, SamplingDiverged
@@ -64,18 +65,21 @@ def test_latent_variables_are_decorrelated_and_scales_can_be_resampled(free_fiel
 def test_forward_mixed_and_pretrained_objectives_learn_from_data(tmp_path):
     h = free_field(4, m2=0.5)
     data = np.asarray(sample_gaussian_field(jax.random.PRNGKey(5), free_field_spectrum((4, 4), 0.5), (4096,)))
-    for objective, pretrain_steps in (("forward", 0), ("mixed", 0), ("reverse", 200)):
+    for objective, pretrain_steps, gradient in (("forward", 0, "total"), ("mixed", 0, "total"), ("reverse", 200, "total"),
+                                                ("reverse", 200, "path")):
         settings = SVISettings(steps=400 - pretrain_steps, batch=128, learning_rate=1e-2, checkpoint_every=200,
-                               objective=objective, pretrain_steps=pretrain_steps)
-        checkpoint = tmp_path / f"{objective}.npz"
+                               objective=objective, pretrain_steps=pretrain_steps, gradient=gradient)
+        checkpoint = tmp_path / f"{objective}_{gradient}.npz"
         trained = train_flow(h, FLOW, settings, data=data, seed=0, progress=False, checkpoint=checkpoint)
         stats = free_energy(trained, draws=8192, seed=6)
         assert stats["kl_nats"] < 0.2, (objective, stats)
-        assert checkpoint.with_name(f"{objective}_pretrain.npz").exists() == (pretrain_steps > 0)
+        assert checkpoint.with_name(f"{checkpoint.stem}_pretrain.npz").exists() == (pretrain_steps > 0)
     with pytest.raises(InputError, match="data"):
         train_flow(h, FLOW, SVISettings(objective="forward"), progress=False)
     with pytest.raises(InputError, match="data"):
         train_flow(h, FLOW, SVISettings(pretrain_steps=100), progress=False)
+    with pytest.raises(InputError, match="svi.gradient.*AutoNeuralRG"):
+        train_flow(h, AutoIAFNormal(h.model), SVISettings(gradient="path"), progress=False)
 
 
 def test_training_resumes_bit_for_bit_and_same_seed_same_result(tmp_path, monkeypatch):

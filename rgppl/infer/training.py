@@ -10,6 +10,18 @@ Objectives (minimised, in nats):
   (maximum likelihood; KL(p_data||q) up to the data entropy), for when there are samples but no energy.
 * ``mixed``: ``w F_q + (1 - w) (-mean ln q(x_data))`` with ``w = reverse_weight``.
 
+``gradient`` chooses the estimator of F_q's gradient from the same draws ``x = g_theta(z)``:
+
+* ``total``: the gradient of ``ln q_theta(x) + E(x)`` through both ``theta`` and ``x`` (the reparameterisation
+  gradient of ``Trace_ELBO``);
+* ``path``: the path gradient ``E_z[grad_x (ln q_theta'(x) + E(x)) . dx/dtheta]`` at ``theta' = theta``, i.e. the
+  same with the density's own parameters held fixed (Roeder, Wu & Duvenaud, "Sticking the landing",
+  NeurIPS 2017; Vaitl, Nicoli, Winkler & Kessel, arXiv:2207.08219, for lattice field theory).  The term it
+  drops, the score ``E_q[grad_theta ln q_theta] = 0``, vanishes in expectation, so it is unbiased, and its
+  variance vanishes as ``q -> p``.  It costs one extra inverse pass (an L = 8 spline step 0.114 -> 0.167 s) and
+  buys a lower KL for the same steps (L = 8, 3000 steps after the same maximum likelihood: 0.158 against
+  0.188 nats); AutoNeuralRG only.
+
 With ``pretrain_steps > 0`` the objective's ``steps`` are preceded by ``pretrain_steps`` of ``forward`` on
 the data, with their own optimiser and cosine schedule: maximum likelihood puts mass on every mode
 before the mode-seeking reverse KL refines it.
@@ -41,6 +53,7 @@ from rgppl.errors import SamplingDiverged, require, require_integer
 from rgppl.flows import AutoNeuralRG, FlowSettings, sample_with_log_prob
 
 OBJECTIVES = ("reverse", "forward", "mixed")
+GRADIENTS = ("total", "path")
 EXPLODED_NATS_PER_SITE = 10.0
 
 
@@ -54,6 +67,7 @@ class SVISettings:
     clip_norm: float = 10.0
     objective: str = "reverse"
     reverse_weight: float = 0.5
+    gradient: str = "total"
     pretrain_steps: int = 0
     report_every: int = 50
     checkpoint_every: int = 500
@@ -73,6 +87,8 @@ class SVISettings:
             value = getattr(self, name)
             require(isinstance(value, (int, float)) and value > 0, f"svi.{name}", value, "a positive number")
         require(self.objective in OBJECTIVES, "svi.objective", self.objective, f"one of {OBJECTIVES}")
+        require(self.gradient in GRADIENTS, "svi.gradient", self.gradient,
+                f"one of {GRADIENTS}: the reparameterisation gradient, or the path gradient (AutoNeuralRG only)")
         weight = self.reverse_weight
         require(isinstance(weight, (int, float)) and 0 <= weight <= 1, "svi.reverse_weight", self.reverse_weight, "a number in [0, 1]")
         require(self.steps % self.report_every == 0, "svi.steps", self.steps,
@@ -87,20 +103,27 @@ class FlowObjective(ELBO):
     For an :class:`AutoNeuralRG`, ``F_q = mean[ln q(u) + U(u)]`` over ``batch`` draws ``u`` of the distribution
     it trains, taken as one batch through the flow, with ``U`` the model's potential energy; the same
     estimator as ``Trace_ELBO`` (which other guides use) without its per-particle ``vmap`` of the flow.
+    With ``path_gradient`` the draws' ``ln q`` is evaluated with the flow's parameters held fixed (one inverse
+    pass): the same value, the path gradient (see the module docstring).
     """
 
-    def __init__(self, reverse_weight: float, batch: int, data=None):
+    def __init__(self, reverse_weight: float, batch: int, data=None, path_gradient: bool = False):
         super().__init__(num_particles=batch)
         require(reverse_weight == 1 or data is not None, "data", None,
                 "the forward and mixed objectives need a data ensemble of fields")
-        self.reverse_weight, self.batch = reverse_weight, batch
+        self.reverse_weight, self.batch, self.path_gradient = reverse_weight, batch, path_gradient
         self.data = None if data is None else jnp.asarray(data).reshape(len(data), -1)
         self.trace_elbo = Trace_ELBO(num_particles=batch, vectorize_particles=True)
 
     def _free_energy(self, key, param_map, model, guide, args, kwargs):
         if not isinstance(guide, AutoNeuralRG):
             return self.trace_elbo.loss(key, param_map, model, guide, *args, **kwargs)
-        latent, log_q = sample_with_log_prob(guide.training_posterior(param_map), key, self.batch)
+        posterior = guide.training_posterior(param_map)
+        if self.path_gradient:
+            latent = posterior.sample(key, (self.batch,))
+            log_q = guide.training_posterior(jax.lax.stop_gradient(param_map)).log_prob(latent)
+        else:
+            latent, log_q = sample_with_log_prob(posterior, key, self.batch)
         return jnp.mean(log_q + guide.model_potential(latent, *args, **kwargs))
 
     def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, **kwargs):
@@ -162,7 +185,7 @@ def optimizer(settings: SVISettings):
 
 def objective(settings: SVISettings, data=None):
     weight = {"reverse": 1.0, "forward": 0.0, "mixed": settings.reverse_weight}[settings.objective]
-    return FlowObjective(weight, settings.batch, data)
+    return FlowObjective(weight, settings.batch, data, path_gradient=settings.gradient == "path")
 
 
 def _check_loss(losses: np.ndarray, best: float, step: int, n_sites: int, checkpoint) -> None:
@@ -205,6 +228,8 @@ def train_flow(hamiltonian, flow: FlowSettings | AutoContinuous = FlowSettings()
     else:
         guide = AutoNeuralRG(hamiltonian.model, flow) if isinstance(flow, FlowSettings) else flow
     architecture = asdict(guide.settings) if isinstance(guide, AutoNeuralRG) else {"guide": type(guide).__name__}
+    require(settings.gradient == "total" or isinstance(guide, AutoNeuralRG), "svi.gradient", settings.gradient,
+            f'"total" for {type(guide).__name__}: the path gradient needs an AutoNeuralRG guide')
     if data is not None:
         hamiltonian.lattice.check_field(np.asarray(data)[0], "data")
     svi = SVI(hamiltonian.model, guide, optimizer(settings), objective(settings, data))
