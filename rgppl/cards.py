@@ -46,7 +46,7 @@ and compares its samplers with NUTS (``[nuts]`` is the baseline)::
     couplings = 4
     width = 32
     hidden = 2
-    kernel = 1                          # 1: Li & Wang's per-block networks; 3 or 5: wider receptive field
+    kernel = 1                          # 1: Li & Wang's per-block networks; 3 or 5: the first layer reads 3x3 (5x5) blocks
     knots = 0                           # 0: affine couplings (Li & Wang); K >= 2: rational-quadratic splines, K bins
     spline_bound = 8.0                  # the splines act on [-bound, bound], the identity outside
     symmetric = true                    # Z2 symmetrisation q_sym(x) = [q(x) + q(-x)]/2
@@ -64,6 +64,11 @@ and compares its samplers with NUTS (``[nuts]`` is the baseline)::
                                         # the Ising dual without it: fields drawn through its spins
     report_every = 50
     checkpoint_every = 500
+
+    [[svi.grow]]                        # optional stages on smaller lattices (Ising dual: sides 4, 8, ...), in
+    side = 8                            # increasing order, each flow grown into the next (rgppl.infer.grow);
+    pretrain_steps = 1500               # each takes the [svi] settings with its own keys on top; their data
+    steps = 3000                        # (pretraining) is drawn through the Ising dual's spins
 
     [free_energy]
     draws = 16384                       # flow draws for F_q and importance-sampled ln Z
@@ -119,7 +124,7 @@ import importlib
 import inspect
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rgppl.ensembles import ClusterSettings, check_cluster_model, ising_dual_only
@@ -157,6 +162,7 @@ class Card:
     mis: MISSettings = MISSettings()
     neutra: NUTSSettings = NUTSSettings(warmup=300, samples=1000)
     free_energy_draws: int = 16384
+    grow: tuple = ()  # ((side, SVISettings), ...): flows trained on smaller lattices first
     data: Path | None = None
     source: DataSource = DataSource()
     fit: FitSettings = FitSettings()
@@ -281,12 +287,36 @@ def _wirg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian | None
             "generator": _settings(data, "generator", GeneratorSettings), "compare_nuts": "nuts" in data}
 
 
+def _growth_stages(stages, svi: SVISettings, flow: FlowSettings, lattice: Lattice, hamiltonian: Hamiltonian) -> tuple:
+    """``[[svi.grow]]``: ``((side, SVISettings), ...)``, sides powers of two increasing below the card's."""
+    require(isinstance(stages, list) and all(isinstance(stage, dict) for stage in stages), "svi.grow", stages,
+            "a list of [[svi.grow]] tables, each with a side and SVI settings")
+    grow, smallest = [], 4
+    for i, stage in enumerate(stages):
+        where, stage = f"svi.grow[{i}]", dict(stage)
+        side = stage.pop("side", None)
+        valid = (f"a power of two from {smallest} (4, or larger than the stage before) "
+                 f"and below the lattice's side {lattice.shape[0]}")
+        require(isinstance(side, int) and not isinstance(side, bool) and smallest <= side < lattice.shape[0]
+                and side & (side - 1) == 0, f"{where}.side", side, valid)
+        flow.resolved_levels(Lattice(side))
+        settings = _settings({where: stage}, where, SVISettings, **asdict(svi))
+        if not ising_dual_only(hamiltonian):
+            require(not settings.trains_on_data, f"{where}.pretrain_steps", settings.pretrain_steps,
+                    "0 with the reverse objective: only the Ising dual draws data on a smaller lattice (its spins)")
+        grow.append((side, settings))
+        smallest = 2 * side
+    return tuple(grow)
+
+
 def _neuralrg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian, path: Path) -> dict:
     flow = _settings(data, "flow", FlowSettings)
     flow.resolved_levels(lattice)
     svi_table = dict(_table(data, "svi", required=False))
     data_file = svi_table.pop("data", None)
+    stages = svi_table.pop("grow", [])
     svi = _settings({"svi": svi_table}, "svi", SVISettings)
+    grow = _growth_stages(stages, svi, flow, lattice, hamiltonian)
     if data_file is not None:
         data_file = _data_path(data_file, "svi.data", path)
     if data_file is None and not ising_dual_only(hamiltonian):
@@ -298,7 +328,7 @@ def _neuralrg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian, p
     _only(free_energy, {"draws"}, "free_energy")
     draws = free_energy.get("draws", 16384)
     require_integer("free_energy.draws", draws, 16)
-    return {"flow": flow, "svi": svi, "mis": _settings(data, "mis", MISSettings),
+    return {"flow": flow, "svi": svi, "grow": grow, "mis": _settings(data, "mis", MISSettings),
             "neutra": _settings(data, "neutra", NUTSSettings, warmup=300, samples=1000),
             "free_energy_draws": draws, "data": data_file}
 

@@ -288,6 +288,10 @@ class Hamiltonian(eqx.Module):
     def n_sites(self) -> int:
         return self.lattice.n_sites
 
+    def on(self, lattice: Lattice) -> "Hamiltonian":
+        """The same terms and couplings on another lattice (e.g. a smaller volume to train a flow on first)."""
+        return Hamiltonian(lattice, self.terms, name=self.name)
+
     def quadratic_spectrum(self) -> np.ndarray | None:
         """Fourier eigenvalues of ``M`` when ``E = 1/2 phi^T M phi`` exactly, else ``None``."""
         spectra = [t.quadratic_spectrum(self.lattice) for t in self.terms]

@@ -97,6 +97,18 @@ BAD = [
      "multiple of report_every", 'sampler = "neuralrg"'),
     ("unknown gradient estimator", ("[nuts]", '[svi]\ngradient = "score"\n[nuts]'), "svi.gradient", "one of",
      'sampler = "neuralrg"'),
+    ("growth stage not a power of two", ("shape = [4, 4]", "shape = [16, 16]\n[[svi.grow]]\nside = 6"), "svi.grow[0].side",
+     "a power of two", 'sampler = "neuralrg"'),
+    ("growth stages out of order", ("shape = [4, 4]", "shape = [16, 16]\n[[svi.grow]]\nside = 8\n[[svi.grow]]\nside = 4"),
+     "svi.grow[1].side", "larger than the stage before", 'sampler = "neuralrg"'),
+    ("growth stage as large as the lattice", ("shape = [4, 4]", "shape = [16, 16]\n[[svi.grow]]\nside = 16"),
+     "svi.grow[0].side", "below the lattice's side 16", 'sampler = "neuralrg"'),
+    ("growth stage pretraining a model without its own data", ("shape = [4, 4]", "shape = [16, 16]\n[[svi.grow]]\nside = 8\n"
+     "pretrain_steps = 100"), "svi.grow[0].pretrain_steps", "only the Ising dual", 'sampler = "neuralrg"'),
+    ("bad growth stage setting", ("shape = [4, 4]", "shape = [16, 16]\n[[svi.grow]]\nside = 8\nsteps = 0"),
+     "svi.grow[0].steps", "integer >= 1", 'sampler = "neuralrg"'),
+    ("unknown growth stage key", ("shape = [4, 4]", "shape = [16, 16]\n[[svi.grow]]\nside = 8\nrate = 1"),
+     "svi.grow[0].rate", "valid keys", 'sampler = "neuralrg"'),
     ("negative learning rate", ("[nuts]", "[svi]\nlearning_rate = -1.0\n[nuts]"), "svi.learning_rate", "positive number",
      'sampler = "neuralrg"'),
     ("bad neutra setting", ("[nuts]", "[neutra]\nchains = 0\n[nuts]"), "neutra.chains", "integer >= 1", 'sampler = "neuralrg"'),
@@ -209,19 +221,23 @@ samples = 100
 
 
 def test_cli_runs_the_neuralrg_job_and_reports_the_free_energy(tmp_path, capsys):
+    """On 8 x 8, after a first stage on 4 x 4 grown into it."""
     out = tmp_path / "flow"
-    assert main(["run", str(write(tmp_path, NEURALRG)), "--out", str(out), "--quiet"]) == 0
+    card = NEURALRG.replace("shape = [4, 4]", "shape = [8, 8]") + "[[svi.grow]]\nside = 4\nsteps = 100\n"
+    assert main(["run", str(write(tmp_path, card)), "--out", str(out), "--quiet"]) == 0
     record = json.loads((out / "summary.json").read_text())
     for key in ("F_q", "F_q_err", "ln_z_is", "ln_z_is_err", "ln_z_exact", "kl_nats", "ess_fraction", "mis_acceptance"):
         assert np.isfinite(record[key]), key
-    assert record["ln_z_exact"] == pytest.approx(free_field_logz(4, 0.5), rel=1e-12)
+    assert record["ln_z_exact"] == pytest.approx(free_field_logz(8, 0.5), rel=1e-12)
+    assert [stage["side"] for stage in record["grow"]] == [4] and (out / "svi_L4_checkpoint.npz").stat().st_size > 0
+    assert "100 SVI steps on 4 x 4, then 100 SVI steps" in (out / "summary.md").read_text()
     assert record["kl_nats"] == pytest.approx(record["F_q"] + record["ln_z_exact"])
     assert {row["run"] for row in record["comparison"]} == {"mis", "neutra", "nuts"}
     for name in ("summary.md", "comparison.md", "comparison.csv", "training.png", "latents.md", "latents.png",
                  "distributions.png", "fields.png", "svi_checkpoint.npz", "mis/posterior.nc", "neutra/posterior.nc",
                  "nuts/posterior.nc"):
         assert (out / name).stat().st_size > 0, name
-    assert xr.load_datatree(out / "neutra" / "posterior.nc", engine="h5netcdf").posterior["phi"].shape == (2, 100, 4, 4)
+    assert xr.load_datatree(out / "neutra" / "posterior.nc", engine="h5netcdf").posterior["phi"].shape == (2, 100, 8, 8)
     assert "kl_nats" in capsys.readouterr().out
 
 

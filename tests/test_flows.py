@@ -9,7 +9,7 @@ from numpyro import handlers
 from numpyro.infer.reparam import NeuTraReparam
 
 from rgppl.errors import InputError
-from rgppl.flows import AutoNeuralRG, FlowSettings, NeuralRGFlow, scale_index
+from rgppl.flows import AutoNeuralRG, FlowSettings, NeuralRGFlow, grown, level_sources, scale_index
 from rgppl.flows.guide import Z2Symmetrized, sample_with_log_prob
 from rgppl.flows.spline import parameter_count, rational_quadratic
 from rgppl.hamiltonians import free_field, ising_dual
@@ -113,6 +113,30 @@ def test_the_hierarchy_is_local_per_level():
     reach = np.argwhere(np.abs(np.asarray(jacobian[:, :, 1, 1])) > 0)
     # its decimator block {0,1}^2, then the shifted disentangler blocks touching it: rows/columns 7, 0, 1, 2
     assert set(reach[:, 0]) == set(reach[:, 1]) == {7, 0, 1, 2} and len(reach) == 16
+
+
+def test_a_grown_flow_copies_each_level_and_interpolates_the_circulant():
+    """Lower levels by index, the top by the top; the log-eigenvalues agree where the momenta coincide."""
+    assert level_sources(2, 3) == [0, 0, 1] and level_sources(3, 4) == [0, 1, 1, 2] and level_sources(3, 3) == [0, 1, 2]
+    assert level_sources(4, 5) == [0, 1, 2, 2, 3]
+    settings = FlowSettings(circulant=True, couplings=2, width=4, knots=4)
+    small = perturbed_flow(settings, side=8, size=0.3)
+    large = grown(small, Lattice(16), settings)
+    for level, source in enumerate(level_sources(3, 4)):
+        for copied, original in zip(jax.tree.leaves(large.sublayers[level]), jax.tree.leaves(small.sublayers[source])):
+            np.testing.assert_array_equal(copied, original)
+    np.testing.assert_array_equal(large.log_scales, small.log_scales[np.array([0, 1, 1, 2, 3])])
+    np.testing.assert_allclose(large.log_spectrum[::2, ::2], small.log_spectrum, atol=1e-7)
+    between = 0.5 * (small.log_spectrum + jnp.roll(small.log_spectrum, -1, axis=0))
+    np.testing.assert_allclose(large.log_spectrum[1::2, ::2], between, atol=1e-7)
+    z = jax.random.normal(jax.random.PRNGKey(1), (8, 8))
+    np.testing.assert_array_equal(grown(small, Lattice(8), settings).transform_and_log_det(z)[0],
+                                  small.transform_and_log_det(z)[0])
+    with pytest.raises(InputError, match="lattice.shape"):
+        grown(small, Lattice(4), FlowSettings(circulant=True, couplings=2, width=4, knots=4))
+    for other in (FlowSettings(circulant=True, couplings=2, width=4), FlowSettings(circulant=True, couplings=2, width=8, knots=4)):
+        with pytest.raises(InputError, match="the settings the flow was built with"):
+            grown(small, Lattice(16), other)
 
 
 def test_guide_symmetrised_density_is_even_and_normalised_like_q():

@@ -1,5 +1,7 @@
 """Flow inference end to end: free energies against exact ln Z, MIS against exact moments, long-run behaviour."""
 
+from dataclasses import replace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,8 +13,8 @@ from rgppl.errors import InputError, SamplingDiverged
 from rgppl.exact import exact_observables, free_field_spectrum, sample_gaussian_field
 from rgppl.flows import FlowSettings
 from rgppl.hamiltonians import Custom, Gradient, Hamiltonian, Mass, free_field
-from rgppl.infer import (MISSettings, SVISettings, free_energy, importance_statistics, latent_independence,
-                         latents_by_scale, resample_scales, run_mis, train_flow)
+from rgppl.infer import (MISSettings, SVISettings, TrainedFlow, free_energy, grow, importance_statistics,
+                         latent_independence, latents_by_scale, resample_scales, run_mis, train_flow)
 from rgppl.lattice import Lattice
 from tests.stats import family_threshold
 
@@ -60,6 +62,24 @@ def test_latent_variables_are_decorrelated_and_scales_can_be_resampled(free_fiel
     for level in range(flow.levels):
         np.testing.assert_allclose(after[level], before[level], atol=1e-4)
     assert np.abs(after[flow.levels] - before[flow.levels]).min() > 0
+
+
+def test_a_flow_grown_to_a_larger_lattice_starts_near_its_target_and_trains_on(free_field_flow):
+    """The 4 x 4 free-field flow carried to 8 x 8: its KL is a small fraction of a fresh flow's, training
+    continues from it, and the training time of both lattices is counted.  A fresh flow is the identity,
+    q = N(0, I), whose KL to the free field is ``1/2 sum_k (lambda_k - 1 - ln lambda_k)``."""
+    h = free_field(8, m2=0.5)
+    start = grow(free_field_flow, h)
+    spectrum = free_field_spectrum((8, 8), 0.5)
+    fresh_kl = 0.5 * np.sum(spectrum - 1 - np.log(spectrum))
+    grown_kl = free_energy(start, draws=4096, seed=1)["kl_nats"]
+    assert grown_kl < 0.1 * fresh_kl, (grown_kl, fresh_kl)
+    assert start.training_time_s == free_field_flow.training_time_s and len(start.losses) == 0
+    trained = train_flow(h, FLOW, replace(SVI, steps=200), init=start, seed=0, progress=False)
+    assert free_energy(trained, draws=4096, seed=1)["kl_nats"] < grown_kl
+    assert trained.training_time_s > free_field_flow.training_time_s
+    with pytest.raises(InputError, match="init"):
+        grow(TrainedFlow(h, AutoIAFNormal(h.model), {}, np.zeros(0)), free_field(16, m2=0.5))
 
 
 def test_forward_mixed_and_pretrained_objectives_learn_from_data(tmp_path):

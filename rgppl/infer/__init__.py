@@ -4,7 +4,7 @@ from rgppl.infer.collective import latent_independence, latents_by_scale, resamp
 from rgppl.infer.free_energy import free_energy, importance_statistics
 from rgppl.infer.independence import MISSettings, run_mis
 from rgppl.infer.neutra import neutra_model, run_neutra
-from rgppl.infer.training import SVISettings, TrainedFlow, train_flow
+from rgppl.infer.training import SVISettings, TrainedFlow, grow, train_flow
 
-__all__ = ["MISSettings", "SVISettings", "TrainedFlow", "free_energy", "importance_statistics", "latent_independence",
+__all__ = ["MISSettings", "SVISettings", "TrainedFlow", "free_energy", "grow", "importance_statistics", "latent_independence",
            "latents_by_scale", "neutra_model", "resample_scales", "run_mis", "run_neutra", "train_flow"]

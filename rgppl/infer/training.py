@@ -38,10 +38,12 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from numpyro import handlers
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoContinuous
 from numpyro.infer.elbo import ELBO
@@ -50,7 +52,7 @@ from tqdm.auto import tqdm
 
 from rgppl import checkpoints
 from rgppl.errors import SamplingDiverged, require, require_integer
-from rgppl.flows import AutoNeuralRG, FlowSettings, sample_with_log_prob
+from rgppl.flows import AutoNeuralRG, FlowSettings, grown, sample_with_log_prob
 
 OBJECTIVES = ("reverse", "forward", "mixed")
 GRADIENTS = ("total", "path")
@@ -206,23 +208,22 @@ def train_flow(hamiltonian, flow: FlowSettings | AutoContinuous = FlowSettings()
 
     ``flow`` is the architecture of an :class:`AutoNeuralRG`, or any ready NumPyro ``AutoContinuous`` guide
     of ``hamiltonian.model`` (e.g. ``AutoIAFNormal``, the generic-flow baseline).  ``init``, a flow trained
-    before, is continued instead: its guide and parameters, a fresh optimiser (``flow`` is then not used).
+    before (or one of a smaller lattice, :func:`grow`), is continued instead: its guide and parameters, a
+    fresh optimiser (``flow`` is then not used); the result's ``training_time_s`` includes ``init``'s.
     With ``settings.pretrain_steps`` the run is two such stages, forward KL on ``data`` then ``settings``'
     objective; the first checkpoints to ``<checkpoint>_pretrain.npz``, and the result's ``losses`` and
-    ``monitor`` are the second stage's while ``training_time_s`` counts both.
+    ``monitor`` are the second stage's.
     """
     from rgppl.infer.free_energy import free_energy
 
-    if settings.pretrain_steps and init is None:
+    if settings.pretrain_steps:
         require(data is not None, "data", None, "svi.pretrain_steps trains on data first: give a data ensemble of fields")
         stage = {"seed": seed, "resume": resume, "progress": progress, "monitor_draws": monitor_draws}
         forward = replace(settings, objective="forward", steps=settings.pretrain_steps, pretrain_steps=0)
         first_checkpoint = Path(checkpoint).with_name(f"{Path(checkpoint).stem}_pretrain.npz") if checkpoint else None
-        first = train_flow(hamiltonian, flow, forward, data=data, checkpoint=first_checkpoint, **stage)
-        trained = train_flow(hamiltonian, flow, replace(settings, pretrain_steps=0), data=data, init=first,
-                             checkpoint=checkpoint, **stage)
-        trained.training_time_s += first.training_time_s
-        return trained
+        first = train_flow(hamiltonian, flow, forward, data=data, init=init, checkpoint=first_checkpoint, **stage)
+        return train_flow(hamiltonian, flow, replace(settings, pretrain_steps=0), data=data, init=first,
+                          checkpoint=checkpoint, **stage)
     if init is not None:
         guide = init.guide
     else:
@@ -277,5 +278,19 @@ def train_flow(hamiltonian, flow: FlowSettings | AutoContinuous = FlowSettings()
         bar.set_postfix(postfix)
         bar.update(len(chunk))
     bar.close()
-    trained.params, trained.losses, trained.monitor, trained.training_time_s = svi.get_params(state), losses, monitor, elapsed
+    trained.params, trained.losses, trained.monitor = svi.get_params(state), losses, monitor
+    trained.training_time_s = elapsed + (init.training_time_s if init is not None else 0.0)
     return trained
+
+
+def grow(trained: TrainedFlow, hamiltonian) -> TrainedFlow:
+    """An :class:`AutoNeuralRG` trained on a smaller lattice, carried to ``hamiltonian``'s (:func:`rgppl.flows.grown`):
+    a starting point for :func:`train_flow` (``init=``) that can be evaluated as it is.  Its training time
+    is kept, so that what the larger flow cost in all is what its ``training_time_s`` says."""
+    require(isinstance(trained.guide, AutoNeuralRG), "init", type(trained.guide).__name__,
+            "a trained AutoNeuralRG: only the hierarchical flow can be grown to a larger lattice")
+    settings = trained.guide.settings
+    guide = AutoNeuralRG(hamiltonian.model, settings)
+    handlers.seed(guide, rng_seed=0)()  # inspects the model: the lattice, and the flow's static structure
+    params = {guide.param_name: eqx.partition(grown(trained.flow, hamiltonian.lattice, settings), eqx.is_array)[0]}
+    return TrainedFlow(hamiltonian, guide, params, np.zeros(0), training_time_s=trained.training_time_s)
