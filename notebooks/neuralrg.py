@@ -61,7 +61,7 @@ print(model.describe())
 # %%
 flow = FlowSettings(width=8 if SMALL else 32, couplings=2 if SMALL else 8, knots=8, kernel=3, circulant=True,
                     train_symmetric=False)
-svi = SVISettings(steps=100 if SMALL else 3000, pretrain_steps=100 if SMALL else 1500, batch=64 if SMALL else 256,
+svi = SVISettings(steps=100 if SMALL else 2000, pretrain_steps=100 if SMALL else 1000, batch=64 if SMALL else 256,
                   learning_rate=3e-3 if SMALL else 1e-3, gradient="path", checkpoint_every=50 if SMALL else 500)
 data = ising_dual_fields(model, 4096 if SMALL else 65536, seed=0)
 trained = train_flow(model, flow, svi, data=data, seed=0, progress=False)
@@ -138,8 +138,8 @@ fig.savefig("latent_edit.png", dpi=100)
 larger = ising_dual(2 * L)
 start = grow(trained, larger)
 print("grown, before training: KL =", free_energy(start, draws=4096 if SMALL else 16384)["kl_nats"])
-finer = train_flow(larger, flow, SVISettings(steps=100 if SMALL else 1000, batch=64 if SMALL else 256,
-                                             learning_rate=3e-3 if SMALL else 5e-4, gradient="path",
+finer = train_flow(larger, flow, SVISettings(steps=100 if SMALL else 600, batch=64 if SMALL else 256,
+                                             learning_rate=3e-3 if SMALL else 1e-3, gradient="path",
                                              checkpoint_every=50 if SMALL else 500), init=start, seed=0, progress=False)
 larger_stats = free_energy(finer, draws=4096 if SMALL else 32768)
 print(f"after training on {2 * L} x {2 * L}: KL = {larger_stats['kl_nats']:.4g} nats, ESS fraction "
