@@ -169,7 +169,7 @@ def main() -> None:
     args = parser.parse_args()
     for name in PER_SIZE:
         values = getattr(args, name)
-        if len(values) not in (1, len(args.sizes)):
+        if args.sizes and len(values) not in (1, len(args.sizes)):
             parser.error(f"--{name.replace('_', '-')} takes one value or one per size ({len(args.sizes)}), not {len(values)}")
     start = time.perf_counter()
     rows = ising_dual_rows(args) if args.sizes else []

@@ -27,6 +27,7 @@
 
 # %%
 import os
+from dataclasses import replace
 
 import jax
 import matplotlib.pyplot as plt
@@ -138,9 +139,8 @@ fig.savefig("latent_edit.png", dpi=100)
 larger = ising_dual(2 * L)
 start = grow(trained, larger)
 print("grown, before training: KL =", free_energy(start, draws=4096 if SMALL else 16384)["kl_nats"])
-finer = train_flow(larger, flow, SVISettings(steps=100 if SMALL else 600, batch=64 if SMALL else 256,
-                                             learning_rate=3e-3 if SMALL else 1e-3, gradient="path",
-                                             checkpoint_every=50 if SMALL else 500), init=start, seed=0, progress=False)
+finer = train_flow(larger, flow, replace(svi, steps=100 if SMALL else 600, pretrain_steps=0), init=start, seed=0,
+                   progress=False)
 larger_stats = free_energy(finer, draws=4096 if SMALL else 32768)
 print(f"after training on {2 * L} x {2 * L}: KL = {larger_stats['kl_nats']:.4g} nats, ESS fraction "
       f"{larger_stats['ess_fraction']:.3f}, {finer.training_time_s:.0f} s of training on both lattices")
