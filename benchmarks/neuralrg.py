@@ -167,6 +167,8 @@ def main() -> None:
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--output", default=str(RESULTS / "neuralrg"))
     args = parser.parse_args()
+    if not args.sizes and args.skip_neutra:
+        parser.error("nothing to run: --sizes is empty and --skip-neutra is set")
     for name in PER_SIZE:
         values = getattr(args, name)
         if args.sizes and len(values) not in (1, len(args.sizes)):
