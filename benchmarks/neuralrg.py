@@ -22,6 +22,7 @@
 ``--steps``, ``--pretrain-steps``, ``--batch`` and ``--learning-rate`` take one value, or one per size.
 
     python benchmarks/neuralrg.py                          # the recorded run (see README)
+    python benchmarks/neuralrg.py --sizes                  # its NeuTra section alone (neuralrg_neutra.md)
     python benchmarks/neuralrg.py --sizes 8 --steps 500 --pretrain-steps 200 --baselines --skip-neutra  # a quick look
 """
 
