@@ -18,7 +18,9 @@ from rgppl.lattice import Lattice
 from tests.stats import family_threshold
 
 ARCHITECTURES = [FlowSettings(), FlowSettings(kernel=3, repeats=2, couplings=5, circulant=True),
-                 FlowSettings(levels=1, hidden=1, width=8), FlowSettings(knots=5, spline_bound=1.5, couplings=3)]
+                 FlowSettings(levels=1, hidden=1, width=8), FlowSettings(knots=5, spline_bound=1.5, couplings=3),
+                 FlowSettings(knots=4, couplings=2, circulant=True, fold=True)]
+IDS = ["default", "kernel3-repeats2-circulant", "one-level", "spline", "folded"]
 
 
 def perturbed_flow(settings, side=4, seed=0, size=0.03):
@@ -56,7 +58,7 @@ def set_up(guide):
 
 
 @pytest.mark.usefixtures("float64")
-@pytest.mark.parametrize("settings", ARCHITECTURES, ids=["default", "kernel3-repeats2-circulant", "one-level", "spline"])
+@pytest.mark.parametrize("settings", ARCHITECTURES, ids=IDS)
 def test_log_det_equals_autodiff_jacobian_in_both_directions_and_round_trips(settings):
     flow = perturbed_flow(settings)
     z = jax.random.normal(jax.random.PRNGKey(5), (4, 4))
@@ -72,7 +74,7 @@ def test_log_det_equals_autodiff_jacobian_in_both_directions_and_round_trips(set
 
 
 @pytest.mark.usefixtures("float64")
-@pytest.mark.parametrize("settings", ARCHITECTURES[1:], ids=["kernel3-repeats2-circulant", "one-level", "spline"])
+@pytest.mark.parametrize("settings", ARCHITECTURES[1:], ids=IDS[1:])
 def test_a_batch_of_fields_maps_as_each_field_alone(settings):
     """The flow runs on a whole batch at once (batch axis last inside); each field must not see the others."""
     flow = perturbed_flow(settings)
@@ -159,6 +161,31 @@ def test_guide_symmetrised_density_is_even_and_normalised_like_q():
     assert jnp.all(q_sym.log_prob(x) >= jnp.minimum(q.log_prob(x), q.log_prob(-x)) - 1e-4)
     drawn, intermediates = q_sym.sample_with_intermediates(jax.random.PRNGKey(2), (16,))
     assert jnp.abs(q_sym.log_prob(drawn, intermediates) - q_sym.log_prob(drawn)).max() < 1e-4  # one inverse pass, same value
+
+
+@pytest.mark.usefixtures("float64")
+def test_a_folded_flow_maps_onto_positive_magnetisation_and_its_q_sym_is_the_even_mixture():
+    """The fold's image is m > 0; q vanishes elsewhere; q_sym(x) = q(sign(m) x)/2 is the mixture [q(x) + q(-x)]/2."""
+    h = ising_dual(4)
+    settings = FlowSettings(knots=4, couplings=2, circulant=True, fold=True)
+    guide = set_up(AutoNeuralRG(h.model, settings))
+    params = {guide.param_name: eqx.partition(perturbed_flow(settings), eqx.is_array)[0]}
+    q_sym = guide.get_posterior(params)
+    z = 2.0 * jax.random.normal(jax.random.PRNGKey(3), (256, 16))
+    x = guide.get_transform(params)(z)
+    assert jnp.all(x.mean(-1) > 0) and jnp.any(z.mean(-1) < 0)
+    q = q_sym.flow
+    assert jnp.all(q.log_prob(-x) == -jnp.inf) and jnp.all(jnp.isfinite(q.log_prob(x)))
+    mixture = jnp.logaddexp(q.log_prob(x), q.log_prob(-x)) - jnp.log(2.0)
+    np.testing.assert_allclose(q_sym.log_prob(x), mixture, rtol=1e-12)
+    np.testing.assert_allclose(q_sym.log_prob(-x), mixture, rtol=1e-12)
+    drawn, intermediates = q_sym.sample_with_intermediates(jax.random.PRNGKey(4), (64,))
+    np.testing.assert_allclose(q_sym.log_prob(drawn, intermediates), q_sym.log_prob(drawn), rtol=1e-10)
+    assert type(guide.training_posterior(params)) is Z2Symmetrized  # q_sym costs what q does: always trained
+    gradient = jax.grad(lambda p: guide.get_posterior(p).log_prob(-x).sum())(params)
+    assert all(jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(gradient))
+    with pytest.raises(InputError, match="flow.symmetric"):
+        FlowSettings(fold=True, symmetric=False)
 
 
 def test_guide_can_train_the_plain_flow_and_still_report_the_symmetrised_one():

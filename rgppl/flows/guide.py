@@ -102,14 +102,18 @@ class NeuralRGDistribution(dist.TransformedDistribution):
 
 
 class Z2Symmetrized(dist.Distribution):
-    """``q_sym(x) = [q(x) + q(-x)] / 2`` for a flow ``q``: draw from ``q``, flip the sign with probability 1/2."""
+    """``q_sym(x) = [q(x) + q(-x)] / 2`` for a flow ``q``: draw from ``q``, flip the sign with probability 1/2.
+
+    For a folded flow (``q`` on ``m > 0`` only, ``FlowSettings.fold``) one term is zero:
+    ``q_sym(x) = q(sign(m) x) / 2``, one inverse pass, and none for a draw's own intermediates.
+    """
 
     arg_constraints = {}
     support = constraints.real_vector
-    pytree_aux_fields = ("flow",)
+    pytree_aux_fields = ("flow", "folded")
 
-    def __init__(self, flow: dist.TransformedDistribution):
-        self.flow = flow
+    def __init__(self, flow: dist.TransformedDistribution, folded: bool = False):
+        self.flow, self.folded = flow, folded
         super().__init__(batch_shape=flow.batch_shape, event_shape=flow.event_shape)
 
     def sample(self, key, sample_shape=()):
@@ -124,6 +128,11 @@ class Z2Symmetrized(dist.Distribution):
 
     def log_prob(self, value, intermediates=None):
         """``ln q_sym``: with the intermediates of a draw, one inverse pass (for ``-x``) instead of two."""
+        if self.folded:
+            if intermediates:
+                return intermediates[1] - jnp.log(2.0)
+            sign = jnp.where(value.mean(axis=-1, keepdims=True) < 0, -1.0, 1.0)
+            return self.flow.log_prob(sign * value) - jnp.log(2.0)
         if intermediates:
             x, log_q = intermediates
             return jnp.logaddexp(log_q, self.flow.log_prob(-x)) - jnp.log(2.0)
@@ -166,11 +175,12 @@ class AutoNeuralRG(AutoContinuous):
 
     @property
     def _trains_symmetric(self) -> bool:
-        return self.settings.symmetric and self.settings.train_symmetric
+        """Whether SVI trains ``q_sym``; always for a folded flow, whose ``q_sym`` costs what ``q`` does."""
+        return self.settings.symmetric and (self.settings.train_symmetric or self.settings.fold)
 
     def _flow_distribution(self, flow: NeuralRGFlow, symmetric: bool):
         q = NeuralRGDistribution(self.get_base_dist(), NeuralRGTransform(flow))
-        return Z2Symmetrized(q) if symmetric else q
+        return Z2Symmetrized(q, folded=flow.fold) if symmetric else q
 
     def _get_posterior(self):
         params = numpyro.param(self.param_name, lambda key: eqx.partition(self._build(key), eqx.is_array)[0])

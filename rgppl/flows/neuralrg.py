@@ -19,6 +19,13 @@ eigenvalues ``c_k = exp((theta_k + theta_{-k})/2) > 0`` (identity at start, appl
 ``ln|det C| = sum_k ln c_k``): the long-range linear correlations of the field in one step.  The
 prior is N(0, I); ``ln q(x) = ln N(z) - ln|det dg/dz|``.
 
+With ``fold=True`` the very last layer maps the magnetisation ``m = mean(x)`` through a softplus,
+``x -> x + (softplus(m) - m)``, a bijection of R^N onto the half space ``m > 0`` with
+``ln|det| = ln sigmoid(m)`` (the Jacobian is ``1 + (f' - 1) u u^T``, ``u`` the unit uniform field).  Then
+``q_sym`` covers each sign of ``m`` by one copy of ``q``: for a Z2-symmetric target no single map has to
+split one Gaussian between two ordered phases, the seam that otherwise makes ``q`` one-sided (ln 2 of KL)
+or, covering both, slows NUTS in its latent space down.
+
 Every sublayer is a convolution over its grid of blocks, so a flow trained on a small lattice is also a
 flow on a larger one (:func:`grown`): at a critical point the local statistics of each scale barely depend
 on the volume, and the small flow is a starting point far better than the identity (transfer across
@@ -52,6 +59,7 @@ class FlowSettings:
     symmetric: bool = True
     train_symmetric: bool = True
     circulant: bool = False
+    fold: bool = False
 
     def __post_init__(self):
         if self.levels is not None:
@@ -63,8 +71,10 @@ class FlowSettings:
         require(self.knots != 1, "flow.knots", self.knots, "0 (affine couplings, as Li & Wang) or a spline's number of bins >= 2")
         require(isinstance(self.spline_bound, (int, float)) and not isinstance(self.spline_bound, bool)
                 and self.spline_bound > 0, "flow.spline_bound", self.spline_bound, "a positive number (field units)")
-        for name in ("symmetric", "train_symmetric", "circulant"):
+        for name in ("symmetric", "train_symmetric", "circulant", "fold"):
             require(isinstance(getattr(self, name), bool), f"flow.{name}", getattr(self, name), "true or false")
+        require(self.symmetric or not self.fold, "flow.symmetric", self.symmetric,
+                "true with fold = true: a folded flow covers m > 0 only, q_sym adds its mirror image")
 
     def resolved_levels(self, lattice: Lattice) -> int:
         """The number of levels for ``lattice`` (square, side a power of two); an InputError otherwise."""
@@ -80,6 +90,21 @@ def scale_index(side: int, levels: int) -> np.ndarray:
     """``index[x, y]``: the level at which site (x, y) is frozen as a latent variable; ``levels`` = top."""
     valuation = np.array([levels if c == 0 else min(levels, (c & -c).bit_length() - 1) for c in range(side)])
     return np.minimum(valuation[:, None], valuation[None, :])
+
+
+def _fold(x, log_det):
+    """``x -> x + (softplus(m) - m)`` with ``m`` the mean of each field ``x[..., L, L]``: onto ``m > 0``."""
+    m = x.mean(axis=(-2, -1))
+    return x + (jax.nn.softplus(m) - m)[..., None, None], log_det + jax.nn.log_sigmoid(m)
+
+
+def _unfold(x, log_det):
+    """The inverse of :func:`_fold`; ``ln|det| = -inf`` (density zero) where the mean is not positive."""
+    m = x.mean(axis=(-2, -1))
+    inside = m > 0
+    safe = jnp.where(inside, m, 1.0)
+    u = safe + jnp.log(-jnp.expm1(-safe))  # softplus^-1
+    return x + (u - m)[..., None, None], log_det + jnp.where(inside, -jax.nn.log_sigmoid(u), -jnp.inf)
 
 
 def _to_blocks(grid, shifted: bool):
@@ -118,10 +143,12 @@ class NeuralRGFlow(eqx.Module):
     log_spectrum: jax.Array | None
     side: int = eqx.field(static=True)
     levels: int = eqx.field(static=True)
+    fold: bool = eqx.field(static=True)
 
     def __init__(self, key, lattice: Lattice, settings: FlowSettings = FlowSettings()):
         self.levels = settings.resolved_levels(lattice)
         self.side = lattice.shape[0]
+        self.fold = settings.fold
         keys = iter(jax.random.split(key, 2 * self.levels * settings.repeats))
         make = lambda: BlockCouplings(next(keys), couplings=settings.couplings, width=settings.width,
                                       hidden=settings.hidden, kernel=settings.kernel,
@@ -156,12 +183,14 @@ class NeuralRGFlow(eqx.Module):
         if self.log_spectrum is not None:
             log_c = self._circulant_log_eigenvalues()
             x, log_det = apply_circulant(x, jnp.exp(log_c)), log_det + log_c.sum()
-        return x, log_det
+        return _fold(x, log_det) if self.fold else (x, log_det)
 
     def inverse_and_log_det(self, x):
         """Encoding (renormalisation) direction: ``(z, ln|det dz/dx|)`` for fields ``x[..., L, L]``."""
         batch = x.shape[:-2]
         log_det = jnp.zeros(batch, x.dtype)
+        if self.fold:
+            x, log_det = _unfold(x, log_det)
         if self.log_spectrum is not None:
             log_c = self._circulant_log_eigenvalues()
             x, log_det = apply_circulant(x, jnp.exp(-log_c)), log_det - log_c.sum()
