@@ -20,6 +20,8 @@
    through its map took over 100 gradients per draw (README, NeuTra-NUTS).  Plain NUTS runs
    ``--nuts-baseline-samples`` draws per chain, enough for its R-hat of |m| to fall below 1.01: its
    magnetisation mixes so slowly that at 1000 draws ESS per gradient comes out twice too high.
+   With ``--checkpoints DIR`` the flow and both chains are kept there (``.npz``) and an interrupted or
+   finished run is continued from them: a larger ``--nuts-samples`` extends the same NeuTra chains.
 
 ``--steps``, ``--pretrain-steps``, ``--batch`` and ``--learning-rate`` take one value, or one per size.
 
@@ -124,12 +126,16 @@ def neutra_rows(args) -> tuple[pd.DataFrame, dict]:
     reference = reference_ensemble(h, cluster, seed=args.seed, progress=not args.quiet).posterior
     data = reference["phi"].values.reshape(-1, L, L) if svi.pretrain_steps else None
     data_s = time.perf_counter() - start
+    kept = Path(args.checkpoints) if args.checkpoints else None
+    if kept:
+        kept.mkdir(parents=True, exist_ok=True)
+    keep = {"resume": kept is not None, "progress": not args.quiet}
     trained = train_flow(h, flow_settings(args, args.neutra_kernel, args.neutra_fold), svi, data=data, seed=args.seed,
-                         progress=not args.quiet)
+                         checkpoint=kept and kept / "neutra_flow.npz", **keep)
     nuts = NUTSSettings(chains=4, warmup=args.nuts_warmup, samples=args.nuts_samples)
     baseline = replace(nuts, samples=args.nuts_baseline_samples, checkpoint_every=min(2000, args.nuts_baseline_samples))
-    runs = {"neutra": run_neutra(trained, nuts, seed=args.seed, progress=not args.quiet),
-            "nuts": run_nuts(h, baseline, seed=args.seed, progress=not args.quiet)}
+    runs = {"neutra": run_neutra(trained, nuts, seed=args.seed, checkpoint=kept and kept / "neutra_chains.npz", **keep),
+            "nuts": run_nuts(h, baseline, seed=args.seed, checkpoint=kept and kept / "nuts_chains.npz", **keep)}
     table = compare(runs, ["abs_m", "m2", "binder"])
     for name in ("abs_m", "m2"):
         for label, dt in runs.items():
@@ -182,6 +188,7 @@ def main() -> None:
     parser.add_argument("--nuts-samples", type=int, default=1000, help="NeuTra-NUTS draws per chain")
     parser.add_argument("--nuts-baseline-samples", type=int, default=16000,
                         help="plain NUTS draws per chain: enough for R-hat < 1.01 (at 1000 its ESS is twice too high)")
+    parser.add_argument("--checkpoints", help="a directory to keep the NeuTra section's flow and chains in, and resume from")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--output", default=str(RESULTS / "neuralrg"))
