@@ -98,6 +98,7 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
         times = {k: float(draws.pop(k)) for k in times}
     else:
         start = time.perf_counter()
+        mcmc.progress_bar = progress  # NumPyro's own bar for the warm-up; the chunks below have ours
         try:
             mcmc.warmup(key, extra_fields=("num_steps",), collect_warmup=True)
         except RuntimeError as error:
@@ -107,6 +108,7 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
                 f"NUTS could not start: the energy of {hamiltonian.name} or its gradient is not finite at any initial "
                 "point tried (uniform in [-2, 2] per site). Check the terms, in particular custom ones."
             ) from None
+        mcmc.progress_bar = False
         times["warmup_time_s"] = time.perf_counter() - start
         warmup_steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))
         state = mcmc.last_state

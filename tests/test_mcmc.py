@@ -50,6 +50,15 @@ def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path):
         run_nuts(free_field(4, m2=2.0), settings, seed=3, checkpoint=path, resume=True, progress=False)
 
 
+def test_the_progress_bars_do_not_change_the_draws(capsys):
+    h = free_field(4, m2=1.0)
+    settings = NUTSSettings(chains=2, warmup=40, samples=20, checkpoint_every=10)
+    shown = run_nuts(h, settings, seed=5, progress=True)
+    assert "warmup" in capsys.readouterr().err
+    silent = run_nuts(h, settings, seed=5, progress=False)
+    np.testing.assert_array_equal(shown.posterior["phi"].values, silent.posterior["phi"].values)
+
+
 def test_non_finite_energy_stops_with_a_clear_message():
     broken = Hamiltonian(Lattice(4), (Custom(lambda p: jnp.sum(p) * jnp.nan, name="broken"),))
     with pytest.raises(SamplingDiverged, match="not finite"):
