@@ -129,13 +129,17 @@ def neutra_rows(args) -> tuple[pd.DataFrame, dict]:
     kept = Path(args.checkpoints) if args.checkpoints else None
     if kept:
         kept.mkdir(parents=True, exist_ok=True)
+
+    def checkpoint(name: str) -> Path | None:
+        return kept / f"{name}.npz" if kept else None
+
     keep = {"resume": kept is not None, "progress": not args.quiet}
     trained = train_flow(h, flow_settings(args, args.neutra_kernel, args.neutra_fold), svi, data=data, seed=args.seed,
-                         checkpoint=kept and kept / "neutra_flow.npz", **keep)
+                         checkpoint=checkpoint("neutra_flow"), **keep)
     nuts = NUTSSettings(chains=4, warmup=args.nuts_warmup, samples=args.nuts_samples)
     baseline = replace(nuts, samples=args.nuts_baseline_samples, checkpoint_every=min(2000, args.nuts_baseline_samples))
-    runs = {"neutra": run_neutra(trained, nuts, seed=args.seed, checkpoint=kept and kept / "neutra_chains.npz", **keep),
-            "nuts": run_nuts(h, baseline, seed=args.seed, checkpoint=kept and kept / "nuts_chains.npz", **keep)}
+    runs = {"neutra": run_neutra(trained, nuts, seed=args.seed, checkpoint=checkpoint("neutra_chains"), **keep),
+            "nuts": run_nuts(h, baseline, seed=args.seed, checkpoint=checkpoint("nuts_chains"), **keep)}
     table = compare(runs, ["abs_m", "m2", "binder"])
     for name in ("abs_m", "m2"):
         for label, dt in runs.items():
