@@ -51,7 +51,7 @@ and compares its samplers with NUTS (``[nuts]`` is the baseline)::
     spline_bound = 8.0                  # the splines act on [-bound, bound], the identity outside
     symmetric = true                    # Z2 symmetrisation q_sym(x) = [q(x) + q(-x)]/2
     train_symmetric = true              # false: SVI trains q alone (half the cost), q_sym is still reported
-    fold = false                        # true: q covers m > 0 only (softplus of the mean), q_sym both signs
+    fold = "none"                       # "normal" or "softplus": q covers m > 0 only (a fold of the mean), q_sym both signs
 
     [svi]                               # rgppl.infer.SVISettings
     steps = 2000

@@ -19,8 +19,9 @@ from tests.stats import family_threshold
 
 ARCHITECTURES = [FlowSettings(), FlowSettings(kernel=3, repeats=2, couplings=5, circulant=True),
                  FlowSettings(levels=1, hidden=1, width=8), FlowSettings(knots=5, spline_bound=1.5, couplings=3),
-                 FlowSettings(knots=4, couplings=2, circulant=True, fold=True)]
-IDS = ["default", "kernel3-repeats2-circulant", "one-level", "spline", "folded"]
+                 FlowSettings(knots=4, couplings=2, circulant=True, fold="softplus"),
+                 FlowSettings(knots=4, couplings=2, fold="normal")]
+IDS = ["default", "kernel3-repeats2-circulant", "one-level", "spline", "folded-softplus", "folded-normal"]
 
 
 def perturbed_flow(settings, side=4, seed=0, size=0.03):
@@ -164,10 +165,11 @@ def test_guide_symmetrised_density_is_even_and_normalised_like_q():
 
 
 @pytest.mark.usefixtures("float64")
-def test_a_folded_flow_maps_onto_positive_magnetisation_and_its_q_sym_is_the_even_mixture():
+@pytest.mark.parametrize("fold", ["softplus", "normal"])
+def test_a_folded_flow_maps_onto_positive_magnetisation_and_its_q_sym_is_the_even_mixture(fold):
     """The fold's image is m > 0; q vanishes elsewhere; q_sym(x) = q(sign(m) x)/2 is the mixture [q(x) + q(-x)]/2."""
     h = ising_dual(4)
-    settings = FlowSettings(knots=4, couplings=2, circulant=True, fold=True)
+    settings = FlowSettings(knots=4, couplings=2, circulant=True, fold=fold)
     guide = set_up(AutoNeuralRG(h.model, settings))
     params = {guide.param_name: eqx.partition(perturbed_flow(settings), eqx.is_array)[0]}
     q_sym = guide.get_posterior(params)
@@ -185,7 +187,28 @@ def test_a_folded_flow_maps_onto_positive_magnetisation_and_its_q_sym_is_the_eve
     gradient = jax.grad(lambda p: guide.get_posterior(p).log_prob(-x).sum())(params)
     assert all(jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(gradient))
     with pytest.raises(InputError, match="flow.symmetric"):
-        FlowSettings(fold=True, symmetric=False)
+        FlowSettings(fold=fold, symmetric=False)
+
+
+@pytest.mark.usefixtures("float64")
+def test_the_normal_fold_is_the_gaussian_softplus_and_inverts_far_into_its_tail():
+    """m -> s G(m/s), G(t) = t Phi(t) + phi(t), ln|det| = ln Phi(m/s), against scipy; inverse down to G ~ 1e-7."""
+    from scipy.stats import norm
+
+    fresh = NeuralRGFlow(jax.random.PRNGKey(0), Lattice(4), FlowSettings(fold="normal"))  # identity but the fold
+    flow = eqx.tree_at(lambda f: f.fold_log_scale, fresh, jnp.asarray(np.log(0.3)))
+    t = np.array([-5.0, -2.0, -0.1, 0.0, 0.4, 3.0, 12.0])
+    z = jax.random.normal(jax.random.PRNGKey(1), (7, 4, 4))
+    z = z - z.mean(axis=(-2, -1), keepdims=True) + 0.3 * t[:, None, None]
+    x, log_det = flow.transform_and_log_det(z)
+    np.testing.assert_allclose(x.mean(axis=(-2, -1)), 0.3 * (t * norm.cdf(t) + norm.pdf(t)), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(log_det, norm.logcdf(t), rtol=1e-9)
+    np.testing.assert_allclose(x - x.mean(axis=(-2, -1), keepdims=True), z - z.mean(axis=(-2, -1), keepdims=True), atol=1e-12)
+    z_back, inverse_log_det = flow.inverse_and_log_det(x)
+    np.testing.assert_allclose(z_back, z, atol=1e-8)  # the mean of x holds G(-5) ~ 1e-7 to ~1e-16
+    np.testing.assert_allclose(inverse_log_det, -log_det, rtol=1e-9)
+    with pytest.raises(InputError, match="flow.fold"):
+        FlowSettings(fold=True)
 
 
 def test_guide_can_train_the_plain_flow_and_still_report_the_symmetrised_one():

@@ -176,11 +176,11 @@ class AutoNeuralRG(AutoContinuous):
     @property
     def _trains_symmetric(self) -> bool:
         """Whether SVI trains ``q_sym``; always for a folded flow, whose ``q_sym`` costs what ``q`` does."""
-        return self.settings.symmetric and (self.settings.train_symmetric or self.settings.fold)
+        return self.settings.symmetric and (self.settings.train_symmetric or self.settings.folded)
 
     def _flow_distribution(self, flow: NeuralRGFlow, symmetric: bool):
         q = NeuralRGDistribution(self.get_base_dist(), NeuralRGTransform(flow))
-        return Z2Symmetrized(q, folded=flow.fold) if symmetric else q
+        return Z2Symmetrized(q, folded=flow.fold != "none") if symmetric else q
 
     def _get_posterior(self):
         params = numpyro.param(self.param_name, lambda key: eqx.partition(self._build(key), eqx.is_array)[0])

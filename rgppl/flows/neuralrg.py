@@ -19,12 +19,18 @@ eigenvalues ``c_k = exp((theta_k + theta_{-k})/2) > 0`` (identity at start, appl
 ``ln|det C| = sum_k ln c_k``): the long-range linear correlations of the field in one step.  The
 prior is N(0, I); ``ln q(x) = ln N(z) - ln|det dg/dz|``.
 
-With ``fold=True`` the very last layer maps the magnetisation ``m = mean(x)`` through a softplus,
-``x -> x + (softplus(m) - m)``, a bijection of R^N onto the half space ``m > 0`` with
-``ln|det| = ln sigmoid(m)`` (the Jacobian is ``1 + (f' - 1) u u^T``, ``u`` the unit uniform field).  Then
-``q_sym`` covers each sign of ``m`` by one copy of ``q``: for a Z2-symmetric target no single map has to
-split one Gaussian between two ordered phases, the seam that otherwise makes ``q`` one-sided (ln 2 of KL)
-or, covering both, slows NUTS in its latent space down.
+With ``fold`` set the very last layer maps the magnetisation ``m = mean(x)`` to ``f(m) > 0``,
+``x -> x + (f(m) - m)``, a bijection of R^N onto the half space ``m > 0`` with ``ln|det| = ln f'(m)`` (the
+Jacobian is ``1 + (f' - 1) u u^T``, ``u`` the unit uniform field).  Then ``q_sym`` covers each sign of ``m``
+by one copy of ``q``: for a Z2-symmetric target no single map has to split one Gaussian between two ordered
+phases, the seam that otherwise makes ``q`` one-sided (ln 2 of KL) or, covering both, slows NUTS in its
+latent space down.  Two folds:
+
+* ``"softplus"``: ``f(m) = ln(1 + e^m)``.  Fields near ``m = 0`` come from ``m -> -infinity`` with a density
+  that falls only like ``e^m`` there: an exponential tail that a Gaussian-based flow does not reach.
+* ``"normal"``: the Gaussian softplus ``f(m) = s G(m/s)``, ``G(t) = t Phi(t) + phi(t) = E[max(t + Z, 0)]``
+  (``Z ~ N(0, 1)``, ``G' = Phi``), with a learned scale ``s = exp(fold_log_scale)``.  Its slope ``Phi(m/s)``
+  falls like a Gaussian, so the pre-image of ``m ~ 0`` has a Gaussian tail of width ``s``.
 
 Every sublayer is a convolution over its grid of blocks, so a flow trained on a small lattice is also a
 flow on a larger one (:func:`grown`): at a critical point the local statistics of each scale barely depend
@@ -38,10 +44,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.special import log_ndtr, ndtr
 
 from rgppl.errors import require, require_integer
 from rgppl.flows.coupling import BlockCouplings
 from rgppl.lattice import Lattice, apply_circulant
+
+
+FOLDS = ("none", "softplus", "normal")
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,7 @@ class FlowSettings:
     symmetric: bool = True
     train_symmetric: bool = True
     circulant: bool = False
-    fold: bool = False
+    fold: str = "none"
 
     def __post_init__(self):
         if self.levels is not None:
@@ -71,10 +81,15 @@ class FlowSettings:
         require(self.knots != 1, "flow.knots", self.knots, "0 (affine couplings, as Li & Wang) or a spline's number of bins >= 2")
         require(isinstance(self.spline_bound, (int, float)) and not isinstance(self.spline_bound, bool)
                 and self.spline_bound > 0, "flow.spline_bound", self.spline_bound, "a positive number (field units)")
-        for name in ("symmetric", "train_symmetric", "circulant", "fold"):
+        for name in ("symmetric", "train_symmetric", "circulant"):
             require(isinstance(getattr(self, name), bool), f"flow.{name}", getattr(self, name), "true or false")
-        require(self.symmetric or not self.fold, "flow.symmetric", self.symmetric,
-                "true with fold = true: a folded flow covers m > 0 only, q_sym adds its mirror image")
+        require(self.fold in FOLDS, "flow.fold", self.fold, f"one of {FOLDS}")
+        require(self.symmetric or not self.folded, "flow.symmetric", self.symmetric,
+                "true with a fold: a folded flow covers m > 0 only, q_sym adds its mirror image")
+
+    @property
+    def folded(self) -> bool:
+        return self.fold != "none"
 
     def resolved_levels(self, lattice: Lattice) -> int:
         """The number of levels for ``lattice`` (square, side a power of two); an InputError otherwise."""
@@ -92,19 +107,72 @@ def scale_index(side: int, levels: int) -> np.ndarray:
     return np.minimum(valuation[:, None], valuation[None, :])
 
 
-def _fold(x, log_det):
-    """``x -> x + (softplus(m) - m)`` with ``m`` the mean of each field ``x[..., L, L]``: onto ``m > 0``."""
+def _shift_mean(x, new_mean):
+    """``x`` with the mean of each field ``x[..., L, L]`` replaced by ``new_mean``."""
+    return x + (new_mean - x.mean(axis=(-2, -1)))[..., None, None]
+
+
+def _softplus_fold(x, log_det):
+    """``m -> softplus(m)`` for the mean ``m`` of each field: onto ``m > 0``."""
     m = x.mean(axis=(-2, -1))
-    return x + (jax.nn.softplus(m) - m)[..., None, None], log_det + jax.nn.log_sigmoid(m)
+    return _shift_mean(x, jax.nn.softplus(m)), log_det + jax.nn.log_sigmoid(m)
 
 
-def _unfold(x, log_det):
-    """The inverse of :func:`_fold`; ``ln|det| = -inf`` (density zero) where the mean is not positive."""
+def _softplus_unfold(x, log_det):
+    """The inverse of :func:`_softplus_fold`; ``ln|det| = -inf`` (density zero) where the mean is not positive."""
     m = x.mean(axis=(-2, -1))
     inside = m > 0
     safe = jnp.where(inside, m, 1.0)
     u = safe + jnp.log(-jnp.expm1(-safe))  # softplus^-1
-    return x + (u - m)[..., None, None], log_det + jnp.where(inside, -jax.nn.log_sigmoid(u), -jnp.inf)
+    return _shift_mean(x, u), log_det + jnp.where(inside, -jax.nn.log_sigmoid(u), -jnp.inf)
+
+
+def _log_normal_softplus(t):
+    """``ln G(t)``, ``G(t) = t Phi(t) + phi(t)``; for ``t < 0`` formed as ``ln phi(t) + ln(1 + t Phi(t)/phi(t))``."""
+    negative = t < 0
+    left_t, right_t = jnp.where(negative, t, 0.0), jnp.where(negative, 0.0, t)  # each branch where it is finite
+    log_phi = -0.5 * left_t**2 - 0.5 * np.log(2 * np.pi)
+    left = log_phi + jnp.log1p(left_t * jnp.exp(log_ndtr(left_t) - log_phi))
+    right = jnp.log(right_t * ndtr(right_t) + jnp.exp(-0.5 * right_t**2) / np.sqrt(2 * np.pi))
+    return jnp.where(negative, left, right)
+
+
+def _normal_softplus_inverse(y, iterations: int = 30):
+    """``t`` with ``G(t) = y > 0``: Newton's method on the concave ``ln G``, from a start left of the root.
+
+    Left of the root Newton's steps on a concave increasing function rise monotonically onto it.  The start is
+    ``0`` for ``y >= G(0)``, else ``-sqrt(-2 ln(y sqrt(2 pi)))`` (``ln G(t) < -t^2/2 - ln sqrt(2 pi)`` for t < 0).
+    """
+    log_y = jnp.log(y)
+    start = -jnp.sqrt(jnp.maximum(-2 * (log_y + 0.5 * np.log(2 * np.pi)), 0.0))
+
+    def step(_, t):
+        log_g = _log_normal_softplus(t)
+        return t - (log_g - log_y) * jnp.exp(log_g - log_ndtr(t))  # d ln G / dt = Phi / G
+
+    return jax.lax.fori_loop(0, iterations, step, start)
+
+
+def _normal_fold(x, log_det, log_scale):
+    """``m -> s G(m/s)`` for the mean ``m`` of each field: onto ``m > 0``, ``ln|det| = ln Phi(m/s)``."""
+    scale = jnp.exp(log_scale)
+    t = x.mean(axis=(-2, -1)) / scale
+    return _shift_mean(x, scale * jnp.exp(_log_normal_softplus(t))), log_det + log_ndtr(t)
+
+
+def _normal_unfold(x, log_det, log_scale):
+    """The inverse of :func:`_normal_fold` (``-inf`` where the mean is not positive).
+
+    The root ``t*`` is found without gradients; one Newton step from it carries the exact derivative
+    ``dt/dm = 1 / (s Phi(t))`` (implicit function theorem) into autodiff.
+    """
+    scale = jnp.exp(log_scale)
+    m = x.mean(axis=(-2, -1))
+    inside = m > 0
+    y = jnp.where(inside, m, 1.0) / scale
+    root = jax.lax.stop_gradient(_normal_softplus_inverse(y))
+    t = root - (jnp.exp(_log_normal_softplus(root)) - y) / jnp.exp(log_ndtr(root))
+    return _shift_mean(x, scale * t), log_det + jnp.where(inside, -log_ndtr(t), -jnp.inf)
 
 
 def _to_blocks(grid, shifted: bool):
@@ -141,9 +209,10 @@ class NeuralRGFlow(eqx.Module):
     sublayers: tuple  # sublayers[level][repeat] = (disentangler, decimator)
     log_scales: jax.Array
     log_spectrum: jax.Array | None
+    fold_log_scale: jax.Array | None
     side: int = eqx.field(static=True)
     levels: int = eqx.field(static=True)
-    fold: bool = eqx.field(static=True)
+    fold: str = eqx.field(static=True)
 
     def __init__(self, key, lattice: Lattice, settings: FlowSettings = FlowSettings()):
         self.levels = settings.resolved_levels(lattice)
@@ -156,6 +225,7 @@ class NeuralRGFlow(eqx.Module):
         self.sublayers = tuple(tuple((make(), make()) for _ in range(settings.repeats)) for _ in range(self.levels))
         self.log_scales = jnp.zeros(self.levels + 1)
         self.log_spectrum = jnp.zeros(lattice.shape) if settings.circulant else None
+        self.fold_log_scale = jnp.zeros(()) if settings.fold == "normal" else None
 
     @property
     def scale_index(self) -> np.ndarray:
@@ -183,14 +253,20 @@ class NeuralRGFlow(eqx.Module):
         if self.log_spectrum is not None:
             log_c = self._circulant_log_eigenvalues()
             x, log_det = apply_circulant(x, jnp.exp(log_c)), log_det + log_c.sum()
-        return _fold(x, log_det) if self.fold else (x, log_det)
+        if self.fold == "softplus":
+            return _softplus_fold(x, log_det)
+        if self.fold == "normal":
+            return _normal_fold(x, log_det, self.fold_log_scale)
+        return x, log_det
 
     def inverse_and_log_det(self, x):
         """Encoding (renormalisation) direction: ``(z, ln|det dz/dx|)`` for fields ``x[..., L, L]``."""
         batch = x.shape[:-2]
         log_det = jnp.zeros(batch, x.dtype)
-        if self.fold:
-            x, log_det = _unfold(x, log_det)
+        if self.fold == "softplus":
+            x, log_det = _softplus_unfold(x, log_det)
+        if self.fold == "normal":
+            x, log_det = _normal_unfold(x, log_det, self.fold_log_scale)
         if self.log_spectrum is not None:
             log_c = self._circulant_log_eigenvalues()
             x, log_det = apply_circulant(x, jnp.exp(-log_c)), log_det - log_c.sum()
@@ -243,11 +319,13 @@ def grown(flow: NeuralRGFlow, lattice: Lattice, settings: FlowSettings) -> Neura
     source = level_sources(flow.levels, larger.levels)
     shapes = lambda tree: (jax.tree.structure(tree), [leaf.shape for leaf in jax.tree.leaves(tree)])
     require(shapes(flow.sublayers[0]) == shapes(larger.sublayers[0])
-            and (flow.log_spectrum is None) == (larger.log_spectrum is None), "flow", settings,
+            and (flow.log_spectrum is None) == (larger.log_spectrum is None) and flow.fold == larger.fold, "flow", settings,
             "the settings the flow was built with")
     larger = eqx.tree_at(lambda f: f.sublayers, larger, tuple(flow.sublayers[level] for level in source))
     larger = eqx.tree_at(lambda f: f.log_scales, larger, flow.log_scales[np.array([*source, flow.levels])])
     if flow.log_spectrum is not None:
         spectrum = _interpolate_periodic(np.asarray(flow.log_spectrum), larger.side)
         larger = eqx.tree_at(lambda f: f.log_spectrum, larger, jnp.asarray(spectrum, flow.log_spectrum.dtype))
+    if flow.fold_log_scale is not None:
+        larger = eqx.tree_at(lambda f: f.fold_log_scale, larger, flow.fold_log_scale)
     return larger
