@@ -201,6 +201,14 @@ def _check_loss(losses: np.ndarray, best: float, step: int, n_sites: int, checkp
                                f"{kept}. Lower svi.learning_rate or svi.clip_norm, or shrink the flow.")
 
 
+def _run_defining(settings: SVISettings) -> dict:
+    """The settings a checkpoint must agree on to be resumed: all but ``checkpoint_every``, which only says
+    when the state is saved and F_q estimated, never what the state is, and but ``reverse_weight`` unless
+    the objective is the mixed one that reads it (so a maximum-likelihood stage is shared by any weight)."""
+    unused = {"checkpoint_every"} | ({"reverse_weight"} if settings.objective != "mixed" else set())
+    return {k: v for k, v in asdict(settings).items() if k not in unused}
+
+
 def train_flow(hamiltonian, flow: FlowSettings | AutoContinuous = FlowSettings(), settings: SVISettings = SVISettings(),
                *, data=None, init: TrainedFlow | None = None, seed: int = 0, checkpoint=None, resume: bool = False,
                progress: bool = True, monitor_draws: int = 1024) -> TrainedFlow:
@@ -243,7 +251,7 @@ def train_flow(hamiltonian, flow: FlowSettings | AutoContinuous = FlowSettings()
         raise SamplingDiverged(f"SVI could not start: the energy of {hamiltonian.name} or its gradient is not finite "
                                "at the initial point. Check the terms, in particular custom ones.") from None
     meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": "svi",
-            "settings": {**asdict(settings), "flow": architecture, "data_shape": None if data is None else list(np.shape(data)),
+            "settings": {**_run_defining(settings), "flow": architecture, "data_shape": None if data is None else list(np.shape(data)),
                          "init_losses": None if init is None else len(init.losses)}}
     checkpoint = Path(checkpoint) if checkpoint else None
     losses, monitor, done, elapsed = np.zeros(0), [], 0, 0.0
