@@ -12,12 +12,14 @@
 2. At the sizes ``--baselines``: NumPyro's AutoIAFNormal and AutoBNAFNormal trained by reverse KL with
    the same SVI budget, the number of steps x batch AutoNeuralRG had in all (on every lattice).
 3. phi^4 (hopping, beta = 0.68), L = ``--neutra-size``: NeuTra-NUTS in the latent space of a flow trained
-   by maximum likelihood on cluster-sampler fields and then by reverse KL, against plain NUTS: ESS of |m|
-   and m^2 per 1000 gradient evaluations and per second, and each run's z-score against the cluster
+   by maximum likelihood on cluster-sampler fields and then by reverse KL (``--neutra-objective mixed``:
+   ``--neutra-reverse-weight`` w times the reverse KL plus 1 - w times the same fields' forward KL), against
+   plain NUTS: ESS of |m| and m^2 per 1000 gradient evaluations and per second, and each run's z-score against the cluster
    sampler's ensemble (``z_cluster``, a check of bias that ESS alone cannot give).  This flow has its own
    ``--neutra-kernel`` and ``--neutra-gradient`` (defaults: Li & Wang's 2 x 2 reading, the total gradient):
    the Ising recipe's plain q (kernel 3, path gradient) covers both signs of the magnetisation, and NUTS
-   through its map took over 100 gradients per draw (README, NeuTra-NUTS).  Plain NUTS runs
+   through its map took over 100 gradients per draw (README, NeuTra-NUTS); ``--neutra-fold`` folds it onto
+   m > 0 (``FlowSettings.fold``), which removes that seam.  Plain NUTS runs
    ``--nuts-baseline-samples`` draws per chain, enough for its R-hat of |m| to fall below 1.01: its
    magnetisation mixes so slowly that at 1000 draws ESS per gradient comes out twice too high.
    With ``--checkpoints DIR`` the flow and both chains are kept there (``.npz``) and an interrupted or
@@ -42,7 +44,7 @@ from numpyro.infer.autoguide import AutoBNAFNormal, AutoIAFNormal
 from rgppl.diagnostics import compare, compare_means
 from rgppl.ensembles import ClusterSettings, ising_dual_fields, reference_ensemble
 from rgppl.exact import exact_observables
-from rgppl.flows import FlowSettings
+from rgppl.flows import FOLDS, FlowSettings
 from rgppl.hamiltonians import BETA_C_PHI4_HOPPING, ising_dual, phi4_hopping
 from rgppl.infer import MISSettings, SVISettings, free_energy, grow, run_mis, run_neutra, train_flow
 from rgppl.mcmc import NUTSSettings, run_nuts
@@ -55,7 +57,7 @@ TARGET_MIS = {8: 0.6, 16: 0.4}
 PER_SIZE = ("steps", "pretrain_steps", "batch", "learning_rate")
 
 
-def flow_settings(args, kernel: int, fold: bool = False) -> FlowSettings:
+def flow_settings(args, kernel: int, fold: str = "none") -> FlowSettings:
     return FlowSettings(width=args.width, couplings=args.couplings, kernel=kernel, circulant=True, knots=args.knots,
                         train_symmetric=not args.train_plain, fold=fold)
 
@@ -120,7 +122,8 @@ def neutra_rows(args) -> tuple[pd.DataFrame, dict]:
     h = phi4_hopping(L, BETA_C_PHI4_HOPPING)
     svi = SVISettings(steps=args.neutra_steps, batch=args.batch[0], learning_rate=args.learning_rate[0],
                       checkpoint_every=args.neutra_steps, pretrain_steps=args.neutra_pretrain_steps,
-                      gradient=args.neutra_gradient)
+                      gradient=args.neutra_gradient, objective=args.neutra_objective,
+                      reverse_weight=args.neutra_reverse_weight)
     start = time.perf_counter()
     cluster = ClusterSettings(chains=16, warmup=200, samples=args.pretrain_fields // 16, thin=2)
     reference = reference_ensemble(h, cluster, seed=args.seed, progress=not args.quiet).posterior
@@ -187,7 +190,12 @@ def main() -> None:
                         help="maximum-likelihood steps on cluster-sampler fields (--pretrain-fields) before the reverse KL")
     parser.add_argument("--neutra-kernel", type=int, default=1, help="--kernel of the NeuTra flow")
     parser.add_argument("--neutra-gradient", choices=["total", "path"], default="total", help="--gradient of the NeuTra flow")
-    parser.add_argument("--neutra-fold", action="store_true", help="fold the NeuTra flow onto m > 0 (FlowSettings.fold)")
+    parser.add_argument("--neutra-fold", choices=FOLDS, default="none", help="fold the NeuTra flow onto m > 0 (FlowSettings.fold)")
+    parser.add_argument("--neutra-objective", choices=["reverse", "mixed"], default="reverse",
+                        help="the NeuTra flow's objective after maximum likelihood (SVISettings.objective); mixed keeps the "
+                             "cluster fields' forward KL beside the reverse KL, so q keeps covering small |m|")
+    parser.add_argument("--neutra-reverse-weight", type=float, default=0.5,
+                        help="the reverse KL's weight w in the mixed objective (SVISettings.reverse_weight)")
     parser.add_argument("--nuts-warmup", type=int, default=500)
     parser.add_argument("--nuts-samples", type=int, default=1000, help="NeuTra-NUTS draws per chain")
     parser.add_argument("--nuts-baseline-samples", type=int, default=16000,
