@@ -14,12 +14,12 @@
 3. phi^4 (hopping, beta = 0.68), L = ``--neutra-size``: NeuTra-NUTS in the latent space of a flow trained
    by maximum likelihood on cluster-sampler fields and then by reverse KL (``--neutra-objective mixed``:
    ``--neutra-reverse-weight`` w times the reverse KL plus 1 - w times the same fields' forward KL), against
-   plain NUTS: ESS of |m| and m^2 per 1000 gradient evaluations and per second, and each run's z-score against the cluster
-   sampler's ensemble (``z_cluster``, a check of bias that ESS alone cannot give).  This flow has its own
-   ``--neutra-kernel`` and ``--neutra-gradient`` (defaults: Li & Wang's 2 x 2 reading, the total gradient):
-   the Ising recipe's plain q (kernel 3, path gradient) covers both signs of the magnetisation, and NUTS
-   through its map took over 100 gradients per draw (README, NeuTra-NUTS); ``--neutra-fold`` folds it onto
-   m > 0 (``FlowSettings.fold``), which removes that seam.  Plain NUTS runs
+   plain NUTS: ESS of |m| and m^2 per 1000 gradient evaluations and per second, and each run's z-score
+   against the cluster sampler's ensemble (``z_cluster``, a check of bias that ESS alone cannot give).
+   This flow has its own ``--neutra-kernel`` and ``--neutra-gradient`` (defaults: Li & Wang's 2 x 2
+   reading, the total gradient): the Ising recipe's plain q (kernel 3, path gradient) covers both signs
+   of the magnetisation, and NUTS through its map took over 100 gradients per draw (README, NeuTra-NUTS);
+   ``--neutra-fold`` folds it onto m > 0 (``FlowSettings.fold``), which removes that seam.  Plain NUTS runs
    ``--nuts-baseline-samples`` draws per chain, enough for its R-hat of |m| to fall below 1.01: its
    magnetisation mixes so slowly that at 1000 draws ESS per gradient comes out twice too high.
    With ``--checkpoints DIR`` the flow and both chains are kept there (``.npz``) and an interrupted or

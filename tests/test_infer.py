@@ -132,6 +132,23 @@ def test_training_resumes_bit_for_bit_and_same_seed_same_result(tmp_path, monkey
         train_flow(free_field(4, m2=0.7), FLOW, settings, seed=7, checkpoint=path, resume=True, progress=False)
 
 
+def test_a_checkpoint_holds_the_reverse_weight_only_for_the_mixed_objective_that_reads_it(tmp_path):
+    """A maximum-likelihood checkpoint resumes under any weight; a mixed one only under its own."""
+    h = free_field(4, m2=0.5)
+    data = np.asarray(sample_gaussian_field(jax.random.PRNGKey(5), free_field_spectrum((4, 4), 0.5), (256,)))
+    for objective in ("forward", "mixed"):
+        settings = SVISettings(steps=50, batch=32, checkpoint_every=50, objective=objective, reverse_weight=0.5)
+        path = tmp_path / f"{objective}.npz"
+        first = train_flow(h, FLOW, settings, data=data, seed=2, checkpoint=path, progress=False)
+        other_weight = replace(settings, reverse_weight=0.25)
+        if objective == "forward":
+            resumed = train_flow(h, FLOW, other_weight, data=data, seed=2, checkpoint=path, resume=True, progress=False)
+            np.testing.assert_array_equal(resumed.losses, first.losses)
+        else:
+            with pytest.raises(InputError, match="different model"):
+                train_flow(h, FLOW, other_weight, data=data, seed=2, checkpoint=path, resume=True, progress=False)
+
+
 def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path):
     """An energy that is NaN beyond |phi| = 5.5: the flow's spread grows in training until a draw lands there."""
     cliff = Custom(lambda p: jnp.where(jnp.abs(p).max() > 5.5, jnp.nan, 0.0), name="cliff")

@@ -180,7 +180,7 @@ class AutoNeuralRG(AutoContinuous):
 
     def _flow_distribution(self, flow: NeuralRGFlow, symmetric: bool):
         q = NeuralRGDistribution(self.get_base_dist(), NeuralRGTransform(flow))
-        return Z2Symmetrized(q, folded=flow.fold != "none") if symmetric else q
+        return Z2Symmetrized(q, folded=self.settings.folded) if symmetric else q
 
     def _get_posterior(self):
         params = numpyro.param(self.param_name, lambda key: eqx.partition(self._build(key), eqx.is_array)[0])

@@ -202,9 +202,9 @@ def _check_loss(losses: np.ndarray, best: float, step: int, n_sites: int, checkp
 
 
 def _run_defining(settings: SVISettings) -> dict:
-    """The settings a checkpoint must agree on to be resumed: all but ``checkpoint_every``, which only says
-    when the state is saved and F_q estimated, never what the state is, and but ``reverse_weight`` unless
-    the objective is the mixed one that reads it (so a maximum-likelihood stage is shared by any weight)."""
+    """The settings a checkpoint must agree on to be resumed.  Two are left out: ``checkpoint_every``, which
+    says when the state is saved and F_q estimated, never what the state is; and ``reverse_weight`` unless
+    the objective is the mixed one that reads it, so that one maximum-likelihood stage serves any weight."""
     unused = {"checkpoint_every"} | ({"reverse_weight"} if settings.objective != "mixed" else set())
     return {k: v for k, v in asdict(settings).items() if k not in unused}
 
