@@ -32,6 +32,11 @@ latent space down.  Two folds:
   (``Z ~ N(0, 1)``, ``G' = Phi``), with a learned scale ``s = exp(fold_log_scale)``.  Its slope ``Phi(m/s)``
   falls like a Gaussian, so the pre-image of ``m ~ 0`` has a Gaussian tail of width ``s``.
 
+The inverse reads ``m`` back from the field's sites, so in float32 it cannot recover a mean below their
+resolution (about ``1e-7 |x|``): a field that a fold put there comes back with ``m <= 0`` (``ln q = -inf``) or
+a far-off pre-image.  Training takes such draws' ``ln q`` from their generative pass instead
+(:class:`~rgppl.infer.training.FlowObjective`).
+
 Every sublayer is a convolution over its grid of blocks, so a flow trained on a small lattice is also a
 flow on a larger one (:func:`grown`): at a critical point the local statistics of each scale barely depend
 on the volume, and the small flow is a starting point far better than the identity (transfer across
@@ -127,12 +132,29 @@ def _softplus_unfold(x, log_det):
     return _shift_mean(x, u), log_det + jnp.where(inside, -jax.nn.log_sigmoid(u), -jnp.inf)
 
 
+MILLS_FRACTION_BELOW = -2.0  # ln G by the continued fraction for t below this
+MILLS_FRACTION_TERMS = 40  # enough for a relative error below 1e-9 there
+
+
 def _log_normal_softplus(t):
-    """``ln G(t)``, ``G(t) = t Phi(t) + phi(t)``; for ``t < 0`` formed as ``ln phi(t) + ln(1 + t Phi(t)/phi(t))``."""
-    negative = t < 0
-    left_t, right_t = jnp.where(negative, t, 0.0), jnp.where(negative, 0.0, t)  # each branch where it is finite
-    log_phi = -0.5 * left_t**2 - 0.5 * np.log(2 * np.pi)
-    left = log_phi + jnp.log1p(left_t * jnp.exp(log_ndtr(left_t) - log_phi))
+    """``ln G(t)``, ``G(t) = t Phi(t) + phi(t)``, accurate in float32 from ``t = -infinity`` up.
+
+    For ``t < 0``, ``G = phi(t) (1 - u R(u))`` with ``u = -t`` and Mills's ratio ``R(u) = Phi(-u)/phi(u)``,
+    which tends to ``1/u``: formed directly the bracket cancels, and below ``t ~ -40`` float32 makes it
+    negative.  Below ``MILLS_FRACTION_BELOW`` it comes from Laplace's continued fraction
+    ``R = 1/(u + c)``, ``c = 1/(u + 2/(u + 3/(u + ...)))``, as ``1 - u R = c/(u + c)``, with no cancellation.
+    """
+    far, negative = t < MILLS_FRACTION_BELOW, t < 0
+    u = jnp.where(far, -t, 1.0)
+    tail = jnp.zeros_like(u)
+    for k in range(MILLS_FRACTION_TERMS, 1, -1):
+        tail = k / (u + tail)
+    c = 1 / (u + tail)
+    # each branch fed only where it is finite
+    near_t, right_t = jnp.where(negative & ~far, t, -1.0), jnp.where(negative, 0.0, t)
+    log_phi = lambda x: -0.5 * x**2 - 0.5 * np.log(2 * np.pi)
+    near = log_phi(near_t) + jnp.log1p(near_t * jnp.exp(log_ndtr(near_t) - log_phi(near_t)))
+    left = jnp.where(far, log_phi(-u) + jnp.log(c) - jnp.log(u + c), near)
     right = jnp.log(right_t * ndtr(right_t) + jnp.exp(-0.5 * right_t**2) / np.sqrt(2 * np.pi))
     return jnp.where(negative, left, right)
 
