@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import log_ndtr, ndtr
+from jax.scipy.stats import norm
 
 from rgppl.errors import require, require_integer
 from rgppl.flows.coupling import BlockCouplings
@@ -112,15 +113,15 @@ def scale_index(side: int, levels: int) -> np.ndarray:
     return np.minimum(valuation[:, None], valuation[None, :])
 
 
-def _shift_mean(x, new_mean):
-    """``x`` with the mean of each field ``x[..., L, L]`` replaced by ``new_mean``."""
-    return x + (new_mean - x.mean(axis=(-2, -1)))[..., None, None]
+def _shift_mean(x, mean, new_mean):
+    """``x`` with the mean ``mean`` of each field ``x[..., L, L]`` replaced by ``new_mean``."""
+    return x + (new_mean - mean)[..., None, None]
 
 
 def _softplus_fold(x, log_det):
     """``m -> softplus(m)`` for the mean ``m`` of each field: onto ``m > 0``."""
     m = x.mean(axis=(-2, -1))
-    return _shift_mean(x, jax.nn.softplus(m)), log_det + jax.nn.log_sigmoid(m)
+    return _shift_mean(x, m, jax.nn.softplus(m)), log_det + jax.nn.log_sigmoid(m)
 
 
 def _softplus_unfold(x, log_det):
@@ -129,7 +130,7 @@ def _softplus_unfold(x, log_det):
     inside = m > 0
     safe = jnp.where(inside, m, 1.0)
     u = safe + jnp.log(-jnp.expm1(-safe))  # softplus^-1
-    return _shift_mean(x, u), log_det + jnp.where(inside, -jax.nn.log_sigmoid(u), -jnp.inf)
+    return _shift_mean(x, m, u), log_det + jnp.where(inside, -jax.nn.log_sigmoid(u), -jnp.inf)
 
 
 MILLS_FRACTION_BELOW = -2.0  # ln G by the continued fraction for t below this
@@ -152,10 +153,9 @@ def _log_normal_softplus(t):
     c = 1 / (u + tail)
     # each branch fed only where it is finite
     near_t, right_t = jnp.where(negative & ~far, t, -1.0), jnp.where(negative, 0.0, t)
-    log_phi = lambda x: -0.5 * x**2 - 0.5 * np.log(2 * np.pi)
-    near = log_phi(near_t) + jnp.log1p(near_t * jnp.exp(log_ndtr(near_t) - log_phi(near_t)))
-    left = jnp.where(far, log_phi(-u) + jnp.log(c) - jnp.log(u + c), near)
-    right = jnp.log(right_t * ndtr(right_t) + jnp.exp(-0.5 * right_t**2) / np.sqrt(2 * np.pi))
+    near = norm.logpdf(near_t) + jnp.log1p(near_t * jnp.exp(log_ndtr(near_t) - norm.logpdf(near_t)))
+    left = jnp.where(far, norm.logpdf(u) + jnp.log(c) - jnp.log(u + c), near)
+    right = jnp.log(right_t * ndtr(right_t) + norm.pdf(right_t))
     return jnp.where(negative, left, right)
 
 
@@ -177,9 +177,9 @@ def _normal_softplus_inverse(y, iterations: int = 30):
 
 def _normal_fold(x, log_det, log_scale):
     """``m -> s G(m/s)`` for the mean ``m`` of each field: onto ``m > 0``, ``ln|det| = ln Phi(m/s)``."""
-    scale = jnp.exp(log_scale)
-    t = x.mean(axis=(-2, -1)) / scale
-    return _shift_mean(x, scale * jnp.exp(_log_normal_softplus(t))), log_det + log_ndtr(t)
+    scale, m = jnp.exp(log_scale), x.mean(axis=(-2, -1))
+    t = m / scale
+    return _shift_mean(x, m, scale * jnp.exp(_log_normal_softplus(t))), log_det + log_ndtr(t)
 
 
 def _normal_unfold(x, log_det, log_scale):
@@ -194,7 +194,7 @@ def _normal_unfold(x, log_det, log_scale):
     y = jnp.where(inside, m, 1.0) / scale
     root = jax.lax.stop_gradient(_normal_softplus_inverse(y))
     t = root - (jnp.exp(_log_normal_softplus(root)) - y) / jnp.exp(log_ndtr(root))
-    return _shift_mean(x, scale * t), log_det + jnp.where(inside, -log_ndtr(t), -jnp.inf)
+    return _shift_mean(x, m, scale * t), log_det + jnp.where(inside, -log_ndtr(t), -jnp.inf)
 
 
 def _to_blocks(grid, shifted: bool):
