@@ -15,7 +15,9 @@
    by maximum likelihood on cluster-sampler fields and then by reverse KL (``--neutra-objective mixed``:
    ``--neutra-reverse-weight`` w times the reverse KL plus 1 - w times the same fields' forward KL), against
    plain NUTS: ESS of |m| and m^2 per 1000 gradient evaluations and per second, and each run's z-score
-   against the cluster sampler's ensemble (``z_cluster``, a check of bias that ESS alone cannot give).
+   against the cluster sampler's ensemble (``z_cluster``, a check of bias that ESS alone cannot give),
+   with each run's fraction of draws below |m| = ``SMALL_M`` (the near-disordered fields a mode-seeking
+   flow gives up first) and its z against the cluster ensemble's fraction.
    This flow has its own ``--neutra-kernel`` and ``--neutra-gradient`` (defaults: Li & Wang's 2 x 2
    reading, the total gradient): the Ising recipe's plain q (kernel 3, path gradient) covers both signs
    of the magnetisation, and NUTS through its map took over 100 gradients per draw (README, NeuTra-NUTS);
@@ -54,6 +56,7 @@ RESULTS = Path(__file__).parent / "results"
 PUBLISHED_KL = {8: 0.39, 16: 1.88, 32: 8.8}  # best published (independent reproductions), reference sheet §3
 TARGET_KL = {8: 0.1, 16: 0.5, 32: 3.0}
 TARGET_MIS = {8: 0.6, 16: 0.4}
+SMALL_M = 0.2  # |m| below which the NeuTra tail check counts draws
 PER_SIZE = ("steps", "pretrain_steps", "batch", "learning_rate")
 
 
@@ -152,6 +155,11 @@ def neutra_rows(args) -> tuple[pd.DataFrame, dict]:
     ratios.update({f"{name}: ESS per s, neutra / nuts": table.loc[(name, "neutra"), "ess_per_s"]
                    / table.loc[(name, "nuts"), "ess_per_s"] for name in ("abs_m", "m2")})
     ratios.update({f"cluster reference {name}": float(reference[name].mean()) for name in ("abs_m", "m2")})
+    for label, dt in runs.items():
+        tail = compare_means(dt.posterior["abs_m"].values < SMALL_M, reference["abs_m"].values < SMALL_M)
+        ratios[f"{label}: fraction below abs m = {SMALL_M}"] = float(tail["mean"])
+        ratios[f"{label}: fraction below abs m = {SMALL_M}, z vs cluster"] = float(tail["z"])
+    ratios[f"cluster: fraction below abs m = {SMALL_M}"] = float(tail["reference"])
     ratios["flow training (s)"] = trained.training_time_s
     ratios["cluster training fields (s)"] = data_s
     ratios["flow ESS fraction at the end of training"] = trained.monitor[-1]["ess_fraction"]
