@@ -155,11 +155,12 @@ def neutra_rows(args) -> tuple[pd.DataFrame, dict]:
     ratios.update({f"{name}: ESS per s, neutra / nuts": table.loc[(name, "neutra"), "ess_per_s"]
                    / table.loc[(name, "nuts"), "ess_per_s"] for name in ("abs_m", "m2")})
     ratios.update({f"cluster reference {name}": float(reference[name].mean()) for name in ("abs_m", "m2")})
+    cluster_small = reference["abs_m"].values < SMALL_M
+    ratios[f"cluster: fraction below abs m = {SMALL_M}"] = float(cluster_small.mean())
     for label, dt in runs.items():
-        tail = compare_means(dt.posterior["abs_m"].values < SMALL_M, reference["abs_m"].values < SMALL_M)
+        tail = compare_means(dt.posterior["abs_m"].values < SMALL_M, cluster_small)
         ratios[f"{label}: fraction below abs m = {SMALL_M}"] = float(tail["mean"])
         ratios[f"{label}: fraction below abs m = {SMALL_M}, z vs cluster"] = float(tail["z"])
-    ratios[f"cluster: fraction below abs m = {SMALL_M}"] = float(tail["reference"])
     ratios["flow training (s)"] = trained.training_time_s
     ratios["cluster training fields (s)"] = data_s
     ratios["flow ESS fraction at the end of training"] = trained.monitor[-1]["ess_fraction"]

@@ -153,7 +153,8 @@ def _log_normal_softplus(t):
     c = 1 / (u + tail)
     # each branch fed only where it is finite
     near_t, right_t = jnp.where(negative & ~far, t, -1.0), jnp.where(negative, 0.0, t)
-    near = norm.logpdf(near_t) + jnp.log1p(near_t * jnp.exp(log_ndtr(near_t) - norm.logpdf(near_t)))
+    log_phi = norm.logpdf(near_t)
+    near = log_phi + jnp.log1p(near_t * jnp.exp(log_ndtr(near_t) - log_phi))
     left = jnp.where(far, norm.logpdf(u) + jnp.log(c) - jnp.log(u + c), near)
     right = jnp.log(right_t * ndtr(right_t) + norm.pdf(right_t))
     return jnp.where(negative, left, right)

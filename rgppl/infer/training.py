@@ -136,13 +136,10 @@ class FlowObjective(ELBO):
         if not isinstance(guide, AutoNeuralRG):
             return self.trace_elbo.loss(key, param_map, model, guide, *args, **kwargs)
         posterior = guide.training_posterior(param_map)
+        latent, log_q = sample_with_log_prob(posterior, key, self.batch)
         if self.path_gradient:
-            latent, intermediates = posterior.sample_with_intermediates(key, (self.batch,))
-            log_q = guide.training_posterior(jax.lax.stop_gradient(param_map)).log_prob(latent)
-            if guide.settings.folded:
-                log_q = _with_generative_value(log_q, posterior.log_prob(latent, intermediates))
-        else:
-            latent, log_q = sample_with_log_prob(posterior, key, self.batch)
+            inverse_log_q = guide.training_posterior(jax.lax.stop_gradient(param_map)).log_prob(latent)
+            log_q = _with_generative_value(inverse_log_q, log_q) if guide.settings.folded else inverse_log_q
         return jnp.mean(log_q + guide.model_potential(latent, *args, **kwargs))
 
     def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, **kwargs):
