@@ -17,7 +17,10 @@
    plain NUTS: ESS of |m| and m^2 per 1000 gradient evaluations and per second, and each run's z-score
    against the cluster sampler's ensemble (``z_cluster``, a check of bias that ESS alone cannot give),
    with each run's fraction of draws below |m| = ``SMALL_M`` (the near-disordered fields a mode-seeking
-   flow gives up first) and its z against the cluster ensemble's fraction.
+   flow gives up first) and its z against the cluster ensemble's fraction; then the flow's coverage of p
+   by bins of |m| from ``--draws`` draws of q (``coverage_by_bin``: q's fraction, p's by importance weights
+   and by the cluster ensemble, the samplers' fractions, the mean energy of q's fields and the cluster's),
+   with q's ESS fraction and PSIS k-hat from the same draws.
    This flow has its own ``--neutra-kernel`` and ``--neutra-gradient`` (defaults: Li & Wang's 2 x 2
    reading, the total gradient): the Ising recipe's plain q (kernel 3, path gradient) covers both signs
    of the magnetisation, and NUTS through its map took over 100 gradients per draw (README, NeuTra-NUTS);
@@ -40,6 +43,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import jax
+import numpy as np
 import pandas as pd
 from numpyro.infer.autoguide import AutoBNAFNormal, AutoIAFNormal
 
@@ -48,7 +53,8 @@ from rgppl.ensembles import ClusterSettings, ising_dual_fields, reference_ensemb
 from rgppl.exact import exact_observables
 from rgppl.flows import FOLDS, FlowSettings
 from rgppl.hamiltonians import BETA_C_PHI4_HOPPING, ising_dual, phi4_hopping
-from rgppl.infer import MISSettings, SVISettings, free_energy, grow, run_mis, run_neutra, train_flow
+from rgppl.infer import (MISSettings, SVISettings, coverage_by_bin, free_energy, grow, importance_statistics, run_mis,
+                         run_neutra, train_flow)
 from rgppl.mcmc import NUTSSettings, run_nuts
 from rgppl.report import markdown_table
 
@@ -57,6 +63,7 @@ PUBLISHED_KL = {8: 0.39, 16: 1.88, 32: 8.8}  # best published (independent repro
 TARGET_KL = {8: 0.1, 16: 0.5, 32: 3.0}
 TARGET_MIS = {8: 0.6, 16: 0.4}
 SMALL_M = 0.2  # |m| below which the NeuTra tail check counts draws
+ABS_M_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, np.inf)  # the NeuTra flow's coverage table
 PER_SIZE = ("steps", "pretrain_steps", "batch", "learning_rate")
 
 
@@ -120,7 +127,7 @@ def ising_dual_rows(args) -> list[dict]:
     return rows
 
 
-def neutra_rows(args) -> tuple[pd.DataFrame, dict]:
+def neutra_rows(args) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     L = args.neutra_size
     h = phi4_hopping(L, BETA_C_PHI4_HOPPING)
     svi = SVISettings(steps=args.neutra_steps, batch=args.batch[0], learning_rate=args.learning_rate[0],
@@ -163,11 +170,38 @@ def neutra_rows(args) -> tuple[pd.DataFrame, dict]:
         ratios[f"{label}: fraction below abs m = {SMALL_M}, z vs cluster"] = float(tail["z"])
     ratios["flow training (s)"] = trained.training_time_s
     ratios["cluster training fields (s)"] = data_s
-    ratios["flow ESS fraction at the end of training"] = trained.monitor[-1]["ess_fraction"]
+    ratios["flow ESS fraction at the end of training (its monitor's few draws)"] = trained.monitor[-1]["ess_fraction"]
+    coverage, quality = flow_coverage(trained, reference, runs, args)
+    ratios[f"flow ESS fraction ({args.draws} draws)"] = quality["ess_fraction"]
+    ratios[f"flow PSIS k-hat ({args.draws} draws)"] = quality["k_hat"]
     for label, dt in runs.items():
         ratios[f"{label}: gradient evaluations per draw"] = dt.attrs["gradient_evaluations"] / (
             dt.posterior.sizes["chain"] * dt.posterior.sizes["draw"])
-    return table, ratios
+    return table, coverage, ratios
+
+
+def flow_coverage(trained, reference, runs: dict, args) -> tuple[pd.DataFrame, dict]:
+    """Where the NeuTra flow q covers p, by bins of |m| (``ABS_M_BINS``), from ``--draws`` draws of q: q's
+    fraction, p's by importance weights (``coverage_by_bin``) and by the cluster ensemble, each sampler's
+    fraction, the spread of ln w, and the mean energy of q's fields against the cluster ensemble's (the
+    near-disordered fields of p are two domains; a flow can put them there with the wrong walls)."""
+    h = trained.hamiltonian
+    x, log_q, w = trained.draw(jax.random.PRNGKey(args.seed + 1), args.draws)
+    q_abs_m = np.abs(x.mean(axis=(-2, -1)))
+    table = coverage_by_bin(q_abs_m, w, ABS_M_BINS)
+    bins = lambda values: np.histogram(np.ravel(values), ABS_M_BINS)[0] / np.size(values)
+    table["p_cluster"] = bins(reference["abs_m"].values)
+    for label, dt in runs.items():
+        table[f"{label}_fraction"] = bins(dt.posterior["abs_m"].values)
+    fields = reference["phi"].values.reshape(-1, *h.lattice.shape)
+    cluster_energy = np.concatenate([np.asarray(h.energy(chunk)) for chunk in np.array_split(fields, 32)])
+    cluster_bin = np.digitize(np.ravel(reference["abs_m"].values), ABS_M_BINS) - 1
+    q_bin = np.digitize(q_abs_m, ABS_M_BINS) - 1
+    mean_in = lambda values, index, b: values[index == b].mean() if np.any(index == b) else np.nan
+    table["energy_q"] = [mean_in(-(w + log_q), q_bin, b) for b in range(len(table))]
+    table["energy_cluster"] = [mean_in(cluster_energy, cluster_bin, b) for b in range(len(table))]
+    table.insert(0, "abs_m", [f"{low:g}-{high:g}" for low, high in zip(table.pop("low"), table.pop("high"))])
+    return table.set_index("abs_m"), importance_statistics(w)
 
 
 def main() -> None:
@@ -232,12 +266,16 @@ def main() -> None:
                  markdown_table(flows), ""]
         record["flows"] = json.loads(flows.reset_index().to_json(orient="records"))
     if not args.skip_neutra:
-        neutra, ratios = neutra_rows(args)
+        neutra, coverage, ratios = neutra_rows(args)
         text += [f"NeuTra-NUTS vs NUTS on phi^4 (hopping, beta = {BETA_C_PHI4_HOPPING}), L = {args.neutra_size}, "
                  f"4 chains after {args.nuts_warmup} warm-up, NeuTra {args.nuts_samples} draws each, plain NUTS "
                  f"{args.nuts_baseline_samples}:", "", markdown_table(neutra), "",
-                 *[f"- {k}: {v:.4g}" for k, v in ratios.items()], ""]
-        record.update(neutra=json.loads(neutra.reset_index().to_json(orient="records")), ratios=ratios)
+                 *[f"- {k}: {v:.4g}" for k, v in ratios.items()], "",
+                 f"The NeuTra flow's coverage of p by |m| ({args.draws} draws of q; p_fraction by importance weights, "
+                 "p_cluster from the cluster ensemble; mean energies of q's and the cluster ensemble's fields):", "",
+                 markdown_table(coverage), ""]
+        record.update(neutra=json.loads(neutra.reset_index().to_json(orient="records")), ratios=ratios,
+                      coverage=json.loads(coverage.reset_index().to_json(orient="records")))
     text.append(f"[total {time.perf_counter() - start:.0f} s]")
     print("\n".join(text))
     out = Path(args.output)

@@ -7,13 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from numpyro.infer.autoguide import AutoIAFNormal
+from scipy.stats import norm
 
 from rgppl.diagnostics import summary
 from rgppl.errors import InputError, SamplingDiverged
 from rgppl.exact import exact_observables, free_field_spectrum, sample_gaussian_field
 from rgppl.flows import FlowSettings
 from rgppl.hamiltonians import Custom, Gradient, Hamiltonian, Mass, free_field
-from rgppl.infer import (MISSettings, SVISettings, TrainedFlow, free_energy, grow, importance_statistics,
+from rgppl.infer import (MISSettings, SVISettings, TrainedFlow, coverage_by_bin, free_energy, grow, importance_statistics,
                          latent_independence, latents_by_scale, resample_scales, run_mis, train_flow)
 from rgppl.lattice import Lattice
 from tests.stats import family_threshold
@@ -31,6 +32,23 @@ def free_field_flow():
 def test_importance_statistics_of_exact_weights():
     stats = importance_statistics(np.full(1000, -3.0))
     assert stats["F_q"] == 3.0 and stats["ln_z_is"] == pytest.approx(-3.0) and stats["ess_fraction"] == pytest.approx(1.0)
+
+
+def test_coverage_by_bin_recovers_a_shifted_gaussian_from_draws_of_another():
+    """Draws of q = N(0, 1) weighted towards p = N(1/2, 1): p's mass per bin against the exact Phi differences."""
+    x = np.random.default_rng(0).standard_normal(200_000)
+    edges = np.array([-np.inf, -1.0, 0.0, 1.0, 2.0, np.inf])
+    table = coverage_by_bin(x, norm.logpdf(x, 0.5) - norm.logpdf(x), edges)
+    exact = np.diff(norm.cdf(edges, 0.5))
+    z = (table["p_fraction"] - exact) / table["p_fraction_err"]
+    assert np.all(np.abs(z) < family_threshold(len(exact)))
+    assert np.allclose(table["q_fraction"], np.diff(norm.cdf(edges)), atol=0.005)
+    assert table["p_over_q"].iloc[0] < 1 < table["p_over_q"].iloc[-1]  # p lies to the right of q
+
+
+def test_coverage_by_bin_names_bad_edges():
+    with pytest.raises(InputError, match="edges"):
+        coverage_by_bin(np.zeros(3), np.zeros(3), [1.0, 0.0])
 
 
 def test_trained_flow_free_energy_and_is_ln_z_against_exact(free_field_flow):
