@@ -19,7 +19,8 @@
    with each run's fraction of draws below |m| = ``SMALL_M`` (the near-disordered fields a mode-seeking
    flow gives up first) and its z against the cluster ensemble's fraction; then the flow's coverage of p
    by bins of |m| from ``--draws`` draws of q (``coverage_by_bin``: q's fraction, p's by importance weights
-   and by the cluster ensemble, the samplers' fractions, the mean energy of q's fields and the cluster's),
+   and by the cluster ensemble, the samplers' fractions, the mean energy and lowest-mode amplitude of q's
+   fields and the cluster's),
    with q's ESS fraction and PSIS k-hat from the same draws.
    This flow has its own ``--neutra-kernel`` and ``--neutra-gradient`` (defaults: Li & Wang's 2 x 2
    reading, the total gradient): the Ising recipe's plain q (kernel 3, path gradient) covers both signs
@@ -56,6 +57,7 @@ from rgppl.hamiltonians import BETA_C_PHI4_HOPPING, ising_dual, phi4_hopping
 from rgppl.infer import (MISSettings, SVISettings, coverage_by_bin, free_energy, grow, importance_statistics, run_mis,
                          run_neutra, train_flow)
 from rgppl.mcmc import NUTSSettings, run_nuts
+from rgppl.observables import momentum_power
 from rgppl.report import markdown_table
 
 RESULTS = Path(__file__).parent / "results"
@@ -180,26 +182,41 @@ def neutra_rows(args) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     return table, coverage, ratios
 
 
+def lowest_mode_amplitude(fields):
+    """``sqrt(sum_{|k| = 2 pi / L} |phi_k|^2 / N)`` per field (unitary transform): 0.634 for two flat stripes of
+    phi = +-0.7 halving an L = 16 torus, 0 for a uniform field."""
+    power = np.asarray(momentum_power(fields))
+    lowest = power[..., 1, 0] + power[..., -1, 0] + power[..., 0, 1] + power[..., 0, -1]
+    return np.sqrt(lowest / (fields.shape[-2] * fields.shape[-1]))
+
+
+def mean_by_bin(values, abs_m) -> list[float]:
+    """The mean of ``values`` in each bin of ``ABS_M_BINS`` by ``abs_m`` (NaN where a bin is empty)."""
+    index = np.digitize(abs_m, ABS_M_BINS) - 1
+    return [values[index == b].mean() if np.any(index == b) else np.nan for b in range(len(ABS_M_BINS) - 1)]
+
+
 def flow_coverage(trained, reference, runs: dict, args) -> tuple[pd.DataFrame, dict]:
     """Where the NeuTra flow q covers p, by bins of |m| (``ABS_M_BINS``), from ``--draws`` draws of q: q's
     fraction, p's by importance weights (``coverage_by_bin``) and by the cluster ensemble, each sampler's
-    fraction, the spread of ln w, and the mean energy of q's fields against the cluster ensemble's (the
-    near-disordered fields of p are two domains; a flow can put them there with the wrong walls)."""
+    fraction, the spread of ln w, and per bin the mean energy and lowest-mode amplitude of q's fields against
+    the cluster ensemble's (p's near-disordered fields are two domains: a flow can put mass there with the
+    wrong walls)."""
     h = trained.hamiltonian
     x, log_q, w = trained.draw(jax.random.PRNGKey(args.seed + 1), args.draws)
     q_abs_m = np.abs(x.mean(axis=(-2, -1)))
     table = coverage_by_bin(q_abs_m, w, ABS_M_BINS)
+    cluster_abs_m = np.ravel(reference["abs_m"].values)
     bins = lambda values: np.histogram(np.ravel(values), ABS_M_BINS)[0] / np.size(values)
-    table["p_cluster"] = bins(reference["abs_m"].values)
+    table["p_cluster"] = bins(cluster_abs_m)
     for label, dt in runs.items():
         table[f"{label}_fraction"] = bins(dt.posterior["abs_m"].values)
     fields = reference["phi"].values.reshape(-1, *h.lattice.shape)
     cluster_energy = np.concatenate([np.asarray(h.energy(chunk)) for chunk in np.array_split(fields, 32)])
-    cluster_bin = np.digitize(np.ravel(reference["abs_m"].values), ABS_M_BINS) - 1
-    q_bin = np.digitize(q_abs_m, ABS_M_BINS) - 1
-    mean_in = lambda values, index, b: values[index == b].mean() if np.any(index == b) else np.nan
-    table["energy_q"] = [mean_in(-(w + log_q), q_bin, b) for b in range(len(table))]
-    table["energy_cluster"] = [mean_in(cluster_energy, cluster_bin, b) for b in range(len(table))]
+    table["energy_q"] = mean_by_bin(-(w + log_q), q_abs_m)
+    table["energy_cluster"] = mean_by_bin(cluster_energy, cluster_abs_m)
+    table["lowest_modes_q"] = mean_by_bin(lowest_mode_amplitude(x), q_abs_m)
+    table["lowest_modes_cluster"] = mean_by_bin(lowest_mode_amplitude(fields), cluster_abs_m)
     table.insert(0, "abs_m", [f"{low:g}-{high:g}" for low, high in zip(table.pop("low"), table.pop("high"))])
     return table.set_index("abs_m"), importance_statistics(w)
 
@@ -272,7 +289,8 @@ def main() -> None:
                  f"{args.nuts_baseline_samples}:", "", markdown_table(neutra), "",
                  *[f"- {k}: {v:.4g}" for k, v in ratios.items()], "",
                  f"The NeuTra flow's coverage of p by |m| ({args.draws} draws of q; p_fraction by importance weights, "
-                 "p_cluster from the cluster ensemble; mean energies of q's and the cluster ensemble's fields):", "",
+                 "p_cluster from the cluster ensemble; mean energy and lowest-mode amplitude of q's fields and the cluster "
+                 "ensemble's):", "",
                  markdown_table(coverage), ""]
         record.update(neutra=json.loads(neutra.reset_index().to_json(orient="records")), ratios=ratios,
                       coverage=json.loads(coverage.reset_index().to_json(orient="records")))
