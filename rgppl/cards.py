@@ -27,6 +27,7 @@ the field, the value and what is valid)::
     samples = 2000
     target_accept = 0.8
     max_tree_depth = 10
+    dense_mass = false                  # true: adapt a full covariance as the mass matrix
     chain_method = "vectorized"
     checkpoint_every = 250
 

@@ -1,9 +1,10 @@
 """Baseline sampling: NumPyro's NUTS on any rgppl Hamiltonian, chunked for progress and checkpoints.
 
-Warm-up runs once (step size and diagonal mass matrix adaptation); the sampling phase then runs in
-chunks of ``checkpoint_every`` draws.  After every chunk the draws so far and the complete sampler
-state are written atomically to an ``.npz`` checkpoint (arrays only, no pickle), so an interrupted
-run resumes where it stopped and produces exactly the draws an uninterrupted run would have.
+Warm-up runs once (step size and mass matrix adaptation: diagonal, or dense with ``dense_mass``); the
+sampling phase then runs in chunks of ``checkpoint_every`` draws.  After every chunk the draws so far
+and the complete sampler state are written atomically to an ``.npz`` checkpoint (arrays only, no
+pickle), so an interrupted run resumes where it stopped and produces exactly the draws an
+uninterrupted run would have.
 Non-finite draws or energies stop the run with a message; the last good checkpoint is kept.
 """
 
@@ -26,19 +27,22 @@ EXTRA_FIELDS = ("num_steps", "diverging", "accept_prob", "potential_energy")
 
 @dataclass(frozen=True)
 class NUTSSettings:
-    """What a NUTS run does.  ``checkpoint_every`` is the number of draws per chain between checkpoints."""
+    """What a NUTS run does.  ``checkpoint_every`` is the number of draws per chain between checkpoints;
+    ``dense_mass`` adapts a full covariance as the mass matrix (NumPyro's ``dense_mass``) instead of a diagonal."""
 
     chains: int = 4
     warmup: int = 500
     samples: int = 1000
     target_accept: float = 0.8
     max_tree_depth: int = 10
+    dense_mass: bool = False
     chain_method: str = "vectorized"
     checkpoint_every: int = 250
 
     def __post_init__(self):
         for name in ("chains", "warmup", "samples", "max_tree_depth", "checkpoint_every"):
             require_integer(f"nuts.{name}", getattr(self, name), 0 if name == "warmup" else 1)
+        require(isinstance(self.dense_mass, bool), "nuts.dense_mass", self.dense_mass, "true or false")
         require(0 < self.target_accept < 1, "nuts.target_accept", self.target_accept, "a number in (0, 1)")
         require(self.chain_method in CHAIN_METHODS, "nuts.chain_method", self.chain_method, f"one of {CHAIN_METHODS}")
 
@@ -80,7 +84,7 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
     names the sampler and ``fingerprint`` identifies the reparameterisation in checkpoints.
     """
     kernel = NUTS(model or hamiltonian.model, target_accept_prob=settings.target_accept,
-                  max_tree_depth=settings.max_tree_depth)
+                  max_tree_depth=settings.max_tree_depth, dense_mass=settings.dense_mass)
     chunk = min(settings.checkpoint_every, settings.samples)
     mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=chunk, num_chains=settings.chains,
                 chain_method=settings.chain_method, progress_bar=False)
@@ -145,6 +149,6 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
         "gradient_evaluations": int(draws["num_steps"].sum()),
         "warmup_gradient_evaluations": warmup_steps,
         **times,
-        **{f"nuts_{k}": v for k, v in asdict(settings).items()},
+        **{f"nuts_{k}": int(v) if isinstance(v, bool) else v for k, v in asdict(settings).items()},  # netCDF has no bool
     }
     return make_datatree(hamiltonian, draws["phi"], sample_stats=sample_stats, attrs=attrs)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -15,9 +17,10 @@ from tests.stats import family_threshold
 FAST = NUTSSettings(chains=4, warmup=300, samples=1000, checkpoint_every=1000)
 
 
-def test_free_field_nuts_propagator_within_ess_error_bars():
+@pytest.mark.parametrize("dense_mass", [False, True])
+def test_free_field_nuts_propagator_within_ess_error_bars(dense_mass):
     h = free_field(4, m2=0.5)
-    dt = run_nuts(h, FAST, seed=0, progress=False)
+    dt = run_nuts(h, replace(FAST, dense_mass=dense_mass), seed=0, progress=False)
     power = np.asarray(momentum_power(jnp.asarray(dt.posterior["phi"].values)))
     stats = mean_with_error(power)
     z = (stats["mean"] - exact.free_field_propagator(4, 0.5)) / stats["mcse"]
@@ -70,6 +73,8 @@ def test_settings_are_validated():
         NUTSSettings(chains=0)
     with pytest.raises(InputError, match="nuts.target_accept"):
         NUTSSettings(target_accept=1.5)
+    with pytest.raises(InputError, match="nuts.dense_mass"):
+        NUTSSettings(dense_mass="yes")
 
 
 def test_a_single_chain_keeps_the_chain_axis():
