@@ -4,7 +4,11 @@ Warm-up runs once (step size and mass matrix adaptation: diagonal, or dense with
 sampling phase then runs in chunks of ``checkpoint_every`` draws.  After every chunk the draws so far
 and the complete sampler state are written atomically to an ``.npz`` checkpoint (arrays only, no
 pickle), so an interrupted run resumes where it stopped and produces exactly the draws an
-uninterrupted run would have.
+uninterrupted run would have.  With more than one chain NumPyro compiles each chunk afresh (its cache
+of compiled samplers is bypassed under ``vmap``/``lax.map``), and every compiled executable keeps its
+memory mappings until JAX's caches are cleared: about 500 per chunk, so a long run would exhaust the
+kernel's limit (``vm.max_map_count``, 65530) and abort in LLVM ("Unable to allocate section memory").
+The caches are therefore cleared after every chunk.
 Non-finite draws or energies stop the run with a message; the last good checkpoint is kept.
 """
 
@@ -129,6 +133,7 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
         _check_finite(new, done // chunk, checkpoint)
         draws = {k: np.concatenate([draws[k], v], axis=1) if k in draws else v for k, v in new.items()}
         state, done = mcmc.last_state, done + mcmc.num_samples
+        jax.clear_caches()  # release the chunk's compiled sampler (see the module docstring)
         if checkpoint:
             extra = {"warmup_num_steps": np.array(warmup_steps), **{k: np.array(v) for k, v in times.items()}}
             _save_checkpoint(checkpoint, {**meta, "draws_done": done}, state, {**draws, **extra})
