@@ -8,7 +8,8 @@ uninterrupted run would have.  With more than one chain NumPyro compiles each ch
 of compiled samplers is bypassed under ``vmap``/``lax.map``), and every compiled executable keeps its
 memory mappings until JAX's caches are cleared: about 500 per chunk, so a long run would exhaust the
 kernel's limit (``vm.max_map_count``, 65530) and abort in LLVM ("Unable to allocate section memory").
-The caches are therefore cleared after every chunk.
+The caches are therefore cleared after every chunk of a multi-chain run (a single chain's compiled
+sampler is cached by NumPyro and reused from chunk to chunk).
 Non-finite draws or energies stop the run with a message; the last good checkpoint is kept.
 """
 
@@ -133,7 +134,8 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
         _check_finite(new, done // chunk, checkpoint)
         draws = {k: np.concatenate([draws[k], v], axis=1) if k in draws else v for k, v in new.items()}
         state, done = mcmc.last_state, done + mcmc.num_samples
-        jax.clear_caches()  # release the chunk's compiled sampler (see the module docstring)
+        if settings.chains > 1:  # release the chunk's compiled sampler (see the module docstring)
+            jax.clear_caches()
         if checkpoint:
             extra = {"warmup_num_steps": np.array(warmup_steps), **{k: np.array(v) for k, v in times.items()}}
             _save_checkpoint(checkpoint, {**meta, "draws_done": done}, state, {**draws, **extra})
