@@ -1,16 +1,20 @@
 """Baseline sampling: NumPyro's NUTS on any rgppl Hamiltonian, chunked for progress and checkpoints.
 
-Warm-up runs once (step size and mass matrix adaptation: diagonal, or dense with ``dense_mass``); the
-sampling phase then runs in chunks of ``checkpoint_every`` draws.  After every chunk the draws so far
-and the complete sampler state are written atomically to an ``.npz`` checkpoint (arrays only, no
-pickle), so an interrupted run resumes where it stopped and produces exactly the draws an
-uninterrupted run would have.  With more than one chain NumPyro compiles each chunk afresh (its cache
-of compiled samplers is bypassed under ``vmap``/``lax.map``), and every compiled executable keeps its
-memory mappings until JAX's caches are cleared: about 500 per chunk, so a long run would exhaust the
-kernel's limit (``vm.max_map_count``, 65530) and abort in LLVM ("Unable to allocate section memory").
-The caches are therefore cleared after every chunk of a multi-chain run (a single chain's compiled
-sampler is cached by NumPyro and reused from chunk to chunk).
-Non-finite draws or energies stop the run with a message; the last good checkpoint is kept.
+The run is NumPyro's NUTS kernel driven by one loop: ``NUTS.init`` (per chain), then the kernel's own
+transition ``NUTS.sample`` in a ``lax.scan`` of ``checkpoint_every`` draws, over all chains at once
+(``vmap``, "vectorized") or one after the other (``lax.map``, "sequential"), compiled once per run and
+called chunk after chunk: first through the ``warmup`` transitions, in which the kernel adapts its step size
+and mass matrix (diagonal, or dense with ``dense_mass``), then through the draws.  The transitions are
+NumPyro's, so the draws are exactly those of ``MCMC.run`` from the same key.  (``MCMC`` itself is not used:
+called per chunk it compiles every multi-chain chunk afresh, as its cache of compiled samplers is bypassed
+under ``vmap``/``lax.map`` (19 s a chunk for a NeuTra model on 16 x 16), and each of its compiled loops
+keeps ~460 memory mappings for the life of the process, so a long run, or many runs, reached the kernel's
+``vm.max_map_count`` (65530) and aborted in LLVM.)
+
+After every chunk of draws the draws so far and the complete sampler state are written atomically to an
+``.npz`` checkpoint (arrays only, no pickle), so an interrupted run resumes where it stopped and produces
+exactly the draws an uninterrupted run would have.  Non-finite draws or energies stop the run with a
+message; the last good checkpoint is kept.
 """
 
 import time
@@ -19,14 +23,15 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from numpyro.infer import MCMC, NUTS
+from jax import lax
+from numpyro.infer import NUTS
 from tqdm.auto import tqdm
 
 from rgppl import checkpoints
 from rgppl.diagnostics import make_datatree
 from rgppl.errors import SamplingDiverged, require, require_integer
 
-CHAIN_METHODS = ("vectorized", "sequential", "parallel")
+CHAIN_METHODS = ("vectorized", "sequential")
 EXTRA_FIELDS = ("num_steps", "diverging", "accept_prob", "potential_energy")
 
 
@@ -76,6 +81,53 @@ def _check_finite(draws: dict, chunk: int, checkpoint: Path | None) -> None:
         )
 
 
+def _batched_by_chain(settings: NUTSSettings) -> bool:
+    """Whether the chains share one vmapped transition ("vectorized") rather than each its own ("sequential")."""
+    return settings.chains > 1 and settings.chain_method == "vectorized"
+
+
+def _initial_state(kernel, settings: NUTSSettings, key, name: str):
+    """``NUTS.init`` for every chain, as ``MCMC`` does it: a state with the chains on its leading axis."""
+    keys = jax.random.split(key, settings.chains) if settings.chains > 1 else key[None]
+    try:
+        if _batched_by_chain(settings):  # NumPyro then vmaps the kernel's transition
+            return kernel.init(keys, settings.warmup, None, (), {})
+        states = [kernel.init(one, settings.warmup, None, (), {}) for one in keys]
+    except RuntimeError as error:
+        if "valid initial parameters" not in str(error):
+            raise
+        raise SamplingDiverged(
+            f"NUTS could not start: the energy of {name} or its gradient is not finite at any initial "
+            "point tried (uniform in [-2, 2] per site). Check the terms, in particular custom ones."
+        ) from None
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *states)
+
+
+def _compiled_chunk(kernel, settings: NUTSSettings):
+    """``chunk(state, n) -> (state, draws)``: ``n`` NUTS transitions of every chain, compiled once per ``n``.
+
+    ``state`` holds the chains on its leading axis; ``draws`` are ``phi`` (the model's constrained value, a
+    deterministic site of a reparameterised model included) and ``EXTRA_FIELDS``, each ``[chain, draw, ...]``.
+    """
+    postprocess = kernel.postprocess_fn((), {})
+    record = lambda state: {"phi": postprocess(state.z)["phi"], **{k: getattr(state, k) for k in EXTRA_FIELDS}}
+
+    def scan(state, n: int, record):
+        def transition(state, _):
+            state = kernel.sample(state, (), {})
+            return state, record(state)
+
+        return lax.scan(transition, state, None, length=n)
+
+    def chunk(state, n: int):
+        if _batched_by_chain(settings):
+            state, draws = scan(state, n, jax.vmap(record))
+            return state, jax.tree.map(lambda v: v.swapaxes(0, 1), draws)
+        return lax.map(lambda one: scan(one, n, record), state)
+
+    return jax.jit(chunk, static_argnums=1)
+
+
 def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int = 0, checkpoint=None,
              resume: bool = False, progress: bool = True, model=None, label: str = "nuts", fingerprint: str = ""):
     """Sample ``p(phi) ∝ exp(-E(phi))`` with NUTS; return a DataTree (see :mod:`rgppl.diagnostics`).
@@ -90,59 +142,45 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
     """
     kernel = NUTS(model or hamiltonian.model, target_accept_prob=settings.target_accept,
                   max_tree_depth=settings.max_tree_depth, dense_mass=settings.dense_mass)
-    chunk = min(settings.checkpoint_every, settings.samples)
-    mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=chunk, num_chains=settings.chains,
-                chain_method=settings.chain_method, progress_bar=False)
     meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": label, "settings": asdict(settings),
             "fingerprint": fingerprint}
     checkpoint = Path(checkpoint) if checkpoint else None
-    key = jax.random.PRNGKey(seed)
+    state = _initial_state(kernel, settings, jax.random.PRNGKey(seed), hamiltonian.name)
+    chunk, size = _compiled_chunk(kernel, settings), min(settings.checkpoint_every, settings.samples)
     draws, done, times = {}, 0, {"warmup_time_s": 0.0, "sampling_time_s": 0.0}
+    bar = lambda phase, total, initial=0: tqdm(total=total, initial=initial, desc=f"{label} {phase} {hamiltonian.name}",
+                                               disable=not progress, unit="draw")
 
     if resume and checkpoint and checkpoint.exists():
-        keys = jax.random.split(key, settings.chains) if settings.chains > 1 else key
-        template = kernel.init(keys, settings.warmup, None, (), {})
-        state, draws, done = _load_checkpoint(checkpoint, meta, template)
+        state, draws, done = _load_checkpoint(checkpoint, meta, state)
         warmup_steps = int(draws.pop("warmup_num_steps"))
         times = {k: float(draws.pop(k)) for k in times}
     else:
-        start = time.perf_counter()
-        mcmc.progress_bar = progress  # NumPyro's own bar for the warm-up; the chunks below have ours
-        try:
-            mcmc.warmup(key, extra_fields=("num_steps",), collect_warmup=True)
-        except RuntimeError as error:
-            if "valid initial parameters" not in str(error):
-                raise
-            raise SamplingDiverged(
-                f"NUTS could not start: the energy of {hamiltonian.name} or its gradient is not finite at any initial "
-                "point tried (uniform in [-2, 2] per site). Check the terms, in particular custom ones."
-            ) from None
-        mcmc.progress_bar = False
+        start, warmup_steps, warmed = time.perf_counter(), 0, 0
+        with bar("warmup", settings.warmup) as progress_bar:
+            while warmed < settings.warmup:
+                n = min(size, settings.warmup - warmed)
+                state, new = chunk(state, n)
+                warmup_steps, warmed = warmup_steps + int(new["num_steps"].sum()), warmed + n
+                progress_bar.update(n)
         times["warmup_time_s"] = time.perf_counter() - start
-        warmup_steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))
-        state = mcmc.last_state
 
-    bar = tqdm(total=settings.samples, initial=done, desc=f"{label} {hamiltonian.name}", disable=not progress, unit="draw")
-    while done < settings.samples:
-        mcmc.num_samples = min(chunk, settings.samples - done)
-        mcmc.post_warmup_state = state
-        start = time.perf_counter()
-        mcmc.run(state.rng_key, extra_fields=EXTRA_FIELDS)
-        new = {"phi": mcmc.get_samples(group_by_chain=True)["phi"], **mcmc.get_extra_fields(group_by_chain=True)}
-        new = {k: np.asarray(v) for k, v in new.items()}  # (chain, draw, ...) for any number of chains
-        times["sampling_time_s"] += time.perf_counter() - start
-        _check_finite(new, done // chunk, checkpoint)
-        draws = {k: np.concatenate([draws[k], v], axis=1) if k in draws else v for k, v in new.items()}
-        state, done = mcmc.last_state, done + mcmc.num_samples
-        if settings.chains > 1:  # release the chunk's compiled sampler (see the module docstring)
-            jax.clear_caches()
-        if checkpoint:
-            extra = {"warmup_num_steps": np.array(warmup_steps), **{k: np.array(v) for k, v in times.items()}}
-            _save_checkpoint(checkpoint, {**meta, "draws_done": done}, state, {**draws, **extra})
-        bar.set_postfix(divergent=int(draws["diverging"].sum()), accept=f"{draws['accept_prob'].mean():.2f}",
-                        steps=f"{draws['num_steps'].mean():.0f}")
-        bar.update(mcmc.num_samples)
-    bar.close()
+    with bar("sampling", settings.samples, done) as progress_bar:
+        while done < settings.samples:
+            n = min(size, settings.samples - done)
+            start = time.perf_counter()
+            state, new = chunk(state, n)
+            new = {k: np.asarray(v) for k, v in new.items()}
+            times["sampling_time_s"] += time.perf_counter() - start
+            _check_finite(new, done // size, checkpoint)
+            draws = {k: np.concatenate([draws[k], v], axis=1) if k in draws else v for k, v in new.items()}
+            done += n
+            if checkpoint:
+                extra = {"warmup_num_steps": np.array(warmup_steps), **{k: np.array(v) for k, v in times.items()}}
+                _save_checkpoint(checkpoint, {**meta, "draws_done": done}, state, {**draws, **extra})
+            progress_bar.set_postfix(divergent=int(draws["diverging"].sum()), accept=f"{draws['accept_prob'].mean():.2f}",
+                                     steps=f"{draws['num_steps'].mean():.0f}")
+            progress_bar.update(n)
 
     sample_stats = {
         "n_steps": draws["num_steps"],
