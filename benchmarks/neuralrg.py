@@ -58,7 +58,6 @@ from rgppl.ensembles import ClusterSettings, ising_dual_fields, reference_ensemb
 from rgppl.exact import exact_observables
 from rgppl.flows import FOLDS, FlowSettings
 from rgppl.hamiltonians import BETA_C_PHI4_HOPPING, ising_dual, phi4_hopping
-from rgppl.lattice import Lattice
 from rgppl.infer import (MISSettings, SVISettings, coverage_by_bin, free_energy, grow, importance_statistics, run_mis,
                          run_neutra, train_flow)
 from rgppl.mcmc import NUTSSettings, run_nuts
@@ -143,11 +142,9 @@ def neutra_rows(args) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
                       reverse_weight=args.neutra_reverse_weight)
     start = time.perf_counter()
     cluster = ClusterSettings(chains=16, warmup=200, samples=args.pretrain_fields // 16, thin=2)
-    ensemble = lambda h: reference_ensemble(h, cluster, seed=args.seed, progress=not args.quiet).posterior
-    training_fields = lambda reference: oversampled(reference["phi"].values.reshape(-1, *reference["phi"].shape[-2:]),
-                                                    args.neutra_oversample)
-    reference = ensemble(h)
-    data = training_fields(reference) if svi.trains_on_data else None
+    reference = reference_ensemble(h, cluster, seed=args.seed, progress=not args.quiet).posterior
+    data = oversampled(reference["phi"].values.reshape(-1, L, L), args.neutra_oversample) if svi.trains_on_data else None
+    data_s = time.perf_counter() - start
     kept = Path(args.checkpoints) if args.checkpoints else None
     if kept:
         kept.mkdir(parents=True, exist_ok=True)
@@ -156,15 +153,8 @@ def neutra_rows(args) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         return kept / f"{name}.npz" if kept else None
 
     keep = {"resume": kept is not None, "progress": not args.quiet}
-    settings, init = flow_settings(args, args.neutra_kernel, args.neutra_fold), None
-    if args.neutra_grow_from:
-        side, (ml, steps) = args.neutra_grow_from, args.neutra_grow_steps
-        small = h.on(Lattice(side))
-        stage = replace(svi, pretrain_steps=ml, steps=steps, checkpoint_every=steps)
-        init = grow(train_flow(small, settings, stage, data=training_fields(ensemble(small)), seed=args.seed,
-                               checkpoint=checkpoint(f"neutra_flow_L{side}"), **keep), h)
-    data_s = time.perf_counter() - start - (init.training_time_s if init else 0.0)
-    trained = train_flow(h, settings, svi, data=data, init=init, seed=args.seed, checkpoint=checkpoint("neutra_flow"), **keep)
+    trained = train_flow(h, flow_settings(args, args.neutra_kernel, args.neutra_fold), svi, data=data, seed=args.seed,
+                         checkpoint=checkpoint("neutra_flow"), **keep)
     nuts = NUTSSettings(chains=4, warmup=args.nuts_warmup, samples=args.nuts_samples, target_accept=args.neutra_target_accept)
     runs = {"neutra": run_neutra(trained, nuts, seed=args.seed, checkpoint=checkpoint("neutra_chains"), **keep)}
     for accept in args.nuts_target_accept:
@@ -286,9 +276,6 @@ def main() -> None:
     parser.add_argument("--neutra-objective", choices=["reverse", "mixed"], default="mixed",
                         help="the NeuTra flow's objective after maximum likelihood (SVISettings.objective); mixed keeps the "
                              "cluster fields' forward KL beside the reverse KL, so q keeps covering small |m|")
-    parser.add_argument("--neutra-grow-from", type=int, help="train the NeuTra flow on this smaller side first, then grow it")
-    parser.add_argument("--neutra-grow-steps", type=int, nargs=2, default=[1000, 2000], metavar=("ML", "STEPS"),
-                        help="the smaller lattice's maximum-likelihood and objective steps")
     parser.add_argument("--neutra-oversample", type=int, default=1,
                         help="repeat the training fields below |m| = SMALL_M this many times (see oversampled)")
     parser.add_argument("--neutra-reverse-weight", type=float, default=0.35,
