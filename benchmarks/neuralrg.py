@@ -26,7 +26,9 @@
    The defaults are the README's headline recipe: the Ising recipe's flow (kernel 3, path gradient)
    folded onto m > 0 by the Gaussian softplus (``--neutra-fold``, ``FlowSettings.fold``: unfolded, q
    covers both signs of the magnetisation and NUTS through its map took over 100 gradients per draw),
-   500 maximum-likelihood steps, 1100 mixed steps at w = 0.35, 4000 NeuTra draws per chain at target
+   300 maximum-likelihood steps, 950 mixed steps at w = 0.35 (500 and 1100 gave 10.4x but took 2042 s) on the cluster fields with those below
+   |m| = ``SMALL_M`` repeated ``--neutra-oversample`` = 5 times (``oversampled``; with them once, q held a
+   tenth of p's mass below |m| = 0.1 and chains that got there stayed), 4000 NeuTra draws per chain at target
    acceptance 0.65 (``--neutra-target-accept``; a draw takes 31 gradients against 56 at NumPyro's default 0.8
    for the same ESS per draw; at 0.5 and below the longer steps skip the near-disordered fields and |m|
    comes out biased high).  Plain NUTS runs
@@ -38,7 +40,8 @@
 ``--steps``, ``--pretrain-steps``, ``--batch`` and ``--learning-rate`` take one value, or one per size.
 
     python benchmarks/neuralrg.py                          # the recorded run (see README)
-    python benchmarks/neuralrg.py --sizes                  # its NeuTra section alone (neuralrg_neutra_accept065.md)
+    python benchmarks/neuralrg.py --sizes                  # its NeuTra section alone (neuralrg_neutra_oversample5_budget_16000.md with --nuts-samples 16000)
+    python benchmarks/neuralrg.py --sizes --nuts-samples 16000 --checkpoints DIR  # the README's headline
     python benchmarks/neuralrg.py --sizes 8 --steps 500 --pretrain-steps 200 --baselines --skip-neutra  # a quick look
 """
 
@@ -267,8 +270,8 @@ def main() -> None:
     parser.add_argument("--baselines", type=int, nargs="*", default=[8, 16], help="sizes at which to train the generic flows")
     parser.add_argument("--skip-neutra", action="store_true")
     parser.add_argument("--neutra-size", type=int, default=16)
-    parser.add_argument("--neutra-steps", type=int, default=1100)
-    parser.add_argument("--neutra-pretrain-steps", type=int, default=500,
+    parser.add_argument("--neutra-steps", type=int, default=950)
+    parser.add_argument("--neutra-pretrain-steps", type=int, default=300,
                         help="maximum-likelihood steps on cluster-sampler fields (--pretrain-fields) before the reverse KL")
     parser.add_argument("--neutra-kernel", type=int, default=3, help="--kernel of the NeuTra flow")
     parser.add_argument("--neutra-gradient", choices=["total", "path"], default="path", help="--gradient of the NeuTra flow")
@@ -276,7 +279,7 @@ def main() -> None:
     parser.add_argument("--neutra-objective", choices=["reverse", "mixed"], default="mixed",
                         help="the NeuTra flow's objective after maximum likelihood (SVISettings.objective); mixed keeps the "
                              "cluster fields' forward KL beside the reverse KL, so q keeps covering small |m|")
-    parser.add_argument("--neutra-oversample", type=int, default=1,
+    parser.add_argument("--neutra-oversample", type=int, default=5,
                         help="repeat the training fields below |m| = SMALL_M this many times (see oversampled)")
     parser.add_argument("--neutra-reverse-weight", type=float, default=0.35,
                         help="the reverse KL's weight w in the mixed objective (SVISettings.reverse_weight)")
