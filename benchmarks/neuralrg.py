@@ -26,12 +26,12 @@
    The defaults are the README's headline recipe: the Ising recipe's flow (kernel 3, path gradient)
    folded onto m > 0 by the Gaussian softplus (``--neutra-fold``, ``FlowSettings.fold``: unfolded, q
    covers both signs of the magnetisation and NUTS through its map took over 100 gradients per draw),
-   300 maximum-likelihood steps, 950 mixed steps at w = 0.35 (500 and 1100 gave 10.4x but took 2042 s) on the cluster fields with those below
-   |m| = ``SMALL_M`` repeated ``--neutra-oversample`` = 5 times (``oversampled``; with them once, q held a
-   tenth of p's mass below |m| = 0.1 and chains that got there stayed), 4000 NeuTra draws per chain at target
-   acceptance 0.65 (``--neutra-target-accept``; a draw takes 31 gradients against 56 at NumPyro's default 0.8
-   for the same ESS per draw; at 0.5 and below the longer steps skip the near-disordered fields and |m|
-   comes out biased high).  Plain NUTS runs
+   300 maximum-likelihood steps, 950 mixed steps at w = 0.35 (within the 30-minute budget; 500 and 1100
+   took 2042 s) on the cluster fields with those below |m| = ``SMALL_M`` repeated ``--neutra-oversample``
+   = 5 times (``oversampled``; with them once, q held a tenth of p's mass below |m| = 0.1 and chains that
+   got there stayed), 4000 NeuTra draws per chain at target acceptance 0.65 (``--neutra-target-accept``; a
+   draw takes 31 gradients against 56 at NumPyro's default 0.8 for the same ESS per draw; at 0.5 and below
+   the longer steps skip the near-disordered fields and |m| comes out biased high).  Plain NUTS runs
    ``--nuts-baseline-samples`` draws per chain, enough for its R-hat of |m| to fall below 1.01: its
    magnetisation mixes so slowly that at 1000 draws ESS per gradient comes out twice too high.
    With ``--checkpoints DIR`` the flow and all chains are kept there (``.npz``) and an interrupted or
@@ -40,7 +40,7 @@
 ``--steps``, ``--pretrain-steps``, ``--batch`` and ``--learning-rate`` take one value, or one per size.
 
     python benchmarks/neuralrg.py                          # the recorded run (see README)
-    python benchmarks/neuralrg.py --sizes                  # its NeuTra section alone (neuralrg_neutra_oversample5_budget_16000.md with --nuts-samples 16000)
+    python benchmarks/neuralrg.py --sizes                  # its NeuTra section alone, 4000 NeuTra draws per chain
     python benchmarks/neuralrg.py --sizes --nuts-samples 16000 --checkpoints DIR  # the README's headline
     python benchmarks/neuralrg.py --sizes 8 --steps 500 --pretrain-steps 200 --baselines --skip-neutra  # a quick look
 """
