@@ -26,8 +26,8 @@
    The defaults are the README's headline recipe: the Ising recipe's flow (kernel 3, path gradient)
    folded onto m > 0 by the Gaussian softplus (``--neutra-fold``, ``FlowSettings.fold``: unfolded, q
    covers both signs of the magnetisation and NUTS through its map took over 100 gradients per draw),
-   300 maximum-likelihood steps, 950 mixed steps at w = 0.35 (within the 30-minute budget; 500 and 1100
-   took 2042 s) on the cluster fields with those below |m| = ``SMALL_M`` repeated ``--neutra-oversample``
+   500 maximum-likelihood steps, 1100 mixed steps at w = 0.35 (1545 s alone on this machine, within the
+   30-minute budget; 300 and 950 take about 1150 s) on the cluster fields with those below |m| = ``SMALL_M`` repeated ``--neutra-oversample``
    = 5 times (``oversampled``; with them once, q held a tenth of p's mass below |m| = 0.1 and chains that
    got there stayed), 4000 NeuTra draws per chain at target acceptance 0.65 (``--neutra-target-accept``; a
    draw takes 31 gradients against 56 at NumPyro's default 0.8 for the same ESS per draw; at 0.5 and below
@@ -270,8 +270,8 @@ def main() -> None:
     parser.add_argument("--baselines", type=int, nargs="*", default=[8, 16], help="sizes at which to train the generic flows")
     parser.add_argument("--skip-neutra", action="store_true")
     parser.add_argument("--neutra-size", type=int, default=16)
-    parser.add_argument("--neutra-steps", type=int, default=950)
-    parser.add_argument("--neutra-pretrain-steps", type=int, default=300,
+    parser.add_argument("--neutra-steps", type=int, default=1100)
+    parser.add_argument("--neutra-pretrain-steps", type=int, default=500,
                         help="maximum-likelihood steps on cluster-sampler fields (--pretrain-fields) before the reverse KL")
     parser.add_argument("--neutra-kernel", type=int, default=3, help="--kernel of the NeuTra flow")
     parser.add_argument("--neutra-gradient", choices=["total", "path"], default="path", help="--gradient of the NeuTra flow")
