@@ -27,11 +27,12 @@
    folded onto m > 0 by the Gaussian softplus (``--neutra-fold``, ``FlowSettings.fold``: unfolded, q
    covers both signs of the magnetisation and NUTS through its map took over 100 gradients per draw),
    500 maximum-likelihood steps, 1100 mixed steps at w = 0.35 (1545 s alone on this machine, within the
-   30-minute budget; 300 and 950 take about 1150 s) on the cluster fields with those below |m| = ``SMALL_M`` repeated ``--neutra-oversample``
-   = 5 times (``oversampled``; with them once, q held a tenth of p's mass below |m| = 0.1 and chains that
-   got there stayed), 4000 NeuTra draws per chain at target acceptance 0.65 (``--neutra-target-accept``; a
-   draw takes 31 gradients against 56 at NumPyro's default 0.8 for the same ESS per draw; at 0.5 and below
-   the longer steps skip the near-disordered fields and |m| comes out biased high).  Plain NUTS runs
+   30-minute budget; 300 and 950 take about 1150 s) on the cluster fields with those below |m| =
+   ``SMALL_M`` repeated ``--neutra-oversample`` = 5 times (``oversampled``; with them once, q held a
+   tenth of p's mass below |m| = 0.1 and chains that got there stayed), 4000 NeuTra draws per chain at
+   target acceptance 0.65 (``--neutra-target-accept``; a draw takes 31 gradients against 56 at NumPyro's
+   default 0.8 for the same ESS per draw; at 0.5 and below the longer steps skip the near-disordered
+   fields and |m| comes out biased high).  Plain NUTS runs
    ``--nuts-baseline-samples`` draws per chain, enough for its R-hat of |m| to fall below 1.01: its
    magnetisation mixes so slowly that at 1000 draws ESS per gradient comes out twice too high.
    With ``--checkpoints DIR`` the flow and all chains are kept there (``.npz``) and an interrupted or
