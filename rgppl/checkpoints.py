@@ -6,19 +6,18 @@ can be extended).
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from rgppl.errors import InputError
+from rgppl.storage import atomic_write
 
 
 def save(path: Path, meta: dict, arrays: dict) -> None:
-    """Write ``arrays`` and ``meta`` to ``path`` (via a temporary file and an atomic rename)."""
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **{k: np.asarray(v) for k, v in arrays.items()})
-    os.replace(tmp, path)
+    """Write ``arrays`` and ``meta`` to ``path`` atomically (:func:`rgppl.storage.atomic_write`)."""
+    atomic_write(path, lambda tmp: np.savez(tmp, meta=np.array(json.dumps(meta)),
+                                            **{k: np.asarray(v) for k, v in arrays.items()}))
 
 
 def _resumable(meta: dict) -> dict:

@@ -15,8 +15,6 @@ labelled in JAX by min-label propagation with pointer jumping.  Chains are vmapp
 ``lax.scan``.  The step size is adapted during warm-up only, towards an acceptance of 0.5.
 """
 
-import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -33,6 +31,7 @@ from rgppl.diagnostics import make_datatree
 from rgppl.errors import SamplingDiverged, require, require_integer
 from rgppl.hamiltonians import IsingDual
 from rgppl.lattice import apply_circulant
+from rgppl.storage import atomic_write, fingerprint
 
 ADAPT_BLOCK = 50
 TARGET_ACCEPTANCE = 0.5
@@ -279,15 +278,12 @@ def reference_ensemble(hamiltonian, settings: ClusterSettings, *, seed: int = 0,
     """The cluster-sampler ensemble of ``hamiltonian``, cached on disk as netCDF under a hash of the model,
     the settings and the seed (a second call with the same arguments reads the file)."""
     recipe = {"hamiltonian": hamiltonian.describe(), "settings": asdict(settings), "seed": seed, "sampler": "cluster"}
-    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / f"{hamiltonian.name}_{digest}.nc"
+    path = Path(cache_dir) / f"{hamiltonian.name}_{fingerprint(recipe)}.nc"
     if path.exists():
         return xr.load_datatree(path, engine="h5netcdf")
     dt = run_cluster(hamiltonian, settings, seed=seed, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.nc")
-    dt.to_netcdf(tmp, engine="h5netcdf")
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: dt.to_netcdf(tmp, engine="h5netcdf"))
     return dt
 
 

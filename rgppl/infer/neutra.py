@@ -11,21 +11,16 @@ With a folded flow (``FlowSettings(fold="normal")`` or ``"softplus"``) every ``g
 ``m^2``, the Binder ratio) exactly; the signed field is that sample with a random sign.
 """
 
-import hashlib
-
 import jax
-import numpy as np
 from numpyro.infer.reparam import NeuTraReparam
 
 from rgppl.mcmc import NUTSSettings, run_nuts
+from rgppl.storage import fingerprint
 
 
 def params_fingerprint(params) -> str:
     """A short hash of the flow's parameters, so a checkpoint is only resumed with the same flow."""
-    digest = hashlib.sha1()
-    for leaf in jax.tree.leaves(params):
-        digest.update(np.asarray(leaf).tobytes())
-    return digest.hexdigest()[:16]
+    return fingerprint(*jax.tree.leaves(params))
 
 
 def neutra_model(trained):

@@ -30,11 +30,12 @@ from tqdm.auto import tqdm
 
 from rgppl.errors import InputError, SamplingDiverged, require, require_integer
 from rgppl.lattice import Lattice
+from rgppl.storage import fingerprint
 from rgppl.wavelets import filters, idwt2
 from rgppl.wirg.ansatz import ScaleAnsatz, sigmoid_grid
 from rgppl.wirg.free_energy import fit_free_energy
 from rgppl.wirg.linear import accumulate, chunks, solve_preconditioned
-from rgppl.wirg.model import ScaleFit, WIRGModel, data_fingerprint, data_support, pyramid
+from rgppl.wirg.model import ScaleFit, WIRGModel, data_support, pyramid
 from rgppl.wirg.sampler import ScaleParams, conditional_chains, initial_log_step
 from rgppl.wirg.transform import TRANSFORMS, make_transform
 
@@ -293,7 +294,7 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
     if settings.symmetric:
         standardised = np.concatenate([standardised, -standardised])
     coarse, details = pyramid(standardised, settings.wavelet, levels)
-    meta = json.loads(json.dumps({"data": data_fingerprint(fields), "settings": asdict(settings), "seed": seed}))
+    meta = json.loads(json.dumps({"data": fingerprint(fields), "settings": asdict(settings), "seed": seed}))
     keys = jax.random.split(jax.random.key(seed), levels + 1)
     directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if directory is not None:

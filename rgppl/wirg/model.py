@@ -9,7 +9,6 @@ order in which the generator visits them; ``free_energies`` are the conditionals
 (:mod:`rgppl.wirg.free_energy`).
 """
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+from rgppl.storage import atomic_write
 from rgppl.wavelets import dwt2
 from rgppl.wirg.ansatz import ScaleAnsatz
 from rgppl.wirg.transform import Identity, ShiftedLog
@@ -49,9 +49,8 @@ class ScaleFit:
     def save(self, path: Path, meta: dict) -> None:
         """Write this scale and the run's ``meta`` (what it was fitted from) to ``path`` atomically."""
         record = {**meta, "ansatz": asdict(self.ansatz), "support": list(self.support), "report": self.report}
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, meta=np.array(json.dumps(record)), theta=self.theta, spread=self.spread)
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: np.savez(tmp, meta=np.array(json.dumps(record)), theta=self.theta,
+                                                spread=self.spread))
 
     @classmethod
     def load(cls, path: Path) -> tuple["ScaleFit", dict]:
@@ -109,7 +108,3 @@ def pyramid(fields, wavelet: str, levels: int) -> tuple:
         details.append(high)
     return coarse, details
 
-
-def data_fingerprint(array) -> str:
-    """A short hash of an array's bytes: what a checkpoint was made from."""
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]

@@ -22,6 +22,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -33,8 +34,8 @@ from tqdm.auto import tqdm
 from rgppl import checkpoints
 from rgppl.diagnostics import make_datatree
 from rgppl.errors import SamplingDiverged, require, require_integer
+from rgppl.storage import fingerprint
 from rgppl.wavelets import idwt2
-from rgppl.wirg.model import data_fingerprint
 
 TARGET_ACCEPTANCE = 0.574
 
@@ -192,7 +193,7 @@ def sample_scale(key, scale, coarse, settings: GeneratorSettings) -> tuple[jax.A
 
 
 def model_fingerprint(model) -> str:
-    return data_fingerprint(np.concatenate([np.ravel(scale.theta) for scale in model.scales]))
+    return fingerprint(np.concatenate([np.ravel(scale.theta) for scale in model.scales]))
 
 
 def _conditioning(model, coarse, fields: int) -> tuple[int, jax.Array | None]:
@@ -226,10 +227,11 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
     if hamiltonian is not None:
         require(model.L == hamiltonian.lattice.shape[0], "hamiltonian.lattice", hamiltonian.lattice.shape,
                 f"the model was fitted on {model.L} x {model.L} fields")
+    checkpoint = None if checkpoint is None else Path(checkpoint)
     first, fields = _conditioning(model, coarse, settings.fields)
-    fingerprint = model_fingerprint(model) + ("" if fields is None else data_fingerprint(fields))
+    identity = model_fingerprint(model) + ("" if fields is None else fingerprint(fields))
     described = None if hamiltonian is None else hamiltonian.describe()
-    meta = {"hamiltonian": described, "seed": seed, "sampler": "wirg", "settings": asdict(settings), "fingerprint": fingerprint}
+    meta = {"hamiltonian": described, "seed": seed, "sampler": "wirg", "settings": asdict(settings), "fingerprint": identity}
     keys = jax.random.split(jax.random.key(seed), len(model.scales))
     records, done = [], first
     if resume and checkpoint is not None and checkpoint.exists():
