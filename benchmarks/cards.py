@@ -7,7 +7,6 @@ exact values (where known): mean ± MCSE, exact, z = (mean - exact)/MCSE, bulk E
 """
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from rgppl.cli import BUILT_IN_CARDS, main as rgppl
+from rgppl.record import read_record
 from rgppl.report import markdown_table
 
 RESULTS = Path(__file__).parent / "results"
@@ -31,18 +31,19 @@ def main():
             out = Path(scratch) / name
             if rgppl(["run", name, "--out", str(out), "--quiet"]) != 0:
                 raise SystemExit(f"card {name} failed")
-            record = json.loads((out / "summary.json").read_text())
+            record = read_record(out)
+            figures = {entry["name"]: entry for entry in record["figures"]}
             for observable in SHOWN:
-                entry = record["observables"].get(observable)
+                entry = figures.get(observable)
                 if entry is None:
                     continue
                 rows.append({
                     "card": name,
                     "observable": observable,
-                    "mean": entry["mean"],
-                    "mcse": entry["mcse_mean"],
-                    "exact": entry.get("exact"),
-                    "z": entry.get("z"),
+                    "mean": entry["value"],
+                    "mcse": entry["stderr"],
+                    "exact": entry["reference"],
+                    "z": entry["z"],
                     "ess_bulk": entry["ess_bulk"],
                     "ess_per_s": entry["ess_per_s"],
                     "ess_per_1k_grad": entry.get("ess_per_1k_grad"),

@@ -47,7 +47,7 @@ from numpyro.infer import MCMC, NUTS, init_to_feasible
 
 from rgppl.wirg import FitSettings, GeneratorSettings, fit_wirg, generate, hierarchical_model, pyramid
 from rgppl.wirg.free_energy import compare_with_hamiltonian
-from rgppl.wirg.pipeline import scale_deviations, scale_table
+from rgppl.jobs.wirg import scale_deviations, scale_table
 
 SMALL = os.environ.get("RGPPL_NOTEBOOK_SMALL") == "1"  # the tests run this notebook at a small size
 L = 8 if SMALL else 32

@@ -126,7 +126,7 @@ import importlib
 import inspect
 import re
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 from rgppl.ensembles import ClusterSettings, check_cluster_model, ising_dual_only
@@ -170,6 +170,32 @@ class Card:
     fit: FitSettings = FitSettings()
     generator: GeneratorSettings = GeneratorSettings()
     compare_nuts: bool = False
+
+    def sections(self) -> dict:
+        """The settings this card's sampler uses, by card section, as dataclasses (``[svi]`` with its
+        ``data`` and ``[[svi.grow]]`` stages, ``[data]`` with its path, as plain values)."""
+        if self.sampler == "nuts":
+            return {"nuts": self.nuts}
+        if self.sampler == "cluster":
+            return {"cluster": self.cluster}
+        if self.sampler == "neuralrg":
+            svi = {**asdict(self.svi), "data": self.data,
+                   "grow": [{"side": side, **asdict(settings)} for side, settings in self.grow]}
+            return {"flow": self.flow, "svi": svi, "free_energy": {"draws": self.free_energy_draws}, "mis": self.mis,
+                    "neutra": self.neutra, "nuts": self.nuts}
+        sections = {"data": self.source, "fit": self.fit, "generator": self.generator}
+        if self.hamiltonian is not None:
+            sections["cluster"] = self.cluster
+        if self.compare_nuts:
+            sections["nuts"] = self.nuts
+        return sections
+
+    def resolved(self) -> dict:
+        """Every setting of the card with its default filled in: the ``card`` of a run's record."""
+        sections = {name: asdict(value) if is_dataclass(value) else value for name, value in self.sections().items()}
+        return {"name": self.name, "description": self.description, "lattice": {"shape": list(self.lattice.shape)},
+                "hamiltonian": None if self.hamiltonian is None else self.hamiltonian.describe(),
+                "run": {"sampler": self.sampler, "seed": self.seed, "output": str(self.output)}, **sections}
 
 
 def _table(data: dict, key: str, required: bool = True) -> dict:

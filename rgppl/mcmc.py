@@ -32,7 +32,7 @@ from rgppl.diagnostics import make_datatree
 from rgppl.errors import SamplingDiverged, require, require_integer
 
 CHAIN_METHODS = ("vectorized", "sequential")
-EXTRA_FIELDS = ("num_steps", "diverging", "accept_prob", "potential_energy")
+EXTRA_FIELDS = ("num_steps", "diverging", "accept_prob", "potential_energy", "energy")
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,8 @@ def _compiled_chunk(kernel, settings: NUTSSettings):
     deterministic site of a reparameterised model included) and ``EXTRA_FIELDS``, each ``[chain, draw, ...]``.
     """
     postprocess = kernel.postprocess_fn((), {})
-    record = lambda state: {"phi": postprocess(state.z)["phi"], **{k: getattr(state, k) for k in EXTRA_FIELDS}}
+    record = lambda state: {"phi": postprocess(state.z)["phi"], "step_size": state.adapt_state.step_size,
+                            **{k: getattr(state, k) for k in EXTRA_FIELDS}}
 
     def scan(state, n: int, record):
         def transition(state, _):
@@ -182,10 +183,15 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
                                      steps=f"{draws['num_steps'].mean():.0f}")
             progress_bar.update(n)
 
-    sample_stats = {
+    tree_depth = np.log2(draws["num_steps"]).astype(int) + 1  # as ArviZ's from_numpyro derives it
+    sample_stats = {  # under ArviZ's names, so that az.bfmi and plot_energy work
         "n_steps": draws["num_steps"],
+        "tree_depth": tree_depth,
+        "reached_max_tree_depth": tree_depth >= settings.max_tree_depth,
         "diverging": draws["diverging"],
         "acceptance_rate": draws["accept_prob"],
+        "step_size": draws["step_size"],
+        "energy": draws["energy"],
         "lp": -draws["potential_energy"],
     }
     attrs = {

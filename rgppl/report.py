@@ -1,10 +1,11 @@
-"""Writing a run to disk: the DataTree as netCDF, summary tables (markdown, CSV, JSON) and figures.
+"""Writing a run to disk: the DataTree as netCDF, summary tables (markdown, CSV) and figures.
+
+The run's figures and provenance go to its ``record.json`` (:mod:`rgppl.record`).
 
 A run never overwrites an earlier one: if the requested directory already holds results, the run
 goes to the first free ``DIR-2``, ``DIR-3``, ... and says so (``resume`` reuses the directory).
 """
 
-import json
 import math
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pandas as pd
 
 from rgppl.diagnostics import cost_figures, scalar_names, summary
 from rgppl.plots import plot_distributions, plot_field_statistics, plot_traces
+from rgppl.storage import atomic_write, atomic_write_text
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -26,11 +28,6 @@ def output_directory(requested: Path, resume: bool) -> Path:
     while (candidate := requested.with_name(f"{requested.name}-{n}")).exists():
         n += 1
     return candidate
-
-
-def _finite_or_none(value):
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _format(value) -> str:
@@ -52,36 +49,28 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def run_record(dt, table: pd.DataFrame, exact: dict, context: dict) -> dict:
-    """Everything the run printed, as a JSON-ready dictionary."""
+def run_cost(dt) -> dict:
+    """What a run cost: draws, warm-up and sampling wall time, gradient evaluations, divergences."""
     stats = getattr(dt, "sample_stats", None)
-    observables = {name: {column: _finite_or_none(row[column]) for column in table.columns}
-                   for name, row in table.iterrows()}
-    return {
-        **context,
-        "hamiltonian": json.loads(dt.attrs["hamiltonian"]),
-        "cost": {**cost_figures(dt), "warmup_time_s": dt.attrs.get("warmup_time_s"),
-                 "warmup_gradient_evaluations": dt.attrs.get("warmup_gradient_evaluations"),
-                 "divergences": int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else None},
-        "exact": {k: float(v) for k, v in exact.items()},
-        "observables": observables,
-    }
+    return {**cost_figures(dt), "warmup_time_s": dt.attrs.get("warmup_time_s"),
+            "warmup_gradient_evaluations": dt.attrs.get("warmup_gradient_evaluations"),
+            "divergences": int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else None}
 
 
-def write_run(dt, out: Path, *, exact: dict, context: dict, spectrum: np.ndarray | None = None) -> dict:
-    """Write ``posterior.nc``, ``summary.{md,csv,json}``, ``trace.png``, ``distributions.png``, ``fields.png``."""
+def write_run(dt, out: Path, *, exact: dict, name: str, description: str = "",
+              spectrum: np.ndarray | None = None) -> pd.DataFrame:
+    """Write ``posterior.nc``, ``summary.{md,csv}``, ``trace.png``, ``distributions.png``, ``fields.png``;
+    return the summary table (:func:`rgppl.diagnostics.summary`) whose rows are the run's figures."""
     out.mkdir(parents=True, exist_ok=True)
-    dt.to_netcdf(out / "posterior.nc", engine="h5netcdf")
+    atomic_write(out / "posterior.nc", lambda tmp: dt.to_netcdf(tmp, engine="h5netcdf"))
     names = scalar_names(dt)
     table = summary(dt, exact=exact)
-    table.to_csv(out / "summary.csv")
-    record = run_record(dt, table, exact, context)
-    (out / "summary.json").write_text(json.dumps(record, indent=2))
-    cost = record["cost"]
+    atomic_write(out / "summary.csv", table.to_csv)
+    cost = run_cost(dt)
     text = [
-        f"# {context.get('name', 'run')}",
+        f"# {name}",
         "",
-        context.get("description", ""),
+        description,
         "",
         f"Model: `{dt.attrs['hamiltonian']}`",
         "",
@@ -93,9 +82,9 @@ def write_run(dt, out: Path, *, exact: dict, context: dict, spectrum: np.ndarray
     if "ln_z" in exact:
         text += [f"Exact ln Z = {exact['ln_z']:.10g}", ""]
     text += [markdown_table(table), ""]
-    (out / "summary.md").write_text("\n".join(text))
+    atomic_write_text(out / "summary.md", "\n".join(text))
     runs = {cost["sampler"]: dt}
     plot_traces(dt, [n for n in ("m", "abs_m", "m2", "e", "spin_m2") if n in names], out / "trace.png")
     plot_distributions(runs, names, out / "distributions.png", exact)
     plot_field_statistics(runs, out / "fields.png", spectrum)
-    return record
+    return table

@@ -1,4 +1,3 @@
-import json
 import textwrap
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from rgppl.exact import free_field_logz
 from rgppl.hamiltonians import ising_dual
 from rgppl.observables import tail_statistics
 from rgppl.wirg.sources import DataSource
+from tests.records import figures_by, valid_record
 
 GOOD = """
 name = "tiny"
@@ -164,18 +164,24 @@ def test_cli_writes_readable_netcdf_json_and_never_overwrites(tmp_path, capsys):
     card = write(tmp_path, GOOD)
     out = tmp_path / "run"
     assert main(["run", str(card), "--out", str(out), "--quiet"]) == 0
-    for name in ("posterior.nc", "summary.md", "summary.csv", "summary.json", "trace.png", "distributions.png",
+    for name in ("posterior.nc", "summary.md", "summary.csv", "record.json", "trace.png", "distributions.png",
                  "fields.png", "card.toml", "checkpoint.npz"):
         assert (out / name).stat().st_size > 0, name
     tree = xr.load_datatree(out / "posterior.nc", engine="h5netcdf")
     assert tree.posterior["phi"].dims == ("chain", "draw", "x", "y")
     assert tree.posterior["phi"].shape == (2, 200, 4, 4)
     assert "n_steps" in tree.sample_stats
-    record = json.loads((out / "summary.json").read_text())
-    assert record["exact"]["ln_z"] == pytest.approx(free_field_logz(4, 0.5), rel=1e-12) and record["sampler"] == "nuts"
-    assert set(record["observables"]) >= {"m", "m2", "e", "binder", "chi"}
-    assert record["observables"]["m2"]["exact"] == pytest.approx(1 / (16 * 0.5))
-    assert record["cost"]["gradient_evaluations"] == int(tree.sample_stats["n_steps"].sum())
+    record = valid_record(out)
+    assert record["job"] == "sample" and record["card"]["run"] == {"sampler": "nuts", "seed": 1, "output": "results/tiny"}
+    assert record["card"]["nuts"]["target_accept"] == 0.8  # the resolved card holds the defaults too
+    assert record["details"]["exact"]["ln_z"] == pytest.approx(free_field_logz(4, 0.5), rel=1e-12)
+    figures = figures_by(record, "name")
+    assert set(figures) >= {"m", "m2", "e", "binder", "chi"} and {f["run"] for f in figures.values()} == {"nuts"}
+    assert figures["m2"]["reference"] == pytest.approx(1 / (16 * 0.5)) and figures["m2"]["stderr"] > 0
+    assert figures["m2"]["z"] == pytest.approx((figures["m2"]["value"] - figures["m2"]["reference"]) / figures["m2"]["stderr"])
+    assert record["details"]["cost"]["gradient_evaluations"] == int(tree.sample_stats["n_steps"].sum())
+    assert set(record["stages"]) == {"sampling", "evaluation"} and all(t > 0 for t in record["stages"].values())
+    assert record["provenance"]["versions"]["numpyro"] and record["provenance"]["machine"]["cores"] >= 1
     printed = capsys.readouterr().out
     assert "| m2 |" in printed
 
@@ -189,9 +195,9 @@ def test_cli_runs_the_cluster_sampler_and_resumes(tmp_path):
         "[nuts]\nchains = 2\nwarmup = 100\nsamples = 200", "[cluster]\nchains = 2\nwarmup = 50\nsamples = 100\nchunk = 50"))
     out = tmp_path / "cluster"
     assert main(["run", str(card), "--out", str(out), "--quiet"]) == 0
-    record = json.loads((out / "summary.json").read_text())
-    assert record["sampler"] == "cluster" and record["cost"]["draws"] == 200
-    assert record["observables"]["m2"]["exact"] == pytest.approx(1 / (16 * 0.5))
+    record = valid_record(out)
+    assert record["card"]["run"]["sampler"] == "cluster" and record["details"]["cost"]["draws"] == 200
+    assert figures_by(record, "name")["m2"]["reference"] == pytest.approx(1 / (16 * 0.5))
     first = xr.load_datatree(out / "posterior.nc", engine="h5netcdf").posterior["phi"].values
     assert main(["run", str(card), "--out", str(out), "--resume", "--quiet"]) == 0
     again = xr.load_datatree(out / "posterior.nc", engine="h5netcdf").posterior["phi"].values
@@ -225,14 +231,19 @@ def test_cli_runs_the_neuralrg_job_and_reports_the_free_energy(tmp_path, capsys)
     out = tmp_path / "flow"
     card = NEURALRG.replace("shape = [4, 4]", "shape = [8, 8]") + "[[svi.grow]]\nside = 4\nsteps = 100\n"
     assert main(["run", str(write(tmp_path, card)), "--out", str(out), "--quiet"]) == 0
-    record = json.loads((out / "summary.json").read_text())
-    for key in ("F_q", "F_q_err", "ln_z_is", "ln_z_is_err", "ln_z_exact", "kl_nats", "ess_fraction", "mis_acceptance"):
-        assert np.isfinite(record[key]), key
-    assert record["ln_z_exact"] == pytest.approx(free_field_logz(8, 0.5), rel=1e-12)
-    assert [stage["side"] for stage in record["grow"]] == [4] and (out / "svi_L4_checkpoint.npz").stat().st_size > 0
+    record = valid_record(out)
+    figures = figures_by(record, "name", "run")
+    for key in ("F_q", "ln_z_is", "kl_nats", "ess_fraction", "mis_acceptance"):
+        assert np.isfinite(figures[key, None]["value"]), key
+    ln_z = free_field_logz(8, 0.5)
+    assert figures["ln_z_is", None]["reference"] == pytest.approx(ln_z, rel=1e-12) and figures["ln_z_is", None]["stderr"] > 0
+    assert figures["F_q", None]["reference"] == pytest.approx(-ln_z, rel=1e-12)
+    assert [stage["side"] for stage in record["card"]["svi"]["grow"]] == [4]
+    assert (out / "svi_L4_checkpoint.npz").stat().st_size > 0
     assert "100 SVI steps on 4 x 4, then 100 SVI steps" in (out / "summary.md").read_text()
-    assert record["kl_nats"] == pytest.approx(record["F_q"] + record["ln_z_exact"])
-    assert {row["run"] for row in record["comparison"]} == {"mis", "neutra", "nuts"}
+    assert figures["kl_nats", None]["value"] == pytest.approx(figures["F_q", None]["value"] + ln_z)
+    assert {run for name, run in figures if name == "m2"} == {"mis", "neutra", "nuts"}
+    assert set(record["stages"]) == {"data", "training", "sampling", "evaluation"}
     for name in ("summary.md", "comparison.md", "comparison.csv", "training.png", "latents.md", "latents.png",
                  "distributions.png", "fields.png", "svi_checkpoint.npz", "mis/posterior.nc", "neutra/posterior.nc",
                  "nuts/posterior.nc"):
@@ -263,11 +274,15 @@ def test_cli_runs_the_wirg_job_and_resumes_without_refitting(tmp_path, capsys, m
     card = write(tmp_path, WIRG.replace("shape = [4, 4]", "shape = [8, 8]"))
     out = tmp_path / "wirg"
     assert main(["run", str(card), "--out", str(out), "--quiet"]) == 0
-    record = json.loads((out / "summary.json").read_text())
-    assert [s["side"] for s in record["scales"]] == [1, 1, 2, 4]
-    assert all(0.3 < s["acceptance"] < 0.8 for s in record["generator_scales"])
-    assert {row["run"] for row in record["comparison"]} == {"wirg", "reference"}  # and "nuts" with a [nuts] table
-    energy = record["microscopic_energy"]
+    record = valid_record(out)
+    details = record["details"]
+    assert [s["side"] for s in details["scales"]] == [1, 1, 2, 4]
+    assert all(0.3 < s["acceptance"] < 0.8 for s in details["generator_scales"])
+    figures = figures_by(record, "name", "run")
+    assert {run for name, run in figures if name == "m2"} == {"wirg", "reference"}  # and "nuts" with a [nuts] table
+    assert figures["std_phi_0", "wirg"]["reference"] == pytest.approx(details["scale_std"]["reference"][0])
+    assert set(record["stages"]) == {"data", "fitting", "sampling", "evaluation"}
+    energy = details["microscopic_energy"]
     assert {"J(1,0)", "a_4"} <= {row["term"] for row in energy["couplings"]} and np.isfinite(energy["gradient_error"])
     for name in ("summary.md", "comparison.md", "scales.png", "fields.png", "fit/scale_1.npz", "fit/scale_top.npz",
                  "fit/free_energy_1.npz", "wirg/posterior.nc", "reference/posterior.nc"):
@@ -306,12 +321,15 @@ def test_cli_runs_a_wirg_card_on_fields_without_a_hamiltonian(tmp_path, capsys):
     out = tmp_path / "surrogate"
     assert main(["run", str(write(tmp_path, SURROGATE)), "--out", str(out), "--quiet"]) == 0
     assert "lognormal surrogate on 8x8" in capsys.readouterr().out
-    record = json.loads((out / "summary.json").read_text())
-    assert record["hamiltonian"] is None and record["training_fields"] == 400
-    shift = record["transform"]["shift"]
-    assert record["transform"]["name"] == "shifted_log" and f"ln(phi + {shift:.4g})" in (out / "summary.md").read_text()
-    assert {row["run"] for row in record["comparison"]} == {"wirg", "reference"}
-    tails = {row["quantity"]: row for row in record["tails"]}
+    record = valid_record(out)
+    details = record["details"]
+    assert record["card"]["hamiltonian"] is None and details["training_fields"] == 400
+    shift = details["transform"]["shift"]
+    assert details["transform"]["name"] == "shifted_log" and f"ln(phi + {shift:.4g})" in (out / "summary.md").read_text()
+    assert {entry["run"] for entry in record["figures"] if entry["name"] == "m2"} == {"wirg", "reference"}
+    tails = {row["quantity"]: row for row in details["tails"]}
+    tail_figures = figures_by(record, "name")
+    assert tail_figures["tail_pixel kurtosis"]["z"] == pytest.approx(tails["pixel kurtosis"]["z"])
     assert set(tails) == {"P(phi > 2 std)", "P(phi > 4 std)", "P(phi > 6 std)", "P(phi > 8 std)", "pixel skewness",
                           "pixel kurtosis"}
     reference = xr.load_datatree(out / "reference" / "posterior.nc", engine="h5netcdf").posterior["phi"].values
@@ -319,7 +337,7 @@ def test_cli_runs_a_wirg_card_on_fields_without_a_hamiltonian(tmp_path, capsys):
     for name in ("P(phi > 2 std)", "pixel skewness", "pixel kurtosis"):
         assert tails[name]["reference"] == pytest.approx(float(np.mean(expected[name])), rel=1e-5)
         assert np.isfinite(tails[name]["z"])
-    couplings = record["microscopic_energy"]["couplings"]
+    couplings = details["microscopic_energy"]["couplings"]
     assert "J(1,0)" in {row["term"] for row in couplings} and all(set(row) == {"term", "recovered"} for row in couplings)
     assert reference.shape == (1, 400, 8, 8)
     assert xr.load_datatree(out / "wirg" / "posterior.nc", engine="h5netcdf").posterior["phi"].shape == (4, 50, 8, 8)

@@ -10,11 +10,11 @@
 2. estimates the free energy (``[free_energy]``): F_q, IS ln Z, ESS fraction, k-hat, KL to the exact value,
 3. runs the independence sampler (``[mis]``), NeuTra-NUTS (``[neutra]``) and plain NUTS (``[nuts]``),
 4. writes each run (``mis/``, ``neutra/``, ``nuts/``: netCDF, summaries, figures), the comparison
-   (``comparison.md/csv``), ``training.png``, ``latents.md/png`` and ``summary.md/json``.
+   (``comparison.md/csv``), ``training.png``, ``latents.md/png``, ``summary.md`` and ``record.json``, whose
+   figures are the free-energy table and every (observable, sampler) row of the comparison.
 """
 
 import json
-from dataclasses import asdict
 
 from rgppl.diagnostics import compare, scalar_names
 from rgppl.ensembles import ising_dual_fields, load_ensemble
@@ -27,9 +27,13 @@ from rgppl.infer.training import grow, train_flow
 from rgppl.lattice import Lattice
 from rgppl.mcmc import run_nuts
 from rgppl.plots import plot_distributions, plot_field_statistics, plot_latent_independence, plot_training
-from rgppl.report import markdown_table, write_run
+from rgppl.record import Stopwatch, figure, table_figures, write_record
+from rgppl.report import markdown_table, run_cost, write_run
+from rgppl.storage import atomic_write, atomic_write_text
 
 TRAINING_FIELDS = 65536
+WRITES = ("summary.md, record.json, comparison.md/csv, training.png, latents.md/png, distributions.png, fields.png "
+          "and mis/, neutra/, nuts/ (each with posterior.nc)")
 FREE_ENERGY_ROWS = [("F_q", "F_q_err"), ("ln_z_is", "ln_z_is_err"), ("ln_z_exact", None), ("kl_nats", "F_q_err"),
                     ("relative_error_F", None), ("ess_fraction", None), ("k_hat", None)]
 
@@ -46,62 +50,73 @@ def _steps(card) -> str:
     return ", then ".join([f"{said(svi)} on {side} x {side}" for side, svi in card.grow] + [said(card.svi)])
 
 
+def _free_energy_figures(stats: dict, mis_acceptance: float) -> list[dict]:
+    """F_q against -ln Z, IS ln Z against ln Z, the KL in nats (0 is exact), ESS fraction, k-hat, MIS acceptance."""
+    ln_z = stats.get("ln_z_exact")
+    return [figure("F_q", stats["F_q"], stats["F_q_err"], reference=None if ln_z is None else -ln_z),
+            figure("ln_z_is", stats["ln_z_is"], stats["ln_z_is_err"], reference=ln_z),
+            figure("kl_nats", stats.get("kl_nats"), stats["F_q_err"]),
+            figure("relative_error_F", stats.get("relative_error_F")),
+            figure("ess_fraction", stats["ess_fraction"]), figure("k_hat", stats["k_hat"]),
+            figure("mis_acceptance", mis_acceptance)]
+
+
+def _training_data(h, svi, data_file, seed: int):
+    """The fields the flow's maximum-likelihood steps fit: the card's file, the Ising dual's own draws, or none."""
+    if data_file:
+        return load_ensemble(data_file, h.lattice)
+    return ising_dual_fields(h, TRAINING_FIELDS, seed=seed) if svi.trains_on_data else None
+
+
 def run_neuralrg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
-    """Run the NeuralRG job of ``card`` into ``out``; return the summary record (also ``summary.json``)."""
-    h = card.hamiltonian
-    trained = None
+    """Run the NeuralRG job of ``card`` into ``out``; return the record (also ``record.json``)."""
+    h, clock, trained = card.hamiltonian, Stopwatch(), None
     for side, settings in card.grow:
         smaller = h.on(Lattice(side))
-        data = ising_dual_fields(smaller, TRAINING_FIELDS, seed=card.seed) if settings.trains_on_data else None
-        trained = train_flow(smaller, card.flow, settings, data=data, init=None if trained is None else grow(trained, smaller),
-                             seed=card.seed, checkpoint=out / f"svi_L{side}_checkpoint.npz", resume=resume, progress=progress)
-    if card.data:
-        data = load_ensemble(card.data, h.lattice)
-    elif card.svi.trains_on_data:
-        data = ising_dual_fields(h, TRAINING_FIELDS, seed=card.seed)
-    else:
-        data = None
-    trained = train_flow(h, card.flow, card.svi, data=data, init=None if trained is None else grow(trained, h), seed=card.seed,
-                         checkpoint=out / "svi_checkpoint.npz", resume=resume, progress=progress)
-    stats = free_energy(trained, draws=card.free_energy_draws, seed=card.seed)
-    exact = exact_observables(h)
-    runs = {"mis": run_mis(trained, card.mis, seed=card.seed, progress=progress),
-            "neutra": run_neutra(trained, card.neutra, seed=card.seed, checkpoint=out / "neutra_checkpoint.npz",
-                                 resume=resume, progress=progress),
-            "nuts": run_nuts(h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint.npz", resume=resume,
-                             progress=progress)}
-    context = {"card": str(card.path), "name": card.name, "description": card.description, "seed": card.seed}
-    for label, dt in runs.items():
-        write_run(dt, out / label, exact=exact, context={**context, "sampler": label}, spectrum=h.quadratic_spectrum())
-    names = scalar_names(runs["nuts"])
-    table = compare(runs, exact=exact)
-    table.to_csv(out / "comparison.csv")
-    (out / "comparison.md").write_text(markdown_table(table) + "\n")
-    plot_distributions(runs, names, out / "distributions.png", exact)
-    plot_field_statistics(runs, out / "fields.png", h.quadratic_spectrum())
-    plot_training(trained.losses, trained.monitor, out / "training.png", stats.get("ln_z_exact"))
-    mis_phi = runs["mis"].posterior["phi"].values
-    latents = latent_independence(trained.flow, mis_phi.reshape(-1, *mis_phi.shape[2:])[:4000])
-    (out / "latents.md").write_text(markdown_table(latents) + "\n")
-    plot_latent_independence(latents, out / "latents.png")
-
-    record = {
-        **context,
-        "hamiltonian": h.describe(),
-        "flow": asdict(card.flow), "svi": asdict(card.svi), "n_params": trained.n_params,
-        "grow": [{"side": side, **asdict(settings)} for side, settings in card.grow],
-        "training_time_s": trained.training_time_s,
-        **{k: stats.get(k) for k in ("F_q", "F_q_err", "ln_z_is", "ln_z_is_err", "ln_z_exact", "kl_nats",
-                                      "ess_fraction", "k_hat", "relative_error_F")},
-        "mis_acceptance": runs["mis"].attrs["acceptance"],
-        "training_monitor": trained.monitor,
-        "comparison": json.loads(table.reset_index().to_json(orient="records")),
-    }
-    (out / "summary.json").write_text(json.dumps(record, indent=2, default=float))
+        with clock.stage("data"):
+            data = _training_data(smaller, settings, None, card.seed)
+        with clock.stage("training"):
+            trained = train_flow(smaller, card.flow, settings, data=data,
+                                 init=None if trained is None else grow(trained, smaller), seed=card.seed,
+                                 checkpoint=out / f"svi_L{side}_checkpoint.npz", resume=resume, progress=progress)
+    with clock.stage("data"):
+        data = _training_data(h, card.svi, card.data, card.seed)
+    with clock.stage("training"):
+        trained = train_flow(h, card.flow, card.svi, data=data, init=None if trained is None else grow(trained, h),
+                             seed=card.seed, checkpoint=out / "svi_checkpoint.npz", resume=resume, progress=progress)
+    with clock.stage("sampling"):
+        runs = {"mis": run_mis(trained, card.mis, seed=card.seed, progress=progress),
+                "neutra": run_neutra(trained, card.neutra, seed=card.seed, checkpoint=out / "neutra_checkpoint.npz",
+                                     resume=resume, progress=progress),
+                "nuts": run_nuts(h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint.npz", resume=resume,
+                                 progress=progress)}
+    with clock.stage("evaluation"):
+        stats = free_energy(trained, draws=card.free_energy_draws, seed=card.seed)
+        exact = exact_observables(h)
+        for label, dt in runs.items():
+            write_run(dt, out / label, exact=exact, name=f"{card.name}: {label}", description=card.description,
+                      spectrum=h.quadratic_spectrum())
+        names = scalar_names(runs["nuts"])
+        table = compare(runs, exact=exact)
+        atomic_write(out / "comparison.csv", table.to_csv)
+        atomic_write_text(out / "comparison.md", markdown_table(table) + "\n")
+        plot_distributions(runs, names, out / "distributions.png", exact)
+        plot_field_statistics(runs, out / "fields.png", h.quadratic_spectrum())
+        plot_training(trained.losses, trained.monitor, out / "training.png", stats.get("ln_z_exact"))
+        mis_phi = runs["mis"].posterior["phi"].values
+        latents = latent_independence(trained.flow, mis_phi.reshape(-1, *mis_phi.shape[2:])[:4000])
+        atomic_write_text(out / "latents.md", markdown_table(latents) + "\n")
+        plot_latent_independence(latents, out / "latents.png")
+    mis_acceptance = runs["mis"].attrs["acceptance"]
+    details = {"n_params": trained.n_params, "training_time_s": trained.training_time_s,
+               "training_monitor": trained.monitor, "exact": exact,
+               "cost": {label: run_cost(dt) for label, dt in runs.items()}}
+    record = write_record(out, job="neuralrg", card=card.resolved(), stages=clock.seconds,
+                          figures=_free_energy_figures(stats, mis_acceptance) + table_figures(table), details=details)
     text = [f"# {card.name}", "", card.description, "", f"Model: `{json.dumps(h.describe())}`", "",
             f"NeuralRG flow: {trained.n_params} parameters, {_steps(card)} in {trained.training_time_s:.0f} s; "
-            f"MIS acceptance {record['mis_acceptance']:.3f}.", "", "## Free energy (nats)", "", _free_energy_table(stats), "",
+            f"MIS acceptance {mis_acceptance:.3f}.", "", "## Free energy (nats)", "", _free_energy_table(stats), "",
             "## Samplers side by side", "", markdown_table(table), "", "## Latent variables per scale", "",
             markdown_table(latents), ""]
-    (out / "summary.md").write_text("\n".join(text))
+    atomic_write_text(out / "summary.md", "\n".join(text))
     return record

@@ -10,10 +10,11 @@
 3. generates fields coarse to fine (``[generator]``; checkpoint after every scale);
 4. writes ``wirg/`` and ``reference/`` (netCDF, summaries, figures), plain NUTS in ``nuts/`` when the card
    has a ``[nuts]`` table, the comparison (``comparison.md/csv``), ``scales.png`` (per-scale standard
-   deviations and the learned potentials) and ``summary.md/json`` with the fit and generator records and
+   deviations and the learned potentials) and ``summary.md`` with the fit and generator records and
    the microscopic energy recovered from the fit beside the card's Hamiltonian (couplings and gradient error);
    without a Hamiltonian, the recovered couplings alone and the pixel tails (fractions beyond 2-8 standard
-   deviations, skewness, kurtosis) beside the reference's.
+   deviations, skewness, kurtosis) beside the reference's.  ``record.json`` holds every (observable, run) row
+   of the comparison, each run's per-scale rms beside the reference's, and the tails.
 """
 
 import json
@@ -27,13 +28,17 @@ from rgppl.exact import exact_observables
 from rgppl.mcmc import run_nuts
 from rgppl.observables import tail_statistics
 from rgppl.plots import plot_distributions, plot_field_statistics, plot_wirg_scales
+from rgppl.record import Stopwatch, figure, table_figures, write_record
 from rgppl.report import markdown_table, write_run
+from rgppl.storage import atomic_write, atomic_write_text
 from rgppl.wirg.fit import fit_wirg
 from rgppl.wirg.free_energy import compare_with_hamiltonian, microscopic_energy, project_couplings
 from rgppl.wirg.model import pyramid
 from rgppl.wirg.sampler import generate
 
 
+WRITES = ("summary.md, record.json, comparison.md/csv, scales.png, distributions.png, fields.png, "
+          "fit/ (one file per scale) and wirg/, reference/ (each with posterior.nc)")
 ENERGY_FIELDS = 1000  # training fields the recovered microscopic energy is compared on
 
 
@@ -76,54 +81,63 @@ def tail_table(generated, reference) -> pd.DataFrame:
     return table
 
 
-def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
-    """Run the WIRG job of ``card`` into ``out``; return the summary record (also ``summary.json``)."""
-    h = card.hamiltonian
-    fields, reference = card.source.load(card.lattice, h, card.cluster, card.seed, progress=progress)
-    model = fit_wirg(fields, card.fit, seed=card.seed, checkpoint_dir=out / "fit", progress=progress)
-    runs = {"wirg": generate(model, h, card.generator, seed=card.seed, data=fields,
-                             checkpoint=out / "generate_checkpoint.npz", resume=resume, progress=progress),
-            "reference": reference}
-    if card.compare_nuts:
-        runs["nuts"] = run_nuts(h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint.npz", resume=resume,
-                                progress=progress)
-    exact = exact_observables(h) if h is not None else {}
-    spectrum = h.quadratic_spectrum() if h is not None else None
-    context = {"card": str(card.path), "name": card.name, "description": card.description, "seed": card.seed}
-    for label, dt in runs.items():
-        write_run(dt, out / label, exact=exact, context={**context, "sampler": label}, spectrum=spectrum)
-    table = compare(runs, exact=exact)
-    table.to_csv(out / "comparison.csv")
-    (out / "comparison.md").write_text(markdown_table(table) + "\n")
-    names = [n for n in ("abs_m", "m2", "e") if n in runs["wirg"].posterior]
-    plot_distributions(runs, names, out / "distributions.png", exact)
-    plot_field_statistics(runs, out / "fields.png", spectrum)
-    deviations = scale_deviations(model, runs)
-    plot_wirg_scales(model, deviations, out / "scales.png")
+def _scale_figures(deviations: dict) -> list[dict]:
+    """Each run's rms of ``phi_j`` at every scale beside the reference's (no standard error: one ensemble each)."""
+    reference = deviations["reference"]
+    return [figure(f"std_phi_{j}", value, reference=reference[j], reference_source="reference", run=label)
+            for label, values in deviations.items() if label != "reference" for j, value in enumerate(values)]
 
-    scales = scale_table(model)
-    microscopic = microscopic_couplings(model, h, fields[:ENERGY_FIELDS])
-    tails = tail_table(runs["wirg"], reference) if h is None else None
+
+def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
+    """Run the WIRG job of ``card`` into ``out``; return the record (also ``record.json``)."""
+    h, clock = card.hamiltonian, Stopwatch()
+    with clock.stage("data"):
+        fields, reference = card.source.load(card.lattice, h, card.cluster, card.seed, progress=progress)
+    with clock.stage("fitting"):
+        model = fit_wirg(fields, card.fit, seed=card.seed, checkpoint_dir=out / "fit", progress=progress)
+    with clock.stage("sampling"):
+        runs = {"wirg": generate(model, h, card.generator, seed=card.seed, data=fields,
+                                 checkpoint=out / "generate_checkpoint.npz", resume=resume, progress=progress),
+                "reference": reference}
+        if card.compare_nuts:
+            runs["nuts"] = run_nuts(h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint.npz", resume=resume,
+                                    progress=progress)
+    with clock.stage("evaluation"):
+        exact = exact_observables(h) if h is not None else {}
+        spectrum = h.quadratic_spectrum() if h is not None else None
+        for label, dt in runs.items():
+            write_run(dt, out / label, exact=exact, name=f"{card.name}: {label}", description=card.description,
+                      spectrum=spectrum)
+        table = compare(runs, exact=exact)
+        atomic_write(out / "comparison.csv", table.to_csv)
+        atomic_write_text(out / "comparison.md", markdown_table(table) + "\n")
+        names = [n for n in ("abs_m", "m2", "e") if n in runs["wirg"].posterior]
+        plot_distributions(runs, names, out / "distributions.png", exact)
+        plot_field_statistics(runs, out / "fields.png", spectrum)
+        deviations = scale_deviations(model, runs)
+        plot_wirg_scales(model, deviations, out / "scales.png")
+        scales = scale_table(model)
+        microscopic = microscopic_couplings(model, h, fields[:ENERGY_FIELDS])
+        tails = tail_table(runs["wirg"], reference) if h is None else None
     generator = json.loads(runs["wirg"].attrs["scales"])
-    record = {
-        **context, "hamiltonian": h.describe() if h is not None else None, "fit": asdict(card.fit),
-        "generator": asdict(card.generator),
-        "training_fields": len(fields), "parameters": model.n_params, "unit": model.unit,
-        "transform": {"name": card.fit.transform, **asdict(model.transform)},
-        "fit_time_s": sum(s["time_s"] for s in scales), "generate_time_s": runs["wirg"].attrs["sampling_time_s"],
-        "scales": scales, "generator_scales": generator, "scale_std": deviations,
-        "microscopic_energy": microscopic,
-        "tails": None if tails is None else json.loads(tails.reset_index().to_json(orient="records")),
-        "comparison": json.loads(table.reset_index().to_json(orient="records")),
-    }
-    (out / "summary.json").write_text(json.dumps(record, indent=2, default=float))
+    figures = table_figures(table) + _scale_figures(deviations)
+    if tails is not None:
+        figures += [figure(f"tail_{name}", row["mean"], reference=row["reference"], reference_source="reference",
+                           run="wirg", z=row["z"]) for name, row in tails.iterrows()]
+    details = {"training_fields": len(fields), "parameters": model.n_params, "unit": model.unit,
+               "transform": {"name": card.fit.transform, **asdict(model.transform)},
+               "fit_time_s": sum(s["time_s"] for s in scales), "generate_time_s": runs["wirg"].attrs["sampling_time_s"],
+               "scales": scales, "generator_scales": generator, "scale_std": deviations,
+               "microscopic_energy": microscopic, "exact": exact,
+               "tails": None if tails is None else json.loads(tails.reset_index().to_json(orient="records"))}
+    record = write_record(out, job="wirg", card=card.resolved(), stages=clock.seconds, figures=figures, details=details)
     std_table = pd.DataFrame(deviations, index=[f"{model.L >> j}x{model.L >> j}" for j in range(model.levels + 1)])
     std_table.index.name = "phi_j"
     model_line = f"Model: `{json.dumps(h.describe())}`" if h is not None else "Fields of unknown energy."
     text = [f"# {card.name}", "", card.description, "", model_line, "",
             f"Wavelet conditional RG: {model.n_params} parameters over {len(model.scales)} scales, fitted on "
-            f"{len(fields)} fields in {record['fit_time_s']:.1f} s; {card.generator.fields} fields generated in "
-            f"{record['generate_time_s']:.1f} s. The scales model {model.transform.describe()} in units of its rms "
+            f"{len(fields)} fields in {details['fit_time_s']:.1f} s; {card.generator.fields} fields generated in "
+            f"{details['generate_time_s']:.1f} s. The scales model {model.transform.describe()} in units of its rms "
             f"({model.unit:.4g}).", "",
             "## Fit per scale (coarsest first)", "", markdown_table(pd.DataFrame(scales).set_index("side")), "",
             "## Generator per scale", "", markdown_table(pd.DataFrame(generator).set_index("side")), "",
@@ -139,5 +153,5 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
                        f"{microscopic['gradient_error']:.4f}")
     text += ["## Microscopic energy recovered from the fit", "", projection + ".", "",
              markdown_table(pd.DataFrame(microscopic["couplings"]).set_index("term")), ""]
-    (out / "summary.md").write_text("\n".join(text))
+    atomic_write_text(out / "summary.md", "\n".join(text))
     return record

@@ -1,0 +1,106 @@
+"""One verb for every sampler: ``sample(hamiltonian, config, *, seed, checkpoint=None)`` returns an ArviZ DataTree.
+
+The type of ``config`` selects the sampler:
+
+==========================================  ==================================================================
+``NUTSSettings(...)``                       NumPyro's NUTS on ``p ∝ exp(-E)`` (:func:`rgppl.mcmc.run_nuts`)
+``ClusterSettings(...)``                    Metropolis + Swendsen-Wang sweeps (:func:`rgppl.ensembles.run_cluster`)
+``MIS(trained_flow, MISSettings(...))``     the independence sampler with a flow as proposal (:func:`rgppl.infer.run_mis`)
+``NeuTra(trained_flow, NUTSSettings(...))`` NUTS in the flow's latent space (:func:`rgppl.infer.run_neutra`)
+``WIRG(fitted_model, GeneratorSettings())`` coarse-to-fine generation (:func:`rgppl.wirg.generate`)
+==========================================  ==================================================================
+
+Every DataTree follows :mod:`rgppl.diagnostics`' contract (``posterior.phi[chain, draw, x, y]`` with the
+scalar observables; ``sample_stats`` under ArviZ's names), so :func:`rgppl.diagnostics.compare` puts any of
+them side by side.  ``checkpoint`` (an ``.npz`` path) is written after every chunk, and ``resume=True``
+continues it exactly, for the samplers that checkpoint (all but MIS, whose chains are short and cheap).
+"""
+
+from dataclasses import dataclass
+from functools import singledispatch
+
+from rgppl.ensembles import ClusterSettings, run_cluster
+from rgppl.errors import InputError, require
+from rgppl.infer.independence import MISSettings, run_mis
+from rgppl.infer.neutra import run_neutra
+from rgppl.infer.training import TrainedFlow
+from rgppl.mcmc import NUTSSettings, run_nuts
+from rgppl.wirg.model import WIRGModel
+from rgppl.wirg.sampler import GeneratorSettings, generate
+
+
+@dataclass(frozen=True)
+class MIS:
+    """The Metropolized independence sampler with the trained flow ``flow`` as its proposal."""
+
+    flow: TrainedFlow
+    settings: MISSettings = MISSettings()
+
+
+@dataclass(frozen=True)
+class NeuTra:
+    """NUTS in the latent space of the trained flow ``flow`` (stock NumPyro ``NeuTraReparam``)."""
+
+    flow: TrainedFlow
+    settings: NUTSSettings = NUTSSettings()
+
+
+@dataclass(frozen=True)
+class WIRG:
+    """The coarse-to-fine generator of a fitted wavelet conditional model; ``coarse`` fixes a coarse field
+    (super-resolution, see :func:`rgppl.wirg.generate`)."""
+
+    model: WIRGModel
+    settings: GeneratorSettings = GeneratorSettings()
+    coarse: object = None
+
+
+def _same_model(hamiltonian, trained: TrainedFlow) -> None:
+    require(trained.hamiltonian.describe() == hamiltonian.describe(), "hamiltonian", hamiltonian.name,
+            f"the flow was trained on {trained.hamiltonian.describe()}; sample the model it was trained on")
+
+
+@singledispatch
+def _run(config, hamiltonian, seed, checkpoint, resume, progress):
+    raise InputError("config", type(config).__name__,
+                     "one of NUTSSettings, ClusterSettings, MIS(flow), NeuTra(flow) or WIRG(model) (rgppl.sampling)")
+
+
+@_run.register
+def _(config: NUTSSettings, hamiltonian, seed, checkpoint, resume, progress):
+    return run_nuts(hamiltonian, config, seed=seed, checkpoint=checkpoint, resume=resume, progress=progress)
+
+
+@_run.register
+def _(config: ClusterSettings, hamiltonian, seed, checkpoint, resume, progress):
+    return run_cluster(hamiltonian, config, seed=seed, checkpoint=checkpoint, resume=resume, progress=progress)
+
+
+@_run.register
+def _(config: MIS, hamiltonian, seed, checkpoint, resume, progress):
+    _same_model(hamiltonian, config.flow)
+    require(checkpoint is None, "checkpoint", checkpoint, "None: the independence sampler does not checkpoint")
+    return run_mis(config.flow, config.settings, seed=seed, progress=progress)
+
+
+@_run.register
+def _(config: NeuTra, hamiltonian, seed, checkpoint, resume, progress):
+    _same_model(hamiltonian, config.flow)
+    return run_neutra(config.flow, config.settings, seed=seed, checkpoint=checkpoint, resume=resume, progress=progress)
+
+
+@_run.register
+def _(config: WIRG, hamiltonian, seed, checkpoint, resume, progress):
+    return generate(config.model, hamiltonian, config.settings, seed=seed, coarse=config.coarse, checkpoint=checkpoint,
+                    resume=resume, progress=progress)
+
+
+def sample(hamiltonian, config, *, seed: int = 0, checkpoint=None, resume: bool = False, progress: bool = True):
+    """Draw from ``p(phi) ∝ exp(-E(phi))`` of ``hamiltonian`` with the sampler ``config`` selects; a DataTree.
+
+    ``hamiltonian`` may be ``None`` only for :class:`WIRG` on fields of unknown energy.  One root key
+    ``PRNGKey(seed)`` per run: the same seed gives the same draws.
+    """
+    require(hamiltonian is not None or isinstance(config, WIRG), "hamiltonian", None,
+            "a Hamiltonian (only the WIRG generator samples fields of unknown energy)")
+    return _run(config, hamiltonian, seed, checkpoint, resume, progress)

@@ -1,0 +1,72 @@
+"""``rgppl.sample``: one verb for every sampler, each returning the DataTree contract with ArviZ's statistics."""
+
+import arviz as az
+import arviz_plots as azp
+import numpy as np
+import pytest
+
+from rgppl import (MIS, WIRG, ClusterSettings, FitSettings, FlowSettings, GeneratorSettings, InputError, MISSettings,
+                   NeuTra, NUTSSettings, SVISettings, fit_wirg, free_field, sample, train_flow)
+from rgppl.ensembles import run_cluster
+from rgppl.mcmc import run_nuts
+
+NUTS_SMALL = NUTSSettings(chains=2, warmup=100, samples=200, checkpoint_every=200)
+
+
+@pytest.fixture(scope="module")
+def rough_flow():
+    """A barely trained flow on a 4 x 4 free field: the samplers are exact whatever the flow."""
+    return train_flow(free_field(4, m2=0.5), FlowSettings(width=8, couplings=2, symmetric=False),
+                      SVISettings(steps=50, batch=32, checkpoint_every=50), seed=0, progress=False)
+
+
+def test_nuts_through_sample_keeps_arviz_statistics_and_stock_diagnostics_run():
+    h = free_field(4, m2=0.5)
+    dt = sample(h, NUTS_SMALL, seed=4, progress=False)
+    np.testing.assert_array_equal(dt.posterior["phi"].values,
+                                  run_nuts(h, NUTS_SMALL, seed=4, progress=False).posterior["phi"].values)
+    stats = dt.sample_stats
+    assert {"energy", "step_size", "tree_depth", "diverging", "n_steps", "acceptance_rate", "lp"} <= set(stats.data_vars)
+    kinetic = stats["energy"].values + stats["lp"].values  # H = U + K with lp = -U, so K >= 0 at every draw
+    assert np.all(kinetic >= 0)
+    assert np.all(stats["step_size"].values == stats["step_size"].values[:, :1])  # fixed after warm-up, per chain
+    assert np.all(2 ** (stats["tree_depth"].values - 1) <= stats["n_steps"].values)
+    assert np.all(stats["n_steps"].values < 2 ** stats["tree_depth"].values)
+    bfmi = az.bfmi(dt)["energy"].values
+    assert bfmi.shape == (2,) and np.all(bfmi > 0.3)  # a Gaussian target: energy transitions are healthy
+    azp.plot_energy(dt, backend="matplotlib")
+
+
+def test_the_cluster_sampler_through_sample_is_run_cluster():
+    h = free_field(4, m2=0.5)
+    settings = ClusterSettings(chains=2, warmup=50, samples=100, chunk=50)
+    dt = sample(h, settings, seed=1, progress=False)
+    np.testing.assert_array_equal(dt.posterior["phi"].values,
+                                  run_cluster(h, settings, seed=1, progress=False).posterior["phi"].values)
+    assert "acceptance_rate" in dt.sample_stats
+
+
+def test_flow_samplers_through_sample_follow_the_contract(rough_flow, tmp_path):
+    h = rough_flow.hamiltonian
+    mis = sample(h, MIS(rough_flow, MISSettings(chains=2, warmup=10, samples=100)), seed=0, progress=False)
+    neutra = sample(h, NeuTra(rough_flow, NUTS_SMALL), seed=0, checkpoint=tmp_path / "neutra.npz", progress=False)
+    assert mis.posterior["phi"].shape == neutra.posterior["phi"].shape[:1] + (100, 4, 4)
+    assert {"is_accepted", "acceptance_rate"} <= set(mis.sample_stats.data_vars)
+    assert {"energy", "step_size", "tree_depth"} <= set(neutra.sample_stats.data_vars)
+    assert (tmp_path / "neutra.npz").stat().st_size > 0 and neutra.attrs["sampler"] == "neutra"
+    with pytest.raises(InputError, match="trained on"):
+        sample(free_field(4, m2=2.0), MIS(rough_flow), progress=False)
+
+
+def test_the_wirg_generator_through_sample():
+    fields = np.random.default_rng(0).normal(size=(64, 8, 8)).astype(np.float32)
+    model = fit_wirg(fields, FitSettings(potentials=4), progress=False)
+    dt = sample(None, WIRG(model, GeneratorSettings(fields=40, chains=2, warmup=20, steps=10)), seed=0, progress=False)
+    assert dt.posterior["phi"].shape == (2, 20, 8, 8) and dt.attrs["sampler"] == "wirg"
+
+
+def test_a_config_that_selects_no_sampler_is_named():
+    with pytest.raises(InputError, match="`config` = 'dict'"):
+        sample(free_field(4), {"chains": 4})
+    with pytest.raises(InputError, match="`hamiltonian` = None"):
+        sample(None, NUTS_SMALL)
