@@ -15,7 +15,6 @@ labelled in JAX by min-label propagation with pointer jumping.  Chains are vmapp
 ``lax.scan``.  The step size is adapted during warm-up only, towards an acceptance of 0.5.
 """
 
-import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -24,13 +23,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
-from rgppl import checkpoints
 from rgppl.diagnostics import make_datatree
-from rgppl.errors import SamplingDiverged, require, require_integer
+from rgppl.errors import require, require_integer
 from rgppl.hamiltonians import IsingDual
 from rgppl.lattice import apply_circulant
+from rgppl.loop import Phase, run_phases
 from rgppl.storage import atomic_write, fingerprint
 
 ADAPT_BLOCK = 50
@@ -166,69 +164,47 @@ def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, s
     """Sample ``hamiltonian`` with Metropolis + Swendsen-Wang sweeps; return a DataTree (``sampler = "cluster"``).
 
     ``sample_stats.acceptance_rate`` is the Metropolis acceptance per draw; the attributes record the
-    sweeps, the adapted step sizes and the wall times (``gradient_evaluations = 0``).  ``checkpoint`` is
-    an ``.npz`` path written after warm-up and after every chunk of draws; ``resume=True`` continues it
-    and gives exactly the draws of an uninterrupted run.  One root key ``PRNGKey(seed)``.
+    sweeps, the adapted step sizes and the wall times (``gradient_evaluations = 0``).  The warm-up adapts the
+    step size every ``ADAPT_BLOCK`` sweeps.  ``checkpoint`` is an ``.npz`` path written after every block of
+    warm-up and every chunk of draws (:func:`rgppl.loop.run_phases`); ``resume=True`` continues it and gives
+    exactly the draws of an uninterrupted run.  One root key ``PRNGKey(seed)``.
     """
     check_cluster_model(hamiltonian)
     meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": "cluster", "settings": asdict(settings)}
-    checkpoint = Path(checkpoint) if checkpoint else None
-    bar = tqdm(total=settings.warmup + settings.samples * settings.thin, desc=f"cluster {hamiltonian.name}",
-               disable=not progress, unit="sweep")
+    key, k_init = jax.random.split(jax.random.PRNGKey(seed))
+    state = (key, 0.5 * jax.random.normal(k_init, (settings.chains, *hamiltonian.lattice.shape)),
+             jnp.full(settings.chains, 0.5))
 
-    if resume and checkpoint and checkpoint.exists():
-        saved, arrays = checkpoints.load(checkpoint, meta)
-        key, phi, step_size = (jnp.asarray(arrays[k]) for k in ("key", "phi", "step_size"))
-        fields, acceptances = [arrays["fields"]], [arrays["acceptance"]]
-        times = {k: float(arrays[k]) for k in ("warmup_time_s", "sampling_time_s")}
-        done = saved["draws_done"]
-        bar.update(settings.warmup + done * settings.thin)
-    else:
-        key, k_init = jax.random.split(jax.random.PRNGKey(seed))
-        phi = 0.5 * jax.random.normal(k_init, (settings.chains, *hamiltonian.lattice.shape))
-        step_size = jnp.full(settings.chains, 0.5)
-        start = time.perf_counter()
-        for _ in range(-(-settings.warmup // ADAPT_BLOCK)):
-            key, k = jax.random.split(key)
-            phi, acceptance = _adapt(hamiltonian, jax.random.split(k, settings.chains), phi, step_size, ADAPT_BLOCK)
-            step_size = step_size * jnp.exp(2.0 * (acceptance - TARGET_ACCEPTANCE))
-            bar.update(ADAPT_BLOCK)
-        fields, acceptances, done = [], [], 0
-        times = {"warmup_time_s": time.perf_counter() - start, "sampling_time_s": 0.0}
-
-    while done < settings.samples:
-        start = time.perf_counter()
+    def adapt(state, n):
+        key, phi, step_size = state
         key, k = jax.random.split(key)
-        phi, (chunk_fields, chunk_acceptance) = _draws(hamiltonian, jax.random.split(k, settings.chains), phi, step_size,
-                                                       settings.thin, settings.chunk)
-        chunk_fields = np.asarray(chunk_fields)
-        times["sampling_time_s"] += time.perf_counter() - start
-        if not np.all(np.isfinite(chunk_fields)):
-            kept = f"the last good checkpoint is kept at {checkpoint}" if checkpoint else "no checkpoint was requested"
-            raise SamplingDiverged(f"the cluster sampler produced non-finite fields after {done} draws; {kept}. "
-                                   "Check that the site potential is finite and bounded below.")
-        fields.append(chunk_fields)
-        acceptances.append(np.asarray(chunk_acceptance))
-        done += settings.chunk
-        if checkpoint:
-            arrays = {"key": key, "phi": phi, "step_size": step_size, "fields": np.concatenate(fields, axis=1),
-                      "acceptance": np.concatenate(acceptances, axis=1), **times}
-            checkpoints.save(checkpoint, {**meta, "draws_done": done}, arrays)
-        bar.set_postfix(accept=f"{float(chunk_acceptance.mean()):.2f}")
-        bar.update(settings.chunk * settings.thin)
-    bar.close()
+        phi, acceptance = _adapt(hamiltonian, jax.random.split(k, settings.chains), phi, step_size, n)
+        return (key, phi, step_size * jnp.exp(2.0 * (acceptance - TARGET_ACCEPTANCE))), {"acceptance": acceptance}
 
+    def draw(state, n):
+        key, phi, step_size = state
+        key, k = jax.random.split(key)
+        phi, (fields, acceptance) = _draws(hamiltonian, jax.random.split(k, settings.chains), phi, step_size,
+                                           settings.thin, n)
+        return (key, phi, step_size), {"phi": fields, "acceptance": acceptance}
+
+    live = lambda out: {"accept": f"{float(np.mean(out['acceptance'])):.2f}"}
+    phases = [Phase("warmup", settings.warmup, ADAPT_BLOCK, adapt, finite=("acceptance",), postfix=live),
+              Phase("sampling", settings.samples, settings.chunk, draw, keep=True, finite=("phi",), postfix=live)]
+    (_, _, step_size), done = run_phases(phases, state, label=f"cluster {hamiltonian.name}", meta=meta,
+                                         checkpoint=checkpoint, resume=resume, progress=progress,
+                                         hint="Check that the site potential is finite and bounded below.")
     attrs = {
         "sampler": "cluster",
         "seed": seed,
-        **times,
+        "warmup_time_s": done.seconds.get("warmup", 0.0),
+        "sampling_time_s": done.seconds["sampling"],
         "gradient_evaluations": 0,
         "sweeps": settings.samples * settings.thin,
         "step_size": np.asarray(step_size).tolist(),
         **{f"cluster_{k}": v for k, v in asdict(settings).items()},
     }
-    stats = {"acceptance_rate": np.concatenate(acceptances, axis=1)[:, : settings.samples]}
-    return make_datatree(hamiltonian, np.concatenate(fields, axis=1)[:, : settings.samples], sample_stats=stats,
+    return make_datatree(hamiltonian, done.draws["phi"], sample_stats={"acceptance_rate": done.draws["acceptance"]},
                          attrs=attrs)
 
 

@@ -11,25 +11,23 @@ under ``vmap``/``lax.map`` (19 s a chunk for a NeuTra model on 16 x 16), and eac
 keeps ~460 memory mappings for the life of the process, so a long run, or many runs, reached the kernel's
 ``vm.max_map_count`` (65530) and aborted in LLVM.)
 
-After every chunk of draws the draws so far and the complete sampler state are written atomically to an
-``.npz`` checkpoint (arrays only, no pickle), so an interrupted run resumes where it stopped and produces
-exactly the draws an uninterrupted run would have.  Non-finite draws or energies stop the run with a
-message; the last good checkpoint is kept.
+The chunks run in :func:`rgppl.loop.run_phases`: after every chunk of warm-up or of draws, the draws so far
+and the complete sampler state are written atomically to an ``.npz`` checkpoint (arrays only, no pickle), so
+an interrupted run resumes where it stopped, within the warm-up too, and produces exactly the draws an
+uninterrupted run would have.  A non-finite energy (warm-up included) or draw stops the run with a message;
+the last good checkpoint is kept.
 """
 
-import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import jax
 import numpy as np
 from jax import lax
 from numpyro.infer import NUTS
-from tqdm.auto import tqdm
 
-from rgppl import checkpoints
 from rgppl.diagnostics import make_datatree
 from rgppl.errors import SamplingDiverged, require, require_integer
+from rgppl.loop import Phase, run_phases
 
 CHAIN_METHODS = ("vectorized", "sequential")
 EXTRA_FIELDS = ("num_steps", "diverging", "accept_prob", "potential_energy", "energy")
@@ -55,30 +53,6 @@ class NUTSSettings:
         require(isinstance(self.dense_mass, bool), "nuts.dense_mass", self.dense_mass, "true or false")
         require(0 < self.target_accept < 1, "nuts.target_accept", self.target_accept, "a number in (0, 1)")
         require(self.chain_method in CHAIN_METHODS, "nuts.chain_method", self.chain_method, f"one of {CHAIN_METHODS}")
-
-
-def _save_checkpoint(path: Path, meta: dict, state, draws: dict) -> None:
-    leaves = jax.tree_util.tree_leaves(state)
-    checkpoints.save(path, meta, {**{f"state_{i}": leaf for i, leaf in enumerate(leaves)},
-                                  **{f"draws_{k}": v for k, v in draws.items()}})
-
-
-def _load_checkpoint(path: Path, meta: dict, template) -> tuple:
-    saved, arrays = checkpoints.load(path, meta)
-    treedef = jax.tree_util.tree_structure(template)
-    leaves = [arrays[f"state_{i}"] for i in range(treedef.num_leaves)]
-    draws = {k[len("draws_"):]: v for k, v in arrays.items() if k.startswith("draws_")}
-    return jax.tree_util.tree_unflatten(treedef, leaves), draws, saved["draws_done"]
-
-
-def _check_finite(draws: dict, chunk: int, checkpoint: Path | None) -> None:
-    bad = [k for k in ("phi", "potential_energy") if not np.all(np.isfinite(draws[k]))]
-    if bad:
-        kept = f"the last good checkpoint is kept at {checkpoint}" if checkpoint else "no checkpoint was requested"
-        raise SamplingDiverged(
-            f"NUTS produced non-finite {' and '.join(bad)} in sampling chunk {chunk}; {kept}. "
-            "Check the couplings (is the energy bounded below?) or lower the step size via a higher target_accept."
-        )
 
 
 def _batched_by_chain(settings: NUTSSettings) -> bool:
@@ -129,13 +103,22 @@ def _compiled_chunk(kernel, settings: NUTSSettings):
     return jax.jit(chunk, static_argnums=1)
 
 
+HINT = "Check the couplings (is the energy bounded below?) or lower the step size via a higher target_accept."
+
+
+def _live_figures(draws: dict) -> dict:
+    return {"divergent": int(draws["diverging"].sum()), "accept": f"{draws['accept_prob'].mean():.2f}",
+            "steps": f"{draws['num_steps'].mean():.0f}"}
+
+
 def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int = 0, checkpoint=None,
              resume: bool = False, progress: bool = True, model=None, label: str = "nuts", fingerprint: str = ""):
     """Sample ``p(phi) ∝ exp(-E(phi))`` with NUTS; return a DataTree (see :mod:`rgppl.diagnostics`).
 
-    ``checkpoint`` is an ``.npz`` path written after every chunk; with ``resume=True`` an existing
-    checkpoint of the same model, seed and settings is continued (``samples`` may be larger than
-    the checkpoint's, extending a finished run).  One root key ``PRNGKey(seed)``.
+    ``checkpoint`` is an ``.npz`` path written after every chunk of warm-up and of draws
+    (:func:`rgppl.loop.run_phases`); with ``resume=True`` an existing checkpoint of the same model, seed and
+    settings is continued exactly, from within the warm-up too (``samples`` may be larger than the
+    checkpoint's, extending a finished run).  One root key ``PRNGKey(seed)``.
 
     ``model`` replaces ``hamiltonian.model`` by a reparameterised model of the same field (e.g. the
     NeuTra model of :mod:`rgppl.infer.neutra`, where ``phi`` is a deterministic site); ``label``
@@ -145,44 +128,14 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
                   max_tree_depth=settings.max_tree_depth, dense_mass=settings.dense_mass)
     meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": label, "settings": asdict(settings),
             "fingerprint": fingerprint}
-    checkpoint = Path(checkpoint) if checkpoint else None
     state = _initial_state(kernel, settings, jax.random.PRNGKey(seed), hamiltonian.name)
     chunk, size = _compiled_chunk(kernel, settings), min(settings.checkpoint_every, settings.samples)
-    draws, done, times = {}, 0, {"warmup_time_s": 0.0, "sampling_time_s": 0.0}
-    bar = lambda phase, total, initial=0: tqdm(total=total, initial=initial, desc=f"{label} {phase} {hamiltonian.name}",
-                                               disable=not progress, unit="draw")
-
-    if resume and checkpoint and checkpoint.exists():
-        state, draws, done = _load_checkpoint(checkpoint, meta, state)
-        warmup_steps = int(draws.pop("warmup_num_steps"))
-        times = {k: float(draws.pop(k)) for k in times}
-    else:
-        start, warmup_steps, warmed = time.perf_counter(), 0, 0
-        with bar("warmup", settings.warmup) as progress_bar:
-            while warmed < settings.warmup:
-                n = min(size, settings.warmup - warmed)
-                state, new = chunk(state, n)
-                warmup_steps, warmed = warmup_steps + int(new["num_steps"].sum()), warmed + n
-                progress_bar.update(n)
-        times["warmup_time_s"] = time.perf_counter() - start
-
-    with bar("sampling", settings.samples, done) as progress_bar:
-        while done < settings.samples:
-            n = min(size, settings.samples - done)
-            start = time.perf_counter()
-            state, new = chunk(state, n)
-            new = {k: np.asarray(v) for k, v in new.items()}
-            times["sampling_time_s"] += time.perf_counter() - start
-            _check_finite(new, done // size, checkpoint)
-            draws = {k: np.concatenate([draws[k], v], axis=1) if k in draws else v for k, v in new.items()}
-            done += n
-            if checkpoint:
-                extra = {"warmup_num_steps": np.array(warmup_steps), **{k: np.array(v) for k, v in times.items()}}
-                _save_checkpoint(checkpoint, {**meta, "draws_done": done}, state, {**draws, **extra})
-            progress_bar.set_postfix(divergent=int(draws["diverging"].sum()), accept=f"{draws['accept_prob'].mean():.2f}",
-                                     steps=f"{draws['num_steps'].mean():.0f}")
-            progress_bar.update(n)
-
+    phases = [Phase("warmup", settings.warmup, size, chunk, finite=("potential_energy",), postfix=_live_figures),
+              Phase("sampling", settings.samples, size, chunk, keep=True, finite=("phi", "potential_energy"),
+                    postfix=_live_figures)]
+    _, done = run_phases(phases, state, label=f"{label} {hamiltonian.name}", meta=meta, checkpoint=checkpoint,
+                         resume=resume, progress=progress, hint=HINT)
+    draws = done.draws
     tree_depth = np.log2(draws["num_steps"]).astype(int) + 1  # as ArviZ's from_numpyro derives it
     sample_stats = {  # under ArviZ's names, so that az.bfmi and plot_energy work
         "n_steps": draws["num_steps"],
@@ -198,8 +151,9 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
         "sampler": label,
         "seed": seed,
         "gradient_evaluations": int(draws["num_steps"].sum()),
-        "warmup_gradient_evaluations": warmup_steps,
-        **times,
+        "warmup_gradient_evaluations": int(done.totals.get("warmup_num_steps", 0)),
+        "warmup_time_s": done.seconds.get("warmup", 0.0),
+        "sampling_time_s": done.seconds["sampling"],
         **{f"nuts_{k}": int(v) if isinstance(v, bool) else v for k, v in asdict(settings).items()},  # netCDF has no bool
     }
     return make_datatree(hamiltonian, draws["phi"], sample_stats=sample_stats, attrs=attrs)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rgppl import exact
+from rgppl import exact, loop
 from rgppl.diagnostics import mean_with_error, summary
 from rgppl.errors import InputError
 from rgppl.hamiltonians import Custom, Hamiltonian, free_field, ising_dual
@@ -137,3 +137,27 @@ def test_ising_dual_nuts_moments_at_tc_on_8x8_match_the_transfer_matrix():
     table = summary(dt, ["spin_m2", "spin_binder"], exact={"spin_m2": reference["m2"], "spin_binder": reference["binder"]})
     assert np.all(table["ess_bulk"] > 400)
     assert np.all(np.abs(table["z"]) < family_threshold(2)), table
+
+
+def test_a_run_killed_in_its_warm_up_resumes_to_the_uninterrupted_draws(tmp_path, monkeypatch):
+    h = free_field(4, m2=1.0)
+    settings = NUTSSettings(chains=2, warmup=60, samples=40, checkpoint_every=20)
+    whole = run_nuts(h, settings, seed=5, progress=False)
+    path, saves = tmp_path / "nuts.npz", []
+    real_save = loop._save
+
+    def killed_after_two(*args):  # the kill arrives after the second warm-up checkpoint
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        saves.append(args)
+        real_save(*args)
+
+    monkeypatch.setattr(loop, "_save", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_nuts(h, settings, seed=5, checkpoint=path, progress=False)
+    monkeypatch.setattr(loop, "_save", real_save)
+    assert [args[3].phase for args in saves] == [0, 0]  # both checkpoints fell inside the warm-up
+    resumed = run_nuts(h, settings, seed=5, checkpoint=path, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed.posterior["phi"].values, whole.posterior["phi"].values)
+    np.testing.assert_array_equal(resumed.sample_stats["step_size"].values, whole.sample_stats["step_size"].values)
+    assert resumed.attrs["warmup_gradient_evaluations"] == whole.attrs["warmup_gradient_evaluations"]

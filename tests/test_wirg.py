@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rgppl import checkpoints
+from rgppl import loop
 from rgppl.errors import InputError
 from rgppl.exact import free_field_propagator, free_field_spectrum, sample_gaussian_field
 from rgppl.hamiltonians import free_field
@@ -172,7 +172,7 @@ def test_generator_resumes_bit_exactly_after_an_interruption(tmp_path, monkeypat
     model = fit_wirg(data, FitSettings(wavelet="haar", radius=1, potentials=4), progress=False)
     h, settings = free_field((L, L), M2), GeneratorSettings(fields=64, warmup=20, steps=10)
     whole = generate(model, h, settings, seed=3, progress=False)
-    path, save, calls = tmp_path / "generate.npz", checkpoints.save, []
+    path, save, calls = tmp_path / "generate.npz", loop._save, []
 
     def interrupted(*args):
         calls.append(1)
@@ -180,10 +180,10 @@ def test_generator_resumes_bit_exactly_after_an_interruption(tmp_path, monkeypat
             raise KeyboardInterrupt
         save(*args)
 
-    monkeypatch.setattr(checkpoints, "save", interrupted)
+    monkeypatch.setattr(loop, "_save", interrupted)
     with pytest.raises(KeyboardInterrupt):
         generate(model, h, settings, seed=3, checkpoint=path, progress=False)
-    monkeypatch.setattr(checkpoints, "save", save)
+    monkeypatch.setattr(loop, "_save", save)
     resumed = generate(model, h, settings, seed=3, checkpoint=path, resume=True, progress=False)
     np.testing.assert_array_equal(resumed.posterior.phi.values, whole.posterior.phi.values)
 

@@ -4,20 +4,20 @@ Proposals ``x' ~ q`` do not depend on the chain's state; ``x'`` is accepted with
 ``min(1, exp(w(x') - w(x)))`` with ``w = -E - ln q`` (Li & Wang 2018; reference sheet §3), so the
 chain is exact for ``p ∝ exp(-E)`` whatever ``q`` is, and efficient when ``q`` is close to ``p``.
 ``init``/``step`` are pure functions over a NamedTuple state (BlackJAX style) and vmap over chains;
-proposals are drawn in chunks and the accept/reject decisions run in one ``lax.scan`` per chunk.
+proposals are drawn in chunks and the accept/reject decisions run in one ``lax.scan`` per chunk, driven by
+rgppl's one run loop (:mod:`rgppl.loop`).
 """
 
-import time
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from rgppl.diagnostics import make_datatree
 from rgppl.errors import require_integer
+from rgppl.loop import Phase, run_phases
 
 
 @dataclass(frozen=True)
@@ -73,35 +73,33 @@ def run_mis(trained, settings: MISSettings = MISSettings(), *, seed: int = 0, pr
     """Sample ``p ∝ exp(-E)`` with the flow of ``trained`` as independence proposal; return a DataTree.
 
     ``sample_stats`` has ``is_accepted`` and ``acceptance_rate`` per draw; attributes record the
-    acceptance, the flow evaluations and zero gradient evaluations (the sampler needs none).
+    acceptance, the flow evaluations and zero gradient evaluations (the sampler needs none).  The chains
+    advance ``chunk`` proposals at a time in :func:`rgppl.loop.run_phases`: ``warmup`` discarded steps, then
+    the ``samples`` kept.
     """
     h = trained.hamiltonian
     key_start, key_run = jax.random.split(jax.random.PRNGKey(seed))
     x0, _, w0 = trained.draw(key_start, settings.chains)
-    state = init(jnp.asarray(x0), jnp.asarray(w0))
-    total = settings.warmup + settings.samples
-    kept, stats, done, elapsed = [], [], 0, 0.0
-    bar = tqdm(total=total, desc=f"MIS {h.name}", disable=not progress, unit="step")
-    for chunk_key in jax.random.split(key_run, -(-total // settings.chunk)):
-        steps = min(settings.chunk, total - done)
-        key_propose, key_accept = jax.random.split(chunk_key)
-        start = time.perf_counter()
-        x, _, w = trained.draw(key_propose, steps * settings.chains)
-        shape = (steps, settings.chains)
-        state, (fields, info) = _chain_segment(jax.random.split(key_accept, steps), state,
-                                               jnp.asarray(x).reshape(*shape, *h.lattice.shape),
-                                               jnp.asarray(w).reshape(shape))
-        elapsed += time.perf_counter() - start
-        first = max(0, settings.warmup - done)
-        kept.append(np.asarray(fields)[first:])
-        stats.append({k: np.asarray(v)[first:] for k, v in info._asdict().items()})
-        done += steps
-        bar.set_postfix(accept=f"{np.mean(stats[-1]['is_accepted']) if first < steps else np.nan:.3f}")
-        bar.update(steps)
-    bar.close()
-    phi = np.concatenate(kept).swapaxes(0, 1)  # (chain, draw, x, y)
-    sample_stats = {k: np.concatenate([s[k] for s in stats]).swapaxes(0, 1) for k in stats[0]}
-    attrs = {"sampler": "mis", "seed": seed, "gradient_evaluations": 0, "sampling_time_s": elapsed,
-             "flow_evaluations": total * settings.chains, "acceptance": float(sample_stats["is_accepted"].mean()),
-             **{f"mis_{k}": v for k, v in asdict(settings).items()}}
-    return make_datatree(h, phi, sample_stats=sample_stats, attrs=attrs)
+
+    def advance(state, n):
+        key, chains = state
+        key, key_propose, key_accept = jax.random.split(key, 3)
+        x, _, w = trained.draw(key_propose, n * settings.chains)
+        shape = (n, settings.chains)
+        chains, (fields, info) = _chain_segment(jax.random.split(key_accept, n), chains,
+                                                jnp.asarray(x).reshape(*shape, *h.lattice.shape),
+                                                jnp.asarray(w).reshape(shape))
+        return (key, chains), {"phi": fields.swapaxes(0, 1), **{k: v.swapaxes(0, 1) for k, v in info._asdict().items()}}
+
+    live = lambda out: {"accept": f"{np.mean(out['is_accepted']):.3f}"}
+    phases = [Phase("warmup", settings.warmup, settings.chunk, advance, finite=("phi",), postfix=live),
+              Phase("sampling", settings.samples, settings.chunk, advance, keep=True, finite=("phi",), postfix=live)]
+    _, done = run_phases(phases, (key_run, init(jnp.asarray(x0), jnp.asarray(w0))), label=f"MIS {h.name}", meta={},
+                         progress=progress, hint="The flow's draws or the energy are not finite: check the flow.")
+    draws = done.draws
+    attrs = {"sampler": "mis", "seed": seed, "gradient_evaluations": 0, "sampling_time_s": done.seconds["sampling"],
+             "warmup_time_s": done.seconds.get("warmup", 0.0),
+             "flow_evaluations": (settings.warmup + settings.samples) * settings.chains,
+             "acceptance": float(draws["is_accepted"].mean()), **{f"mis_{k}": v for k, v in asdict(settings).items()}}
+    return make_datatree(h, draws["phi"], sample_stats={k: draws[k] for k in ("is_accepted", "acceptance_rate")},
+                         attrs=attrs)

@@ -15,11 +15,11 @@ started at ``v = 0`` as in the paper; moves that take the reconstructed field ou
 during warm-up, ``ln eps += (acceptance - 0.574) / sqrt(block)`` after every block (0.574 is the MALA
 optimum), and then frozen; the chains are then run ``steps`` more steps, over
 which the acceptance and the integrated autocorrelation time of the conditional energy are measured.
-The last state of every chain is the generated field.
+The last state of every chain is the generated field.  Each scale is one phase of rgppl's run loop
+(:mod:`rgppl.loop`): a checkpoint after every scale, exact resume, and a stop on non-finite values.
 """
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,11 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
 
-from rgppl import checkpoints
 from rgppl.diagnostics import make_datatree
-from rgppl.errors import SamplingDiverged, require, require_integer
+from rgppl.errors import require, require_integer
+from rgppl.loop import Phase, run_phases
 from rgppl.storage import fingerprint
 from rgppl.wavelets import idwt2
 
@@ -170,26 +169,13 @@ def integrated_time(trace) -> float:
 
 def sample_scale(key, scale, coarse, settings: GeneratorSettings) -> tuple[jax.Array, dict]:
     """Draw the free variables of ``scale`` for every coarse field ``coarse[n]``, starting at 0; returns them and
-    the scale's record (step size, acceptance, autocorrelation time, gradient evaluations, time)."""
-    start = time.perf_counter()
+    the scale's statistics (step size, acceptance, autocorrelation time of the energy)."""
     ansatz, n = scale.ansatz, len(coarse)
     run = conditional_chains(ansatz, settings.warmup, settings.steps, settings.adapt_every)
     free, log_step, accepted, trace, _ = run(key, coarse, jnp.zeros((n, *ansatz.free_shape), jnp.float32),
                                              ScaleParams.of(scale), initial_log_step(ansatz))
-    free = jax.block_until_ready(free)
-    if not bool(jnp.all(jnp.isfinite(free))):
-        raise SamplingDiverged(f"the generator produced non-finite values at the {ansatz.side}x{ansatz.side} scale; "
-                               "check the fit's report (condition numbers, losses)")
-    record = {
-        "side": ansatz.side,
-        "step_size": float(jnp.exp(log_step)),
-        "acceptance": float(jnp.mean(accepted)),
-        "tau_energy": integrated_time(trace[: min(n, 64)]),
-        "gradient_evaluations": n * (settings.warmup + settings.steps),
-        "free_variables": int(np.prod(ansatz.free_shape)),
-        "time_s": time.perf_counter() - start,
-    }
-    return free, record
+    return free, {"step_size": float(jnp.exp(log_step)), "acceptance": float(jnp.mean(accepted)),
+                  "tau_energy": integrated_time(trace[: min(n, 64)])}
 
 
 def model_fingerprint(model) -> str:
@@ -233,31 +219,34 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
     described = None if hamiltonian is None else hamiltonian.describe()
     meta = {"hamiltonian": described, "seed": seed, "sampler": "wirg", "settings": asdict(settings), "fingerprint": identity}
     keys = jax.random.split(jax.random.key(seed), len(model.scales))
-    records, done = [], first
-    if resume and checkpoint is not None and checkpoint.exists():
-        saved, arrays = checkpoints.load(checkpoint, meta)
-        fields, records, done = jnp.asarray(arrays["fields"]), saved["records"], saved["done"]
-    start = time.perf_counter() - sum(r["time_s"] for r in records)
-    bar = tqdm(total=len(model.scales), initial=done, desc="WIRG generate", unit="scale", disable=not progress)
-    for index in range(done, len(model.scales)):
+
+    def scale_phase(index: int) -> Phase:
         scale = model.scales[index]
-        if index == 0:
-            zeros = jnp.zeros((settings.fields, scale.ansatz.side, scale.ansatz.side), jnp.float32)
-            free, record = sample_scale(keys[index], scale, zeros, settings)
-            fields = free[:, 0]
-        else:
-            free, record = sample_scale(keys[index], scale, fields, settings)
-            fields = idwt2(fields, free, model.wavelet)
-        records.append(record)
-        if checkpoint is not None:
-            checkpoints.save(checkpoint, {**meta, "records": records, "done": index + 1}, {"fields": fields})
-        bar.update()
-        bar.set_postfix(side=record["side"], acceptance=f"{record['acceptance']:.2f}", tau=f"{record['tau_energy']:.1f}")
-    bar.close()
+
+        def advance(fields, n):
+            free, stats = sample_scale(keys[index], scale, fields, settings)
+            fields = free[:, 0] if index == 0 else idwt2(fields, free, model.wavelet)
+            return fields, {"free": free, **{k: np.array(v) for k, v in stats.items()}}
+
+        live = lambda out: {"acceptance": f"{float(out['acceptance']):.2f}", "tau": f"{float(out['tau_energy']):.1f}"}
+        side = scale.ansatz.side
+        return Phase(f"scale {index} ({side}x{side})", 1, 1, advance, finite=("free",), postfix=live)
+
+    if fields is None:  # the coarsest energy is drawn with nothing to condition on
+        side = model.scales[0].ansatz.side
+        fields = jnp.zeros((settings.fields, side, side), jnp.float32)
+    phases = [scale_phase(index) for index in range(first, len(model.scales))]
+    fields, done = run_phases(phases, fields, label="WIRG generate", meta=meta, checkpoint=checkpoint, resume=resume,
+                              progress=progress, hint="Check the fit's report (condition numbers, losses).")
+    records = [{"side": model.scales[i].ansatz.side,
+                **{k: done.totals[f"{phase.name}_{k}"] for k in ("step_size", "acceptance", "tau_energy")},
+                "gradient_evaluations": settings.fields * (settings.warmup + settings.steps),
+                "free_variables": int(np.prod(model.scales[i].ansatz.free_shape)), "time_s": done.seconds[phase.name]}
+               for i, phase in zip(range(first, len(model.scales)), phases, strict=True)]
     phi = np.asarray(model.restore(fields), np.float32)
     attrs = {
         "sampler": "wirg",
-        "sampling_time_s": time.perf_counter() - start,
+        "sampling_time_s": sum(record["time_s"] for record in records),
         "gradient_evaluations": int(sum(r["gradient_evaluations"] * r["free_variables"] for r in records) / model.L**2),
         "scales": json.dumps(records),
         **{f"generator_{k}": v for k, v in asdict(settings).items()},

@@ -1,0 +1,119 @@
+"""The one run loop of rgppl's chunked samplers: chunks, progress, checkpoints and exact resume, the NaN stop
+and timing.
+
+A run is a sequence of :class:`Phase` s (for NUTS: warm-up, then sampling).  Each phase advances the sampler's
+state ``chunk`` units at a time (draws, sweeps or steps) with its ``advance(state, n) -> (state, out)``, a
+pure function of the state that draws its randomness from keys inside the state.  After every chunk the loop
+
+1. stops the run with :class:`~rgppl.errors.SamplingDiverged` if any array of ``out`` named in the phase's
+   ``finite`` is not finite (warm-up included), keeping the last good checkpoint;
+2. keeps ``out`` if the phase keeps its draws (``keep``; arrays ``[chain, draw, ...]`` joined along the draws);
+3. writes the whole state, the kept draws, the phase reached and the wall times so far to the checkpoint
+   atomically (:mod:`rgppl.checkpoints`, arrays only), so a killed run resumes exactly where it stopped and
+   gives the draws an uninterrupted run would have;
+4. moves the progress bar, whose postfix shows the phase's live figures (``postfix(out)``).
+
+A finished run resumed with a larger last phase (more samples) continues it: a checkpoint agrees with a run
+on everything but ``settings.samples``.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from rgppl import checkpoints
+from rgppl.errors import SamplingDiverged
+
+
+@dataclass(frozen=True)
+class Phase:
+    """``total`` units advanced ``chunk`` at a time by ``advance(state, n) -> (state, out)``; ``out`` is a dict of
+    arrays ``[chain, n, ...]``.  ``keep``: the draws are the run's; ``finite``: the outputs that must be finite."""
+
+    name: str
+    total: int
+    chunk: int
+    advance: Callable
+    keep: bool = False
+    finite: tuple = ()
+    postfix: Callable[[dict], dict] = field(default=lambda out: {})
+
+
+@dataclass
+class Progress:
+    """Where a run is: the phase reached, units done in it, the draws kept and the seconds spent per phase."""
+
+    phase: int = 0
+    done: int = 0
+    draws: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+    totals: dict = field(default_factory=dict)  # the sums of ``out`` over the chunks of each phase
+
+    def add(self, phase: Phase, out: dict, seconds: float) -> None:
+        self.seconds[phase.name] = self.seconds.get(phase.name, 0.0) + seconds
+        for key, value in out.items():
+            name = f"{phase.name}_{key}"
+            self.totals[name] = self.totals.get(name, 0.0) + float(np.sum(value))
+        if phase.keep:
+            self.draws = {k: np.concatenate([self.draws[k], v], axis=1) if k in self.draws else v for k, v in out.items()}
+
+
+def _save(path: Path, meta: dict, state, progress: Progress) -> None:
+    arrays = {f"state_{i}": leaf for i, leaf in enumerate(jax.tree.leaves(state))}
+    arrays.update({f"draws_{k}": v for k, v in progress.draws.items()})
+    checkpoints.save(path, {**meta, "phase": progress.phase, "done": progress.done, "seconds": progress.seconds,
+                            "totals": progress.totals}, arrays)
+
+
+def _load(path: Path, meta: dict, template) -> tuple:
+    saved, arrays = checkpoints.load(path, meta)
+    treedef = jax.tree.structure(template)
+    state = jax.tree.unflatten(treedef, [arrays[f"state_{i}"] for i in range(treedef.num_leaves)])
+    draws = {k[len("draws_"):]: v for k, v in arrays.items() if k.startswith("draws_")}
+    return state, Progress(saved["phase"], saved["done"], draws, saved["seconds"], saved["totals"])
+
+
+def run_phases(phases: list[Phase], state, *, label: str, meta: dict, checkpoint=None, resume: bool = False,
+               progress: bool = True, hint: str = "") -> tuple:
+    """Run ``phases`` from ``state``; return ``(state, Progress)``.
+
+    ``meta`` identifies the run (model, seed, sampler, settings) in its checkpoint; ``resume=True`` continues
+    an existing checkpoint of the same run.  ``hint`` ends the message of a non-finite stop (what to check).
+    """
+    checkpoint = Path(checkpoint) if checkpoint else None
+    where = Progress()
+    if resume and checkpoint and checkpoint.exists():
+        state, where = _load(checkpoint, meta, state)
+        if where.phase < len(phases) and where.done >= phases[where.phase].total and where.phase + 1 < len(phases):
+            where.phase, where.done = where.phase + 1, 0
+    for index in range(where.phase, len(phases)):
+        phase = phases[index]
+        if index > where.phase:
+            where.phase, where.done = index, 0
+        bar = tqdm(total=phase.total, initial=where.done, desc=f"{label} {phase.name}", disable=not progress,
+                   unit="draw" if phase.keep else "step")
+        with bar:
+            while where.done < phase.total:
+                n = min(phase.chunk, phase.total - where.done)
+                start = time.perf_counter()
+                state, out = phase.advance(state, n)
+                out = {k: np.asarray(v) for k, v in out.items()}
+                seconds = time.perf_counter() - start
+                bad = [k for k in phase.finite if not np.all(np.isfinite(out[k]))]
+                if bad:
+                    kept = (f"the last good checkpoint is kept at {checkpoint}" if checkpoint and checkpoint.exists()
+                            else "no checkpoint had been written")
+                    raise SamplingDiverged(f"{label} produced non-finite {' and '.join(bad)} in its {phase.name} after "
+                                           f"{where.done} of {phase.total}; {kept}. {hint}".strip())
+                where.add(phase, out, seconds)
+                where.done += n
+                if checkpoint:
+                    _save(checkpoint, meta, state, where)
+                bar.set_postfix(phase.postfix(out))
+                bar.update(n)
+    return state, where
