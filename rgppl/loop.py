@@ -9,7 +9,7 @@ pure function of the state that draws its randomness from keys inside the state.
    ``finite`` is not finite (warm-up included), keeping the last good checkpoint;
 2. keeps ``out`` if the phase keeps its draws (``keep``; arrays ``[chain, draw, ...]`` joined along the draws);
 3. writes the whole state, the kept draws, the phase reached and the wall times so far to the checkpoint
-   atomically (:mod:`rgppl.checkpoints`, arrays only), so a killed run resumes exactly where it stopped and
+   (after every chunk, or every ``checkpoint_every`` units and at the phase's end) atomically (:mod:`rgppl.checkpoints`, arrays only), so a killed run resumes exactly where it stopped and
    gives the draws an uninterrupted run would have;
 4. moves the progress bar, whose postfix shows the phase's live figures (``postfix(out)``).
 
@@ -42,6 +42,7 @@ class Phase:
     keep: bool = False
     finite: tuple = ()
     postfix: Callable[[dict], dict] = field(default=lambda out: {})
+    checkpoint_every: int | None = None  # units between checkpoints, a multiple of ``chunk``; None: every chunk
 
 
 @dataclass
@@ -60,7 +61,8 @@ class Progress:
             name = f"{phase.name}_{key}"
             self.totals[name] = self.totals.get(name, 0.0) + float(np.sum(value))
         if phase.keep:
-            self.draws = {k: np.concatenate([self.draws[k], v], axis=1) if k in self.draws else v for k, v in out.items()}
+            self.draws.update({k: np.concatenate([self.draws[k], v], axis=1) if k in self.draws else v
+                               for k, v in out.items()})  # a key a chunk leaves out keeps its draws
 
 
 def _save(path: Path, meta: dict, state, progress: Progress) -> None:
@@ -112,7 +114,8 @@ def run_phases(phases: list[Phase], state, *, label: str, meta: dict, checkpoint
                                            f"{where.done} of {phase.total}; {kept}. {hint}".strip())
                 where.add(phase, out, seconds)
                 where.done += n
-                if checkpoint:
+                due = phase.checkpoint_every is None or where.done % phase.checkpoint_every == 0
+                if checkpoint and (due or where.done == phase.total):
                     _save(checkpoint, meta, state, where)
                 bar.set_postfix(phase.postfix(out))
                 bar.update(n)

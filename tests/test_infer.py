@@ -175,7 +175,7 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoin
     with pytest.raises(SamplingDiverged, match="non-finite.*last good checkpoint is kept"):
         train_flow(h, FLOW, SVISettings(steps=2000, batch=64, learning_rate=1e-2, report_every=10, checkpoint_every=10),
                    checkpoint=path, progress=False)
-    assert np.load(path)["losses"].size > 0
+    assert np.load(path)["draws_losses"].size > 0
 
 
 def test_an_energy_that_is_nan_everywhere_is_refused_at_the_start():

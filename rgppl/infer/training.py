@@ -24,17 +24,18 @@ Objectives (minimised, in nats):
 
 With ``pretrain_steps > 0`` the objective's ``steps`` are preceded by ``pretrain_steps`` of ``forward`` on
 the data, with their own optimiser and cosine schedule: maximum likelihood puts mass on every mode
-before the mode-seeking reverse KL refines it.
+before the mode-seeking reverse KL refines it.  :func:`stages` spells a setting out as its stages, and
+:func:`train_flow` runs them one after the other through :func:`train_stage`.
 
-Adam (optax) with global-norm clipping and a cosine-decayed learning rate.  The loop runs ``lax.scan``
-chunks of ``report_every`` steps compiled once, shows the loss in a progress bar, and every
+Adam (optax) with global-norm clipping and a cosine-decayed learning rate.  rgppl's run loop
+(:mod:`rgppl.loop`) runs ``lax.scan`` chunks of ``report_every`` steps compiled once, shows the loss in a
+progress bar, and every
 ``checkpoint_every`` steps estimates F_q and the importance-sampling ESS on fresh draws and writes the
 whole SVI state atomically to an ``.npz`` checkpoint; ``resume=True`` continues bit for bit.  A
 non-finite loss, or one more than ``EXPLODED_NATS_PER_SITE`` per site above the best chunk so far, stops
 the run with :class:`SamplingDiverged`; the last good checkpoint is kept.
 """
 
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -48,15 +49,15 @@ from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoContinuous
 from numpyro.infer.elbo import ELBO
 from numpyro.optim import optax_to_numpyro
-from tqdm.auto import tqdm
 
-from rgppl import checkpoints
 from rgppl.errors import SamplingDiverged, require, require_integer
 from rgppl.flows import AutoNeuralRG, FlowSettings, grown, sample_with_log_prob
+from rgppl.loop import Phase, run_phases
 
 OBJECTIVES = ("reverse", "forward", "mixed")
 GRADIENTS = ("total", "path")
 EXPLODED_NATS_PER_SITE = 10.0
+MONITORED = ("F_q", "F_q_err", "ess_fraction")  # the free-energy monitor at every checkpoint
 INVERSE_MISMATCH_NATS = 1.0  # a folded draw whose inverse ln q is further off than this is not reproduced
 
 
@@ -204,17 +205,6 @@ def objective(settings: SVISettings, data=None):
     return FlowObjective(weight, settings.batch, data, path_gradient=settings.gradient == "path")
 
 
-def _check_loss(losses: np.ndarray, best: float, step: int, n_sites: int, checkpoint) -> None:
-    bad = not np.all(np.isfinite(losses))
-    exploded = np.isfinite(best) and np.max(losses) > best + EXPLODED_NATS_PER_SITE * n_sites
-    if bad or exploded:
-        kept = (f"the last good checkpoint is kept at {checkpoint}" if checkpoint and checkpoint.exists()
-                else "no checkpoint had been written yet")
-        what = "non-finite" if bad else f"exploding (max {np.max(losses):.4g} vs best {best:.4g})"
-        raise SamplingDiverged(f"the training loss became {what} in the {len(losses)} steps before step {step}; "
-                               f"{kept}. Lower svi.learning_rate or svi.clip_norm, or shrink the flow.")
-
-
 def _run_defining(settings: SVISettings) -> dict:
     """The settings a checkpoint must agree on to be resumed.  Two are left out: ``checkpoint_every``, which
     says when the state is saved and F_q estimated, never what the state is; and ``reverse_weight`` unless
@@ -223,42 +213,67 @@ def _run_defining(settings: SVISettings) -> dict:
     return {k: v for k, v in asdict(settings).items() if k not in unused}
 
 
+def stages(settings: SVISettings) -> list[SVISettings]:
+    """The stages ``settings`` stands for: ``pretrain_steps`` of maximum likelihood on the data (forward KL, their
+    own optimiser and schedule), then ``steps`` of its objective."""
+    objective = replace(settings, pretrain_steps=0)
+    if not settings.pretrain_steps:
+        return [objective]
+    return [replace(objective, objective="forward", steps=settings.pretrain_steps), objective]
+
+
 def train_flow(hamiltonian, flow: FlowSettings | AutoContinuous = FlowSettings(), settings: SVISettings = SVISettings(),
                *, data=None, init: TrainedFlow | None = None, seed: int = 0, checkpoint=None, resume: bool = False,
                progress: bool = True, monitor_draws: int = 1024) -> TrainedFlow:
-    """Train a flow guide on ``hamiltonian`` (and/or ``data[n, L, L]``); one root key ``PRNGKey(seed)``.
+    """Train a flow guide on ``hamiltonian`` (and/or ``data[n, L, L]``) through the :func:`stages` of ``settings``;
+    one root key ``PRNGKey(seed)``.
 
     ``flow`` is the architecture of an :class:`AutoNeuralRG`, or any ready NumPyro ``AutoContinuous`` guide
     of ``hamiltonian.model`` (e.g. ``AutoIAFNormal``, the generic-flow baseline).  ``init``, a flow trained
     before (or one of a smaller lattice, :func:`grow`), is continued instead: its guide and parameters, a
     fresh optimiser (``flow`` is then not used); the result's ``training_time_s`` includes ``init``'s.
-    With ``settings.pretrain_steps`` the run is two such stages, forward KL on ``data`` then ``settings``'
-    objective; the first checkpoints to ``<checkpoint>_pretrain.npz``, and the result's ``losses`` and
-    ``monitor`` are the second stage's.
+    With ``settings.pretrain_steps`` the maximum-likelihood stage checkpoints to ``<checkpoint>_pretrain.npz``,
+    and the result's ``losses`` and ``monitor`` are the last stage's.
+    """
+    require(not settings.trains_on_data or data is not None, "data", None,
+            "the forward and mixed objectives and svi.pretrain_steps train on data: give a data ensemble of fields")
+    trained, all_stages = init, stages(settings)
+    for index, stage in enumerate(all_stages):
+        path = checkpoint
+        if checkpoint and index < len(all_stages) - 1:
+            path = Path(checkpoint).with_name(f"{Path(checkpoint).stem}_pretrain.npz")
+        trained = train_stage(hamiltonian, flow, stage, data=data, init=trained, seed=seed, checkpoint=path,
+                              resume=resume, progress=progress, monitor_draws=monitor_draws)
+    return trained
+
+
+def _guide(hamiltonian, flow, init: TrainedFlow | None, settings: SVISettings):
+    guide = init.guide if init is not None else (
+        AutoNeuralRG(hamiltonian.model, flow) if isinstance(flow, FlowSettings) else flow)
+    require(settings.gradient == "total" or isinstance(guide, AutoNeuralRG), "svi.gradient", settings.gradient,
+            f'"total" for {type(guide).__name__}: the path gradient needs an AutoNeuralRG guide')
+    return guide
+
+
+def train_stage(hamiltonian, flow, settings: SVISettings, *, data=None, init: TrainedFlow | None = None, seed: int = 0,
+                checkpoint=None, resume: bool = False, progress: bool = True, monitor_draws: int = 1024) -> TrainedFlow:
+    """One stage of SVI with one objective (``settings.pretrain_steps`` is 0), in chunks of ``report_every`` steps
+    of :func:`rgppl.loop.run_phases`: the loss in the progress bar, and every ``checkpoint_every`` steps F_q and
+    the importance-sampling ESS on ``monitor_draws`` fresh draws and the whole SVI state in ``checkpoint``.
+
+    A non-finite loss, or a chunk more than ``EXPLODED_NATS_PER_SITE`` per site above the best chunk so far,
+    stops the run with :class:`SamplingDiverged`; the last good checkpoint is kept.
     """
     from rgppl.infer.free_energy import free_energy
 
-    if settings.pretrain_steps:
-        require(data is not None, "data", None, "svi.pretrain_steps trains on data first: give a data ensemble of fields")
-        stage = {"seed": seed, "resume": resume, "progress": progress, "monitor_draws": monitor_draws}
-        forward = replace(settings, objective="forward", steps=settings.pretrain_steps, pretrain_steps=0)
-        first_checkpoint = Path(checkpoint).with_name(f"{Path(checkpoint).stem}_pretrain.npz") if checkpoint else None
-        first = train_flow(hamiltonian, flow, forward, data=data, init=init, checkpoint=first_checkpoint, **stage)
-        return train_flow(hamiltonian, flow, replace(settings, pretrain_steps=0), data=data, init=first,
-                          checkpoint=checkpoint, **stage)
-    if init is not None:
-        guide = init.guide
-    else:
-        guide = AutoNeuralRG(hamiltonian.model, flow) if isinstance(flow, FlowSettings) else flow
+    guide = _guide(hamiltonian, flow, init, settings)
     architecture = asdict(guide.settings) if isinstance(guide, AutoNeuralRG) else {"guide": type(guide).__name__}
-    require(settings.gradient == "total" or isinstance(guide, AutoNeuralRG), "svi.gradient", settings.gradient,
-            f'"total" for {type(guide).__name__}: the path gradient needs an AutoNeuralRG guide')
     if data is not None:
         hamiltonian.lattice.check_field(np.asarray(data)[0], "data")
     svi = SVI(hamiltonian.model, guide, optimizer(settings), objective(settings, data))
     key_init, key_monitor = jax.random.split(jax.random.PRNGKey(seed))
     try:
-        state = svi.init(key_init, init_params=None if init is None else init.params)
+        svi_state = svi.init(key_init, init_params=None if init is None else init.params)
     except RuntimeError as error:
         if "valid initial parameters" not in str(error):
             raise
@@ -267,41 +282,44 @@ def train_flow(hamiltonian, flow: FlowSettings | AutoContinuous = FlowSettings()
     meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": "svi",
             "settings": {**_run_defining(settings), "flow": architecture, "data_shape": None if data is None else list(np.shape(data)),
                          "init_losses": None if init is None else len(init.losses)}}
-    checkpoint = Path(checkpoint) if checkpoint else None
-    losses, monitor, done, elapsed = np.zeros(0), [], 0, 0.0
-    treedef = jax.tree.structure(state)
-    if resume and checkpoint and checkpoint.exists():
-        saved, arrays = checkpoints.load(checkpoint, meta)
-        state = jax.tree.unflatten(treedef, [arrays[f"state_{i}"] for i in range(treedef.num_leaves)])
-        losses, done, elapsed, monitor = arrays["losses"], saved["steps_done"], saved["elapsed_s"], saved["monitor"]
-
+    trained = TrainedFlow(hamiltonian, guide, svi.get_params(svi_state), np.zeros(0))
     run_chunk = jax.jit(lambda s: jax.lax.scan(lambda st, _: svi.update(st), s, None, length=settings.report_every))
-    bar = tqdm(total=settings.steps, initial=done, desc=f"SVI {hamiltonian.name}", disable=not progress, unit="step")
-    best = np.min([c.mean() for c in np.split(losses, len(losses) // settings.report_every)]) if len(losses) else np.inf
-    trained = TrainedFlow(hamiltonian, guide, svi.get_params(state), losses)
-    while done < settings.steps:
-        start = time.perf_counter()
-        new_state, chunk = run_chunk(state)
-        chunk = np.asarray(chunk)
-        elapsed += time.perf_counter() - start
-        _check_loss(chunk, best, done + len(chunk), hamiltonian.n_sites, checkpoint)
-        state, done, losses, best = new_state, done + len(chunk), np.concatenate([losses, chunk]), min(best, chunk.mean())
-        postfix = {"loss": f"{chunk.mean():.4f}"}
-        if done % settings.checkpoint_every == 0 or done >= settings.steps:
-            trained.params = svi.get_params(state)
-            estimate = free_energy(trained, draws=monitor_draws, seed=int(jax.random.randint(
-                jax.random.fold_in(key_monitor, done), (), 0, 2**31 - 1)))
-            monitor.append({"step": done, **{k: estimate[k] for k in ("F_q", "F_q_err", "ess_fraction")}})
-            postfix.update(F_q=f"{estimate['F_q']:.4f}", ess=f"{estimate['ess_fraction']:.2f}")
-            if checkpoint:
-                leaves = {f"state_{i}": leaf for i, leaf in enumerate(jax.tree.leaves(state))}
-                checkpoints.save(checkpoint, {**meta, "steps_done": done, "elapsed_s": elapsed, "monitor": monitor},
-                                 {**leaves, "losses": losses})
-        bar.set_postfix(postfix)
-        bar.update(len(chunk))
-    bar.close()
-    trained.params, trained.losses, trained.monitor = svi.get_params(state), losses, monitor
-    trained.training_time_s = elapsed + (init.training_time_s if init is not None else 0.0)
+    exploded = EXPLODED_NATS_PER_SITE * hamiltonian.n_sites
+
+    def advance(state, n):
+        svi_state, best = state
+        svi_state, losses = run_chunk(svi_state)
+        losses, mean = np.asarray(losses), float(np.mean(losses))
+        if np.isfinite(best) and np.max(losses) > best + exploded:
+            where = f"{checkpoint} keeps the last good state" if checkpoint and Path(checkpoint).exists() else \
+                "no checkpoint had been written yet"
+            raise SamplingDiverged(f"the training loss exploded (max {np.max(losses):.4g} against the best chunk's "
+                                   f"{best:.4g}); {where}. Lower svi.learning_rate or svi.clip_norm, or shrink the flow.")
+        out = {"losses": losses[None]}
+        step = int(svi_state.optim_state[0])
+        if step % settings.checkpoint_every == 0 or step == settings.steps:
+            trained.params = svi.get_params(svi_state)
+            seed_now = int(jax.random.randint(jax.random.fold_in(key_monitor, step), (), 0, 2**31 - 1))
+            estimate = free_energy(trained, draws=monitor_draws, seed=seed_now)
+            out.update({"monitor_step": np.array([[step]]),
+                        **{f"monitor_{k}": np.array([[estimate[k]]]) for k in MONITORED}})
+        return (svi_state, np.float32(min(best, mean) if np.isfinite(mean) else best)), out
+
+    def live(out):
+        shown = {"loss": f"{np.mean(out['losses']):.4f}"}
+        if "monitor_F_q" in out:
+            shown.update(F_q=f"{out['monitor_F_q'].item():.4f}", ess=f"{out['monitor_ess_fraction'].item():.2f}")
+        return shown
+
+    phase = Phase(settings.objective, settings.steps, settings.report_every, advance, keep=True, finite=("losses",),
+                  postfix=live, checkpoint_every=settings.checkpoint_every)
+    (svi_state, _), done = run_phases([phase], (svi_state, np.float32(np.inf)), label=f"SVI {hamiltonian.name}",
+                                      meta=meta, checkpoint=checkpoint, resume=resume, progress=progress,
+                                      hint="Lower svi.learning_rate or svi.clip_norm, or shrink the flow.")
+    trained.params, trained.losses = svi.get_params(svi_state), done.draws["losses"][0]
+    trained.monitor = [{"step": int(step), **{k: float(done.draws[f"monitor_{k}"][0, i]) for k in MONITORED}}
+                       for i, step in enumerate(done.draws["monitor_step"][0])]
+    trained.training_time_s = done.seconds[phase.name] + (init.training_time_s if init is not None else 0.0)
     return trained
 
 
