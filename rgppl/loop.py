@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rgppl import checkpoints
-from rgppl.errors import SamplingDiverged
+from rgppl.errors import InputError, SamplingDiverged
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,9 @@ def _save(path: Path, meta: dict, state, progress: Progress) -> None:
 
 def _load(path: Path, meta: dict, template) -> tuple:
     saved, arrays = checkpoints.load(path, meta)
+    if "phase" not in saved:
+        raise InputError("resume", str(path), "the checkpoint was written by an earlier rgppl, whose layout this one "
+                         "cannot continue; start afresh in a new output directory")
     treedef = jax.tree.structure(template)
     state = jax.tree.unflatten(treedef, [arrays[f"state_{i}"] for i in range(treedef.num_leaves)])
     draws = {k[len("draws_"):]: v for k, v in arrays.items() if k.startswith("draws_")}

@@ -161,3 +161,15 @@ def test_a_run_killed_in_its_warm_up_resumes_to_the_uninterrupted_draws(tmp_path
     np.testing.assert_array_equal(resumed.posterior["phi"].values, whole.posterior["phi"].values)
     np.testing.assert_array_equal(resumed.sample_stats["step_size"].values, whole.sample_stats["step_size"].values)
     assert resumed.attrs["warmup_gradient_evaluations"] == whole.attrs["warmup_gradient_evaluations"]
+
+
+def test_a_checkpoint_of_an_earlier_layout_is_refused_with_a_clear_error(tmp_path):
+    from rgppl import checkpoints
+
+    h, settings = free_field(4, m2=1.0), NUTSSettings(chains=2, warmup=10, samples=20, checkpoint_every=10)
+    path = tmp_path / "old.npz"
+    meta = {"hamiltonian": h.describe(), "seed": 0, "sampler": "nuts", "settings": vars(settings), "fingerprint": "",
+            "draws_done": 10}  # as run_nuts wrote it before the run loop
+    checkpoints.save(path, meta, {"state_0": np.zeros(2)})
+    with pytest.raises(InputError, match="earlier rgppl"):
+        run_nuts(h, settings, seed=0, checkpoint=path, resume=True, progress=False)
