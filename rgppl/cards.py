@@ -1,125 +1,15 @@
 """Model cards: TOML files that describe a lattice, a Hamiltonian and what to run.
 
-Schema (every key is checked; an unknown or ill-typed key is an :class:`InputError` naming the card,
-the field, the value and what is valid)::
+A card has ``name`` (``[A-Za-z0-9_.-]+``), an optional ``description``, ``[lattice] shape`` (``L`` or
+``[Lx, Ly]``), a ``[hamiltonian]`` (a ``preset`` with its couplings, or ``terms``, a list of term tables
+such as ``{ type = "hopping", beta = 0.68 }`` or ``{ type = "custom", function = "package.module:fn" }``),
+``[run] sampler`` (``nuts``, ``cluster``, ``neuralrg`` or ``wirg``), ``seed`` and ``output``, and the
+optional sections of its sampler's settings.  Every key and its default is listed in ``docs/cards.md``,
+which ``rgppl cards --reference`` generates from the settings classes (:mod:`rgppl.card_reference`).
 
-    name = "ising_dual_tc_L4"          # required, [A-Za-z0-9_.-]+
-    description = "..."                # optional
-
-    [lattice]
-    shape = [4, 4]                      # or a single integer L
-
-    [hamiltonian]                       # either a preset with its couplings ...
-    preset = "ising_dual"               # free_field | ising_dual | phi4_hopping | phi4_lattice_qft
-    beta = 0.44068679350977147
-    # ... or explicit terms:
-    # terms = [{ type = "hopping", beta = 0.68 }, { type = "mass", m2 = 2.0 },
-    #          { type = "custom", function = "mypackage.energies:ring_term", name = "ring" }]
-
-    [run]
-    sampler = "nuts"                    # what to run
-    seed = 0
-    output = "results/ising_dual_tc_L4" # optional; default results/<name>
-
-    [nuts]                              # the sampler's settings (all optional)
-    chains = 4
-    warmup = 500
-    samples = 2000
-    target_accept = 0.8
-    max_tree_depth = 10
-    dense_mass = false                  # true: adapt a full covariance as the mass matrix
-    chain_method = "vectorized"
-    checkpoint_every = 250
-
-    [cluster]                           # with sampler = "cluster" (phi^4-type models, even sides)
-    chains = 4
-    warmup = 500                        # sweeps
-    samples = 4000                      # draws per chain, one every `thin` sweeps
-    thin = 1
-    chunk = 100                         # draws between checkpoints
-
-With ``sampler = "neuralrg"`` (square lattices, side a power of two) the run trains a NeuralRG flow
-and compares its samplers with NUTS (``[nuts]`` is the baseline)::
-
-    [flow]                              # rgppl.flows.FlowSettings
-    levels = 3                          # default log2(L)
-    repeats = 1
-    couplings = 4
-    width = 32
-    hidden = 2
-    kernel = 1                          # 1: Li & Wang's per-block networks; 3 or 5: the first layer reads 3x3 (5x5) blocks
-    knots = 0                           # 0: affine couplings (Li & Wang); K >= 2: rational-quadratic splines, K bins
-    spline_bound = 8.0                  # the splines act on [-bound, bound], the identity outside
-    symmetric = true                    # Z2 symmetrisation q_sym(x) = [q(x) + q(-x)]/2
-    train_symmetric = true              # false: SVI trains q alone (half the cost), q_sym is still reported
-    fold = "none"                       # "normal" or "softplus": q covers m > 0 only (a fold of the mean), q_sym both signs
-
-    [svi]                               # rgppl.infer.SVISettings
-    steps = 2000
-    batch = 256
-    learning_rate = 1e-3
-    objective = "reverse"               # reverse | forward | mixed (the last two need `data`)
-    reverse_weight = 0.5                # mixed only
-    gradient = "total"                  # total | path (path gradient: unbiased, its noise vanishes as q -> p)
-    pretrain_steps = 0                  # forward-KL steps on `data` before `steps` of the objective
-    data = "fields.npy"                 # .npy/.npz/.nc ensemble of fields [n, L, L], relative to the card;
-                                        # the Ising dual without it: fields drawn through its spins
-    report_every = 50
-    checkpoint_every = 500
-
-    [[svi.grow]]                        # optional stages on smaller lattices (Ising dual: sides 4, 8, ...), in
-    side = 8                            # increasing order, each flow grown into the next (rgppl.infer.grow);
-    pretrain_steps = 1500               # each takes the [svi] settings with its own keys on top; their data
-    steps = 3000                        # (pretraining) is drawn through the Ising dual's spins
-
-    [free_energy]
-    draws = 16384                       # flow draws for F_q and importance-sampled ln Z
-
-    [mis]                               # rgppl.infer.MISSettings
-    chains = 4
-    warmup = 100
-    samples = 5000
-
-    [neutra]                            # NUTS in the flow's latent space; same keys as [nuts]
-    chains = 4
-    warmup = 300
-    samples = 1000
-
-With ``sampler = "wirg"`` (side a power of two) the run fits the wavelet conditional model to data and
-generates fields coarse to fine, judged against an independent reference: the ``[cluster]`` ensemble of a
-phi^4-type Hamiltonian (and plain NUTS if the card has a ``[nuts]`` table), or, for fields of unknown
-energy (no ``[hamiltonian]`` table), held-out or independent fields (:mod:`rgppl.wirg.sources`)::
-
-    [data]                              # optional with a Hamiltonian (default: its [cluster] ensemble)
-    path = "fields.npy"                 # .npy/.npz/.nc ensemble [n, L, L], relative to the card
-    holdout = 0.25                      # no Hamiltonian: the fraction of the fields kept as the reference
-    # or the long-tailed surrogate of weak-lensing maps (no Hamiltonian):
-    # surrogate = "lognormal"
-    # fields = 4000                     # drawn to train on, and as many independent ones as the reference
-    # slope = 2.5                       # P_g(k) ~ (|k|^2 + k0^2)^(-slope/2)
-    # k0 = 0.1
-    # sigma = 0.8                       # standard deviation of the Gaussian field
-
-    [fit]                               # rgppl.wirg.FitSettings
-    wavelet = "haar"                    # haar | db2 | db4 | any orthogonal pywt wavelet
-    radius = 2                          # coupling window per scale (or a list, finest first, coarsest last)
-    potentials = 12                     # sigmoid potentials per scale (or a list)
-    detail_potentials = 0               # sigmoids of the wavelet coefficients per conditional (long-tailed data)
-    variance_potentials = 0             # detail variances modulated by the coarse field (long-tailed data)
-    symmetric = true                    # add -phi to the data (Z2-symmetric models)
-    transform = "none"                  # or "shifted_log": fit ln(phi + shift) (long-tailed data bounded below)
-    shift = 1.0                         # shifted_log only; default: the shift that makes the log unskewed
-    ml_iterations = 0                   # maximum-likelihood steps after score matching (or a list per scale)
-    ml_steps = 40                       # MALA steps per maximum-likelihood iteration
-    ml_fields = 1024                    # chains (training coarse fields) per scale (or a list per scale)
-    ml_record_every = 1                 # record the features every this many of the ml_steps
-
-    [generator]                         # rgppl.wirg.GeneratorSettings
-    fields = 4000
-    chains = 4                          # the fields are reported as this many groups
-    warmup = 300                        # MALA steps per scale, step size adapted
-    steps = 100                         # MALA steps per scale with the step size fixed
-    adapt_every = 10
+Every key is checked: an unknown or ill-typed key is an :class:`InputError` naming the card, the field,
+the value and what is valid.  A ``wirg`` card on fields of unknown energy has no ``[hamiltonian]``; its
+``[data]`` gives a path or a surrogate (:mod:`rgppl.wirg.sources`).
 """
 
 import importlib

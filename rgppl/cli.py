@@ -2,7 +2,7 @@
 
     rgppl run CARD [--out DIR] [--resume] [--quiet]   run a model card, write results to DIR
     rgppl check CARD                                  validate a card and print the model
-    rgppl cards                                       list the built-in cards
+    rgppl cards [--reference]                         list the built-in cards (or every card key and its default)
 
 CARD is a path or the name of a built-in card in ``models/`` (e.g. ``ising_dual_tc_L4``).
 Invalid input exits with status 2 and a one-paragraph message; a sampler that diverges, with 3; an
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rgppl.card_reference import card_reference
 from rgppl.cards import load_card
 from rgppl.errors import InputError, SamplingDiverged
 from rgppl.jobs import JOBS
@@ -72,6 +73,9 @@ def check(args) -> int:
 
 
 def cards(args) -> int:
+    if args.reference:
+        print(card_reference())
+        return 0
     rows = []
     for path in sorted(BUILT_IN_CARDS.glob("*.toml")):
         card = load_card(path)
@@ -93,7 +97,9 @@ def parser() -> argparse.ArgumentParser:
     check_parser = commands.add_parser("check", help="validate a card")
     check_parser.add_argument("card")
     check_parser.set_defaults(handler=check)
-    commands.add_parser("cards", help="list the built-in cards").set_defaults(handler=cards)
+    cards_parser = commands.add_parser("cards", help="list the built-in cards")
+    cards_parser.add_argument("--reference", action="store_true", help="print every card key with its default instead")
+    cards_parser.set_defaults(handler=cards)
     return main
 
 

@@ -281,6 +281,9 @@ def test_cli_runs_the_wirg_job_and_resumes_without_refitting(tmp_path, capsys, m
     figures = figures_by(record, "name", "run")
     assert {run for name, run in figures if name == "m2"} == {"wirg", "reference"}  # and "nuts" with a [nuts] table
     assert figures["std_phi_0", "wirg"]["reference"] == pytest.approx(details["scale_std"]["reference"][0])
+    fidelity = figures["m2_vs_reference", "wirg"]  # the generated fields against the independent ensemble
+    assert fidelity["reference"] == pytest.approx(figures["m2", "reference"]["value"], rel=1e-6)
+    assert np.isfinite(fidelity["z"]) and fidelity["reference_source"] == "reference"
     assert set(record["stages"]) == {"data", "fitting", "sampling", "evaluation"}
     energy = details["microscopic_energy"]
     assert {"J(1,0)", "a_4"} <= {row["term"] for row in energy["couplings"]} and np.isfinite(energy["gradient_error"])
@@ -355,3 +358,11 @@ def test_user_fields_without_a_hamiltonian_keep_a_held_out_reference(tmp_path):
     np.testing.assert_array_equal(reference.posterior["phi"].values[0], fields[32:])
     with pytest.raises(InputError, match="at least two"):
         DataSource(path=tmp_path / "maps.npy", holdout=0.99).load(card.lattice, None, card.cluster, 0)
+
+
+def test_the_card_reference_is_generated_from_the_settings_and_up_to_date(capsys):
+    assert main(["cards", "--reference"]) == 0
+    printed = capsys.readouterr().out
+    assert "| `target_accept` | `0.8` | float |" in printed and "## [generator]" in printed
+    assert (Path(__file__).parents[1] / "docs" / "cards.md").read_text() == printed, \
+        "docs/cards.md is stale: rgppl cards --reference > docs/cards.md"

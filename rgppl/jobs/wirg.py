@@ -14,7 +14,8 @@
    the microscopic energy recovered from the fit beside the card's Hamiltonian (couplings and gradient error);
    without a Hamiltonian, the recovered couplings alone and the pixel tails (fractions beyond 2-8 standard
    deviations, skewness, kurtosis) beside the reference's.  ``record.json`` holds every (observable, run) row
-   of the comparison, each run's per-scale rms beside the reference's, and the tails.
+   of the comparison, each observable of the generated fields against the reference with its z
+   (``<name>_vs_reference``), each run's per-scale rms beside the reference's, and the tails.
 """
 
 import json
@@ -23,7 +24,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from rgppl.diagnostics import compare, compare_means
+from rgppl.diagnostics import compare, compare_means, derived_quantities, mean_with_error, scalar_names
 from rgppl.exact import exact_observables
 from rgppl.mcmc import run_nuts
 from rgppl.observables import tail_statistics
@@ -81,6 +82,22 @@ def tail_table(generated, reference) -> pd.DataFrame:
     return table
 
 
+def _means(dt) -> dict:
+    """Mean and MCSE of every scalar observable and derived quantity of a run."""
+    scalars = {name: mean_with_error(dt.posterior[name].values) for name in scalar_names(dt)}
+    return {**{name: (float(v["mean"]), float(v["mcse"])) for name, v in scalars.items()},
+            **{name: (v["mean"], v["mcse"]) for name, v in derived_quantities(dt).items()}}
+
+
+def fidelity_figures(generated, reference) -> list[dict]:
+    """Each observable of the generated fields against the independent reference ensemble:
+    ``z = (mean - mean_ref) / sqrt(mcse^2 + mcse_ref^2)``, both MCSEs from ArviZ's ESS."""
+    ours, theirs = _means(generated), _means(reference)
+    return [figure(f"{name}_vs_reference", mean, error, reference=theirs[name][0], reference_source="reference",
+                   run="wirg", z=(mean - theirs[name][0]) / np.hypot(error, theirs[name][1]))
+            for name, (mean, error) in ours.items() if name in theirs]
+
+
 def _scale_figures(deviations: dict) -> list[dict]:
     """Each run's rms of ``phi_j`` at every scale beside the reference's (no standard error: one ensemble each)."""
     reference = deviations["reference"]
@@ -120,7 +137,7 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         microscopic = microscopic_couplings(model, h, fields[:ENERGY_FIELDS])
         tails = tail_table(runs["wirg"], reference) if h is None else None
     generator = json.loads(runs["wirg"].attrs["scales"])
-    figures = table_figures(table) + _scale_figures(deviations)
+    figures = table_figures(table) + fidelity_figures(runs["wirg"], reference) + _scale_figures(deviations)
     if tails is not None:
         figures += [figure(f"tail_{name}", row["mean"], reference=row["reference"], reference_source="reference",
                            run="wirg", z=row["z"]) for name, row in tails.iterrows()]
