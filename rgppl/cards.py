@@ -26,6 +26,7 @@ from rgppl.hamiltonians import PRESETS, TERM_TYPES, Custom, Hamiltonian
 from rgppl.infer import MISSettings, SVISettings
 from rgppl.lattice import Lattice
 from rgppl.mcmc import NUTSSettings
+from rgppl.storage import fingerprint
 from rgppl.wirg.fit import FitSettings
 from rgppl.wirg.sampler import GeneratorSettings
 from rgppl.wirg.sources import DataSource
@@ -79,6 +80,20 @@ class Card:
         if self.compare_nuts:
             sections["nuts"] = self.nuts
         return sections
+
+    def identity(self) -> str:
+        """What a resumed run must share with the run it continues: a fingerprint of the resolved card
+        without its output and sample counts (a finished run may be extended to more samples) and of the
+        source file of every custom term."""
+        def without_counts(value):
+            if isinstance(value, dict):
+                return {k: without_counts(v) for k, v in value.items() if k not in ("samples", "output")}
+            return [without_counts(v) for v in value] if isinstance(value, list) else value
+
+        terms = () if self.hamiltonian is None else self.hamiltonian.terms
+        sources = [Path(inspect.getsourcefile(t.fn)).read_bytes().decode(errors="replace")
+                   for t in terms if isinstance(t, Custom) and inspect.getsourcefile(t.fn)]
+        return fingerprint(without_counts(self.resolved()), sources)
 
     def resolved(self) -> dict:
         """Every setting of the card with its default filled in: the ``card`` of a run's record."""

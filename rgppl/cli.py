@@ -22,7 +22,9 @@ from rgppl.cards import load_card
 from rgppl.errors import InputError, SamplingDiverged
 from rgppl.jobs import JOBS
 from rgppl.report import markdown_table, output_directory
+from rgppl.storage import atomic_write, atomic_write_text
 
+RUN = "run.json"  # the identity of the run in a results directory, checked by --resume
 BUILT_IN_CARDS = Path(__file__).parent / "models"  # shipped inside the package; models/ at the top links here
 
 
@@ -35,14 +37,35 @@ def resolve_card(name: str) -> Path:
     return built_in if built_in.is_file() else path
 
 
+def check_resumable(out: Path, identity: str) -> None:
+    """Refuse ``--resume`` into a directory that holds anything but a run of the same card (before anything
+    in it is written)."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    valid = "resume with the card of that run (only its sample counts may grow), or give a new --out"
+    if not (out / RUN).is_file():
+        raise InputError("--resume", str(out), f"the directory holds files but no {RUN} of an rgppl run; {valid}")
+    try:
+        saved = json.loads((out / RUN).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError("--resume", str(out), f"its {RUN} cannot be read ({error}); {valid}") from None
+    if saved.get("identity") != identity:
+        raise InputError("--resume", str(out), f"it holds a run of card {saved.get('card')!r} with other settings, "
+                                               f"model or custom terms; {valid}")
+
+
 def run(args) -> int:
     card = load_card(resolve_card(args.card))
     requested = Path(args.out) if args.out else card.output
     out = output_directory(requested, args.resume)
     if out != requested:
         print(f"{requested} already holds results; this run writes to {out} (earlier results are never overwritten)")
+    identity = card.identity()
+    if args.resume:
+        check_resumable(out, identity)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(card.path, out / "card.toml")
+    atomic_write(out / "card.toml", lambda tmp: shutil.copyfile(card.path, tmp))
+    atomic_write_text(out / RUN, json.dumps({"card": card.name, "identity": identity}) + "\n")
     print(f"{card.name}: {model_name(card)} on {card.lattice.shape[0]}x{card.lattice.shape[1]}, sampler {card.sampler}, "
           f"seed {card.seed}")
     job, written = JOBS[card.sampler]

@@ -366,3 +366,24 @@ def test_the_card_reference_is_generated_from_the_settings_and_up_to_date(capsys
     assert "| `target_accept` | `0.8` | float |" in printed and "## [generator]" in printed
     assert (Path(__file__).parents[1] / "docs" / "cards.md").read_text() == printed, \
         "docs/cards.md is stale: rgppl cards --reference > docs/cards.md"
+
+
+def test_resume_continues_only_a_run_of_the_same_card_and_touches_nothing_else(tmp_path, capsys):
+    card = write(tmp_path, GOOD)
+    out = tmp_path / "run"
+    assert main(["run", str(card), "--out", str(out), "--quiet"]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    other = write(tmp_path, GOOD.replace("m2 = 0.5", "m2 = 0.7"), name="other.toml")
+    assert main(["run", str(other), "--out", str(out), "--resume", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "rgppl: error:" in error and "--resume" in error and "'tiny'" in error and "Traceback" not in error
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before  # byte for byte
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    assert main(["run", str(card), "--out", str(foreign), "--resume", "--quiet"]) == 2
+    assert "no run.json" in capsys.readouterr().err and (foreign / "notes.txt").read_text() == "mine"
+    longer = write(tmp_path, GOOD.replace("samples = 200", "samples = 300"), name="longer.toml")
+    assert main(["run", str(longer), "--out", str(out), "--resume", "--quiet"]) == 0  # a finished run, extended
+    tree = xr.load_datatree(out / "posterior.nc", engine="h5netcdf")
+    assert tree.posterior["phi"].shape == (2, 300, 4, 4)
