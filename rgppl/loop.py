@@ -33,7 +33,8 @@ from rgppl.errors import InputError, SamplingDiverged
 @dataclass(frozen=True)
 class Phase:
     """``total`` units advanced ``chunk`` at a time by ``advance(state, n) -> (state, out)``; ``out`` is a dict of
-    arrays ``[chain, n, ...]``.  ``keep``: the draws are the run's; ``finite``: the outputs that must be finite."""
+    arrays ``[chain, n, ...]``.  ``keep``: the draws are the run's; ``finite``: the outputs that must be finite;
+    ``summed``: the outputs whose sums over the phase's chunks the run reports (``Progress.totals``)."""
 
     name: str
     total: int
@@ -41,6 +42,7 @@ class Phase:
     advance: Callable
     keep: bool = False
     finite: tuple = ()
+    summed: tuple = ()
     postfix: Callable[[dict], dict] = field(default=lambda out: {})
     checkpoint_every: int | None = None  # units between checkpoints, a multiple of ``chunk``; None: every chunk
 
@@ -53,13 +55,13 @@ class Progress:
     done: int = 0
     draws: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
-    totals: dict = field(default_factory=dict)  # the sums of ``out`` over the chunks of each phase
+    totals: dict = field(default_factory=dict)  # "<phase>_<output>": the sum of a ``summed`` output
 
     def add(self, phase: Phase, out: dict, seconds: float) -> None:
         self.seconds[phase.name] = self.seconds.get(phase.name, 0.0) + seconds
-        for key, value in out.items():
+        for key in phase.summed:
             name = f"{phase.name}_{key}"
-            self.totals[name] = self.totals.get(name, 0.0) + float(np.sum(value))
+            self.totals[name] = self.totals.get(name, 0.0) + float(np.sum(out[key]))
         if phase.keep:
             self.draws.update({k: np.concatenate([self.draws[k], v], axis=1) if k in self.draws else v
                                for k, v in out.items()})  # a key a chunk leaves out keeps its draws

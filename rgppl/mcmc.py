@@ -130,7 +130,8 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
             "fingerprint": fingerprint}
     state = _initial_state(kernel, settings, jax.random.PRNGKey(seed), hamiltonian.name)
     chunk, size = _compiled_chunk(kernel, settings), min(settings.checkpoint_every, settings.samples)
-    phases = [Phase("warmup", settings.warmup, size, chunk, finite=("potential_energy",), postfix=_live_figures),
+    phases = [Phase("warmup", settings.warmup, size, chunk, finite=("potential_energy",), summed=("num_steps",),
+                    postfix=_live_figures),
               Phase("sampling", settings.samples, size, chunk, keep=True, finite=("phi", "potential_energy"),
                     postfix=_live_figures)]
     _, done = run_phases(phases, state, label=f"{label} {hamiltonian.name}", meta=meta, checkpoint=checkpoint,

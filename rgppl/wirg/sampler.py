@@ -37,6 +37,7 @@ from rgppl.storage import fingerprint
 from rgppl.wavelets import idwt2
 
 TARGET_ACCEPTANCE = 0.574
+SCALE_STATISTICS = ("step_size", "acceptance", "tau_energy")  # what sample_scale reports of each scale
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,8 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
 
         live = lambda out: {"acceptance": f"{float(out['acceptance']):.2f}", "tau": f"{float(out['tau_energy']):.1f}"}
         side = scale.ansatz.side
-        return Phase(f"scale {index} ({side}x{side})", 1, 1, advance, finite=("free",), postfix=live)
+        return Phase(f"scale {index} ({side}x{side})", 1, 1, advance, finite=("free",), summed=SCALE_STATISTICS,
+                     postfix=live)
 
     if fields is None:  # the coarsest energy is drawn with nothing to condition on
         side = model.scales[0].ansatz.side
@@ -239,7 +241,7 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
     fields, done = run_phases(phases, fields, label="WIRG generate", meta=meta, checkpoint=checkpoint, resume=resume,
                               progress=progress, hint="Check the fit's report (condition numbers, losses).")
     records = [{"side": model.scales[i].ansatz.side,
-                **{k: done.totals[f"{phase.name}_{k}"] for k in ("step_size", "acceptance", "tau_energy")},
+                **{k: done.totals[f"{phase.name}_{k}"] for k in SCALE_STATISTICS},  # one chunk: the sum is the value
                 "gradient_evaluations": settings.fields * (settings.warmup + settings.steps),
                 "free_variables": int(np.prod(model.scales[i].ansatz.free_shape)), "time_s": done.seconds[phase.name]}
                for i, phase in zip(range(first, len(model.scales)), phases, strict=True)]
