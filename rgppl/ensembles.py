@@ -179,7 +179,8 @@ def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, s
         key, phi, step_size = state
         key, k = jax.random.split(key)
         phi, acceptance = _adapt(hamiltonian, jax.random.split(k, settings.chains), phi, step_size, n)
-        return (key, phi, step_size * jnp.exp(2.0 * (acceptance - TARGET_ACCEPTANCE))), {"acceptance": acceptance}
+        return (key, phi, step_size * jnp.exp(2.0 * (acceptance - TARGET_ACCEPTANCE))), {"acceptance": acceptance,
+                                                                                         "phi": phi}
 
     def draw(state, n):
         key, phi, step_size = state
@@ -189,7 +190,7 @@ def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, s
         return (key, phi, step_size), {"phi": fields, "acceptance": acceptance}
 
     live = lambda out: {"accept": f"{float(np.mean(out['acceptance'])):.2f}"}
-    phases = [Phase("warmup", settings.warmup, ADAPT_BLOCK, adapt, finite=("acceptance",), postfix=live),
+    phases = [Phase("warmup", settings.warmup, ADAPT_BLOCK, adapt, finite=("phi",), postfix=live),
               Phase("sampling", settings.samples, settings.chunk, draw, keep=True, finite=("phi",), postfix=live)]
     (_, _, step_size), done = run_phases(phases, state, label=f"cluster {hamiltonian.name}", meta=meta,
                                          checkpoint=checkpoint, resume=resume, progress=progress,
