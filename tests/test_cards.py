@@ -237,7 +237,7 @@ def test_cli_runs_the_neuralrg_job_and_reports_the_free_energy(tmp_path, capsys)
         assert np.isfinite(figures[key, None]["value"]), key
     ln_z = free_field_logz(8, 0.5)
     assert figures["ln_z_is", None]["reference"] == pytest.approx(ln_z, rel=1e-12) and figures["ln_z_is", None]["stderr"] > 0
-    assert figures["F_q", None]["reference"] == pytest.approx(-ln_z, rel=1e-12)
+    assert figures["F_q", None]["z"] is None  # a bound: the KL figure states how far it is from -ln Z
     assert [stage["side"] for stage in record["card"]["svi"]["grow"]] == [4]
     assert (out / "svi_L4_checkpoint.npz").stat().st_size > 0
     assert "100 SVI steps on 4 x 4, then 100 SVI steps" in (out / "summary.md").read_text()
