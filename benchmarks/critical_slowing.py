@@ -77,7 +77,7 @@ def main():
         model = phi4_hopping(L, BETA_C_PHI4_HOPPING)
         nuts = NUTSSettings(chains=args.chains, warmup=args.warmup, samples=n, checkpoint_every=n)
         rows.append(measure(run_nuts(model, nuts, seed=args.seed, progress=False), "nuts", L))
-        cluster = ClusterSettings(chains=args.chains, warmup=args.warmup, samples=args.cluster_samples, chunk=200)
+        cluster = ClusterSettings(chains=args.chains, warmup=args.warmup, samples=args.cluster_samples, checkpoint_every=200)
         rows.append(measure(run_cluster(model, cluster, seed=args.seed, progress=False), "cluster", L))
         print(f"L = {L}: done after {time.perf_counter() - start:.0f} s", flush=True)
     table = pd.DataFrame(rows).set_index(["sampler", "L"])

@@ -108,7 +108,7 @@ def ml_schedule(L: int, iterations: int, max_side: int) -> tuple:
 
 def phi4_rows(L: int, args, nuts_rows: dict) -> tuple[list, dict]:
     h = phi4_hopping((L, L), BETA_C_PHI4_HOPPING)
-    cluster = ClusterSettings(chains=4, warmup=500, samples=args.train // 4, thin=args.thin, chunk=100)
+    cluster = ClusterSettings(chains=4, warmup=500, samples=args.train // 4, thin=args.thin, checkpoint_every=100)
     train = reference_ensemble(h, cluster, seed=0, progress=False)
     reference = reference_ensemble(h, cluster, seed=1, progress=False)
     data = train.posterior.phi.values.reshape(-1, L, L)

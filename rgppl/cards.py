@@ -32,6 +32,11 @@ from rgppl.wirg.sampler import GeneratorSettings
 from rgppl.wirg.sources import DataSource
 
 SAMPLERS = ("nuts", "cluster", "neuralrg", "wirg")
+RENAMED = {  # settings class: {old card key: new key}, answered with an error that names the new key
+    ClusterSettings: {"chunk": "checkpoint_every"},
+    FitSettings: {"chunk": "batch"},
+    GeneratorSettings: {"chains": "groups"},
+}
 TOP_LEVEL = {"name", "description", "lattice", "hamiltonian", "run", "nuts", "cluster", "flow", "svi", "free_energy",
              "mis", "neutra", "data", "fit", "generator"}
 
@@ -188,6 +193,9 @@ def _hamiltonian(data: dict, name: str, lattice: Lattice) -> Hamiltonian:
 
 def _settings(data: dict, section: str, cls, **defaults):
     table = _table(data, section, required=False)
+    for old, new in RENAMED.get(cls, {}).items():
+        require(old not in table, f"{section}.{old}", table.get(old),
+                f"the key was renamed: write {section}.{new} (CHANGELOG.md lists every rename)")
     _only(table, cls.__dataclass_fields__, section)
     try:
         return cls(**{**defaults, **table})

@@ -37,16 +37,17 @@ TARGET_ACCEPTANCE = 0.5
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    """A cluster-sampler run: ``samples`` draws per chain, one every ``thin`` sweeps, after ``warmup`` sweeps."""
+    """A cluster-sampler run: ``samples`` draws per chain, one every ``thin`` sweeps, after ``warmup`` sweeps;
+    ``checkpoint_every`` draws per chain between checkpoints."""
 
     chains: int = 4
     warmup: int = 500
     samples: int = 1000
     thin: int = 1
-    chunk: int = 100
+    checkpoint_every: int = 100
 
     def __post_init__(self):
-        for name in ("chains", "warmup", "samples", "thin", "chunk"):
+        for name in ("chains", "warmup", "samples", "thin", "checkpoint_every"):
             require_integer(f"cluster.{name}", getattr(self, name), 0 if name == "warmup" else 1)
 
 
@@ -191,7 +192,7 @@ def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, s
 
     live = lambda out: {"accept": f"{float(np.mean(out['acceptance'])):.2f}"}
     phases = [Phase("warmup", settings.warmup, ADAPT_BLOCK, adapt, finite=("phi",), postfix=live),
-              Phase("sampling", settings.samples, settings.chunk, draw, keep=True, finite=("phi",), postfix=live)]
+              Phase("sampling", settings.samples, settings.checkpoint_every, draw, keep=True, finite=("phi",), postfix=live)]
     (_, _, step_size), done = run_phases(phases, state, label=f"cluster {hamiltonian.name}", meta=meta,
                                          checkpoint=checkpoint, resume=resume, progress=progress,
                                          hint="Check that the site potential is finite and bounded below.")

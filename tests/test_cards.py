@@ -118,8 +118,8 @@ BAD = [
      "fit.radius", "a list of 3 integers", 'sampler = "wirg"'),
     ("wirg with an unknown transform", ('preset = "free_field"\nm2 = 0.5', 'preset = "phi4_hopping"\n[fit]\ntransform = "log"'),
      "fit.transform", "shifted_log", 'sampler = "wirg"'),
-    ("wirg fields not a multiple of the chains", ('preset = "free_field"\nm2 = 0.5', 'preset = "phi4_hopping"\n[generator]\nfields = 10'),
-     "generator.fields", "multiple of generator.chains", 'sampler = "wirg"'),
+    ("wirg fields not a multiple of the groups", ('preset = "free_field"\nm2 = 0.5', 'preset = "phi4_hopping"\n[generator]\nfields = 10'),
+     "generator.fields", "multiple of generator.groups", 'sampler = "wirg"'),
     ("wirg on a model without a reference sampler", ('preset = "free_field"\nm2 = 0.5', 'preset = "ising_dual"\nbeta = 0.4'),
      "hamiltonian.terms", "sum_x v", 'sampler = "wirg"'),
     ("no Hamiltonian", ('[hamiltonian]\npreset = "free_field"\nm2 = 0.5\n', ""), "hamiltonian",
@@ -192,7 +192,7 @@ def test_cli_writes_readable_netcdf_json_and_never_overwrites(tmp_path, capsys):
 
 def test_cli_runs_the_cluster_sampler_and_resumes(tmp_path):
     card = write(tmp_path, GOOD.replace('sampler = "nuts"', 'sampler = "cluster"').replace(
-        "[nuts]\nchains = 2\nwarmup = 100\nsamples = 200", "[cluster]\nchains = 2\nwarmup = 50\nsamples = 100\nchunk = 50"))
+        "[nuts]\nchains = 2\nwarmup = 100\nsamples = 200", "[cluster]\nchains = 2\nwarmup = 50\nsamples = 100\ncheckpoint_every = 50"))
     out = tmp_path / "cluster"
     assert main(["run", str(card), "--out", str(out), "--quiet"]) == 0
     record = valid_record(out)
@@ -387,3 +387,12 @@ def test_resume_continues_only_a_run_of_the_same_card_and_touches_nothing_else(t
     assert main(["run", str(longer), "--out", str(out), "--resume", "--quiet"]) == 0  # a finished run, extended
     tree = xr.load_datatree(out / "posterior.nc", engine="h5netcdf")
     assert tree.posterior["phi"].shape == (2, 300, 4, 4)
+
+
+@pytest.mark.parametrize("section, old, new", [("cluster", "chunk", "checkpoint_every"), ("fit", "chunk", "batch"),
+                                               ("generator", "chains", "groups")])
+def test_a_renamed_key_gets_an_error_that_names_the_new_one(tmp_path, section, old, new):
+    text = WIRG.replace('sampler = "wirg"', 'sampler = "cluster"') if section == "cluster" else WIRG
+    text = text.replace("shape = [4, 4]", "shape = [8, 8]").replace(f"[{section}]\n", f"[{section}]\n{old} = 4\n")
+    with pytest.raises(InputError, match=rf"`{section}.{old}` = 4 is invalid; the key was renamed: write {section}.{new}"):
+        load_card(write(tmp_path, text))

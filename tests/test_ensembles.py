@@ -90,14 +90,14 @@ def test_models_without_an_embedded_ising_form_are_refused():
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     h = phi4_hopping(4)
-    whole = run_cluster(h, ClusterSettings(chains=2, warmup=50, samples=40, chunk=20), seed=5, progress=False)
+    whole = run_cluster(h, ClusterSettings(chains=2, warmup=50, samples=40, checkpoint_every=20), seed=5, progress=False)
     path = tmp_path / "cluster.npz"
-    run_cluster(h, ClusterSettings(chains=2, warmup=50, samples=20, chunk=20), seed=5, checkpoint=path, progress=False)
-    resumed = run_cluster(h, ClusterSettings(chains=2, warmup=50, samples=40, chunk=20), seed=5, checkpoint=path,
+    run_cluster(h, ClusterSettings(chains=2, warmup=50, samples=20, checkpoint_every=20), seed=5, checkpoint=path, progress=False)
+    resumed = run_cluster(h, ClusterSettings(chains=2, warmup=50, samples=40, checkpoint_every=20), seed=5, checkpoint=path,
                           resume=True, progress=False)
     np.testing.assert_array_equal(resumed.posterior["phi"].values, whole.posterior["phi"].values)
     with pytest.raises(InputError, match="different model"):
-        run_cluster(phi4_hopping(4, beta=0.5), ClusterSettings(chains=2, warmup=50, samples=40, chunk=20), seed=5,
+        run_cluster(phi4_hopping(4, beta=0.5), ClusterSettings(chains=2, warmup=50, samples=40, checkpoint_every=20), seed=5,
                     checkpoint=path, resume=True, progress=False)
 
 

@@ -39,7 +39,7 @@ def test_nuts_through_sample_keeps_arviz_statistics_and_stock_diagnostics_run():
 
 def test_the_cluster_sampler_through_sample_is_run_cluster():
     h = free_field(4, m2=0.5)
-    settings = ClusterSettings(chains=2, warmup=50, samples=100, chunk=50)
+    settings = ClusterSettings(chains=2, warmup=50, samples=100, checkpoint_every=50)
     dt = sample(h, settings, seed=1, progress=False)
     np.testing.assert_array_equal(dt.posterior["phi"].values,
                                   run_cluster(h, settings, seed=1, progress=False).posterior["phi"].values)
@@ -61,7 +61,7 @@ def test_flow_samplers_through_sample_follow_the_contract(rough_flow, tmp_path):
 def test_the_wirg_generator_through_sample():
     fields = np.random.default_rng(0).normal(size=(64, 8, 8)).astype(np.float32)
     model = fit_wirg(fields, FitSettings(potentials=4), progress=False)
-    dt = sample(None, WIRG(model, GeneratorSettings(fields=40, chains=2, warmup=20, steps=10)), seed=0, progress=False)
+    dt = sample(None, WIRG(model, GeneratorSettings(fields=40, groups=2, warmup=20, steps=10)), seed=0, progress=False)
     assert dt.posterior["phi"].shape == (2, 20, 8, 8) and dt.attrs["sampler"] == "wirg"
 
 

@@ -216,7 +216,7 @@ def test_conditioning_on_a_coarse_field_keeps_it_and_draws_the_details():
     (lambda: FitSettings(wavelet="morlet"), "wavelet"),
     (lambda: FitSettings(ml_steps=10, ml_record_every=4), "fit.ml_steps"),
     (lambda: fit_wirg(free_field_data(8, 10), FitSettings(ml_fields=(8, 8, 1, 8)), progress=False), "fit.ml_fields"),
-    (lambda: GeneratorSettings(fields=10, chains=4), "generator.fields"),
+    (lambda: GeneratorSettings(fields=10, groups=4), "generator.fields"),
 ])
 def test_bad_input_names_the_field(call, field):
     with pytest.raises(InputError, match=field):

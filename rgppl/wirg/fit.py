@@ -76,7 +76,7 @@ class FitSettings:
     potentials: int | tuple = 24
     detail_potentials: int | tuple = 0
     variance_potentials: int | tuple = 0
-    chunk: int = 64
+    batch: int = 64
     symmetric: bool = False
     ml_iterations: int | tuple = 0
     ml_steps: int = 40
@@ -98,7 +98,7 @@ class FitSettings:
                 f"false with transform = '{self.transform}' (skewed data have no phi -> -phi symmetry)")
         if self.levels is not None:
             require_integer("fit.levels", self.levels, 1)
-        for name, minimum in (("chunk", 1), ("ml_steps", 2), ("ml_record_every", 1)):
+        for name, minimum in (("batch", 1), ("ml_steps", 2), ("ml_record_every", 1)):
             require_integer(f"fit.{name}", getattr(self, name), minimum)
         require(self.ml_steps % self.ml_record_every == 0 and self.ml_steps >= 2 * self.ml_record_every,
                 "fit.ml_steps", self.ml_steps, f"a multiple of fit.ml_record_every = {self.ml_record_every}, "
@@ -240,7 +240,7 @@ def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, sett
     variance_centres, variance_widths = sigmoid_grid(coarse, variance_potentials)
     ansatz = ScaleAnsatz(**ansatz_args, centres=centres, widths=widths, detail_centres=detail_centres,
                          detail_widths=detail_widths, variance_centres=variance_centres, variance_widths=variance_widths)
-    theta, report = score_matching(ansatz, coarse, free, settings.chunk)
+    theta, report = score_matching(ansatz, coarse, free, settings.batch)
     spread = np.asarray(jnp.std(free, axis=(0, 2, 3)), np.float64)
     scale = ScaleFit(ansatz, theta, spread, data_support(finer), {**report, "side": ansatz.side, "iterations": 1})
     if not ml_iterations:
@@ -330,7 +330,7 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
                                                                detail_potentials=detail_potentials[j],
                                                                variance_potentials=variance_potentials[j]))
             free_energies.append(fitted(f"free_energy_{j + 1}", lambda: fit_free_energy(
-                scale, coarse[j + 1], details[j], potentials[j], settings.chunk)))
+                scale, coarse[j + 1], details[j], potentials[j], settings.batch)))
         scales.append(scale)
         bar.set_postfix(side=scale.ansatz.side, condition=f"{scale.report['condition']:.3g}")
     return WIRGModel(L=L, wavelet=settings.wavelet, unit=unit, scales=tuple(scales[::-1]),

@@ -42,20 +42,21 @@ SCALE_STATISTICS = ("step_size", "acceptance", "tau_energy")  # what sample_scal
 
 @dataclass(frozen=True)
 class GeneratorSettings:
-    """``fields`` generated fields, reported as ``chains`` groups; per scale ``warmup`` adapted MALA steps
+    """``fields`` generated fields, reported as ``groups`` groups (the DataTree's ``chain`` axis; every field is
+    an independent chain of its own); per scale ``warmup`` adapted MALA steps
     (in blocks of ``adapt_every``) and ``steps`` measured ones."""
 
     fields: int = 1024
-    chains: int = 4
+    groups: int = 4
     warmup: int = 200
     steps: int = 100
     adapt_every: int = 10
 
     def __post_init__(self):
-        for name, minimum in (("fields", 1), ("chains", 1), ("warmup", 0), ("steps", 1), ("adapt_every", 1)):
+        for name, minimum in (("fields", 1), ("groups", 1), ("warmup", 0), ("steps", 1), ("adapt_every", 1)):
             require_integer(f"generator.{name}", getattr(self, name), minimum)
-        require(self.fields % self.chains == 0, "generator.fields", self.fields,
-                f"a multiple of generator.chains = {self.chains}")
+        require(self.fields % self.groups == 0, "generator.fields", self.fields,
+                f"a multiple of generator.groups = {self.groups}")
 
 
 class MALAState(NamedTuple):
@@ -253,7 +254,7 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
         "scales": json.dumps(records),
         **{f"generator_{k}": v for k, v in asdict(settings).items()},
     }
-    dt = make_datatree(hamiltonian, phi.reshape(settings.chains, -1, *phi.shape[1:]), attrs=attrs)
+    dt = make_datatree(hamiltonian, phi.reshape(settings.groups, -1, *phi.shape[1:]), attrs=attrs)
     if data is not None:
         dt["observed_data"] = xr.DataTree(xr.Dataset({"phi": (("sample", "x", "y"), np.asarray(data, np.float32))}))
     return dt
