@@ -36,6 +36,7 @@ RENAMED = {  # settings class: {old card key: new key}, answered with an error t
     ClusterSettings: {"chunk": "checkpoint_every"},
     FitSettings: {"chunk": "batch"},
     GeneratorSettings: {"chains": "groups"},
+    MISSettings: {"chunk": "checkpoint_every"},
 }
 TOP_LEVEL = {"name", "description", "lattice", "hamiltonian", "run", "nuts", "cluster", "flow", "svi", "free_energy",
              "mis", "neutra", "data", "fit", "generator"}

@@ -13,7 +13,7 @@ The type of ``config`` selects the sampler:
 Every DataTree follows :mod:`rgppl.diagnostics`' contract (``posterior.phi[chain, draw, x, y]`` with the
 scalar observables; ``sample_stats`` under ArviZ's names), so :func:`rgppl.diagnostics.compare` puts any of
 them side by side.  ``checkpoint`` (an ``.npz`` path) is written after every chunk, and ``resume=True``
-continues it exactly, for the samplers that checkpoint (all but MIS, whose chains are short and cheap).
+continues it exactly, whatever the sampler.
 """
 
 from dataclasses import dataclass
@@ -79,8 +79,7 @@ def _(config: ClusterSettings, hamiltonian, seed, checkpoint, resume, progress):
 @_run.register
 def _(config: MIS, hamiltonian, seed, checkpoint, resume, progress):
     _same_model(hamiltonian, config.flow)
-    require(checkpoint is None, "checkpoint", checkpoint, "None: the independence sampler does not checkpoint")
-    return run_mis(config.flow, config.settings, seed=seed, progress=progress)
+    return run_mis(config.flow, config.settings, seed=seed, checkpoint=checkpoint, resume=resume, progress=progress)
 
 
 @_run.register

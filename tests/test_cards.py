@@ -390,9 +390,9 @@ def test_resume_continues_only_a_run_of_the_same_card_and_touches_nothing_else(t
 
 
 @pytest.mark.parametrize("section, old, new", [("cluster", "chunk", "checkpoint_every"), ("fit", "chunk", "batch"),
-                                               ("generator", "chains", "groups")])
+                                               ("generator", "chains", "groups"), ("mis", "chunk", "checkpoint_every")])
 def test_a_renamed_key_gets_an_error_that_names_the_new_one(tmp_path, section, old, new):
-    text = WIRG.replace('sampler = "wirg"', 'sampler = "cluster"') if section == "cluster" else WIRG
+    text = {"cluster": WIRG.replace('sampler = "wirg"', 'sampler = "cluster"'), "mis": NEURALRG}.get(section, WIRG)
     text = text.replace("shape = [4, 4]", "shape = [8, 8]").replace(f"[{section}]\n", f"[{section}]\n{old} = 4\n")
     with pytest.raises(InputError, match=rf"`{section}.{old}` = 4 is invalid; the key was renamed: write {section}.{new}"):
         load_card(write(tmp_path, text))

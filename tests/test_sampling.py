@@ -1,12 +1,16 @@
 """``rgppl.sample``: one verb for every sampler, each returning the DataTree contract with ArviZ's statistics."""
 
+from dataclasses import replace
+
 import arviz as az
 import arviz_plots as azp
+import jax
 import numpy as np
 import pytest
 
 from rgppl import (MIS, WIRG, ClusterSettings, FitSettings, FlowSettings, GeneratorSettings, InputError, MISSettings,
                    NeuTra, NUTSSettings, SVISettings, fit_wirg, free_field, sample, train_flow)
+from rgppl import loop
 from rgppl.ensembles import run_cluster
 from rgppl.mcmc import run_nuts
 
@@ -70,3 +74,27 @@ def test_a_config_that_selects_no_sampler_is_named():
         sample(free_field(4), {"chains": 4})
     with pytest.raises(InputError, match="`hamiltonian` = None"):
         sample(None, NUTS_SMALL)
+
+
+def test_mis_killed_mid_run_resumes_to_the_uninterrupted_draws_and_only_with_its_flow(rough_flow, tmp_path,
+                                                                                      monkeypatch):
+    h, config = rough_flow.hamiltonian, MIS(rough_flow, MISSettings(chains=2, warmup=20, samples=60, checkpoint_every=20))
+    whole = sample(h, config, seed=3, progress=False)
+    path, real_save, saves = tmp_path / "mis.npz", loop._save, []
+
+    def killed_after_two(*args):
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        saves.append(1)
+        real_save(*args)
+
+    monkeypatch.setattr(loop, "_save", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        sample(h, config, seed=3, checkpoint=path, progress=False)
+    monkeypatch.setattr(loop, "_save", real_save)
+    resumed = sample(h, config, seed=3, checkpoint=path, resume=True, progress=False)
+    np.testing.assert_array_equal(resumed.posterior["phi"].values, whole.posterior["phi"].values)
+    np.testing.assert_array_equal(resumed.sample_stats["is_accepted"].values, whole.sample_stats["is_accepted"].values)
+    other = replace(rough_flow, params=jax.tree.map(lambda leaf: leaf + 1e-3, rough_flow.params), _compiled={})
+    with pytest.raises(InputError, match="different model"):
+        sample(h, MIS(other, config.settings), seed=3, checkpoint=path, resume=True, progress=False)

@@ -22,15 +22,16 @@ from rgppl.loop import Phase, run_phases
 
 @dataclass(frozen=True)
 class MISSettings:
-    """``chains`` independent chains of ``samples`` draws each (after ``warmup`` discarded steps)."""
+    """``chains`` independent chains of ``samples`` draws each (after ``warmup`` discarded steps), advanced
+    ``checkpoint_every`` proposals per chain at a time (one batch of flow draws) between checkpoints."""
 
     chains: int = 4
     warmup: int = 100
     samples: int = 5000
-    chunk: int = 1000
+    checkpoint_every: int = 1000
 
     def __post_init__(self):
-        for name in ("chains", "samples", "chunk"):
+        for name in ("chains", "samples", "checkpoint_every"):
             require_integer(f"mis.{name}", getattr(self, name), 1)
         require_integer("mis.warmup", self.warmup, 0)
 
@@ -69,13 +70,15 @@ def _chain_segment(keys, state: MISState, proposals, log_weights):
     return jax.lax.scan(one, state, (keys, proposals, log_weights))
 
 
-def run_mis(trained, settings: MISSettings = MISSettings(), *, seed: int = 0, progress: bool = True):
+def run_mis(trained, settings: MISSettings = MISSettings(), *, seed: int = 0, checkpoint=None, resume: bool = False,
+            progress: bool = True):
     """Sample ``p ∝ exp(-E)`` with the flow of ``trained`` as independence proposal; return a DataTree.
 
     ``sample_stats`` has ``is_accepted`` and ``acceptance_rate`` per draw; attributes record the
     acceptance, the flow evaluations and zero gradient evaluations (the sampler needs none).  The chains
-    advance ``chunk`` proposals at a time in :func:`rgppl.loop.run_phases`: ``warmup`` discarded steps, then
-    the ``samples`` kept.
+    advance ``checkpoint_every`` proposals at a time in :func:`rgppl.loop.run_phases`: ``warmup`` discarded
+    steps, then the ``samples`` kept; ``checkpoint`` (``.npz``) is written after every such chunk and
+    ``resume=True`` continues it exactly, with the same flow only (its parameters' fingerprint).
     """
     h = trained.hamiltonian
     key_start, key_run = jax.random.split(jax.random.PRNGKey(seed))
@@ -92,10 +95,14 @@ def run_mis(trained, settings: MISSettings = MISSettings(), *, seed: int = 0, pr
         return (key, chains), {"phi": fields.swapaxes(0, 1), **{k: v.swapaxes(0, 1) for k, v in info._asdict().items()}}
 
     live = lambda out: {"accept": f"{np.mean(out['is_accepted']):.3f}"}
-    phases = [Phase("warmup", settings.warmup, settings.chunk, advance, finite=("phi",), postfix=live),
-              Phase("sampling", settings.samples, settings.chunk, advance, keep=True, finite=("phi",), postfix=live)]
-    _, done = run_phases(phases, (key_run, init(jnp.asarray(x0), jnp.asarray(w0))), label=f"MIS {h.name}", meta={},
-                         progress=progress, hint="The flow's draws or the energy are not finite: check the flow.")
+    every = settings.checkpoint_every
+    phases = [Phase("warmup", settings.warmup, every, advance, finite=("phi",), postfix=live),
+              Phase("sampling", settings.samples, every, advance, keep=True, finite=("phi",), postfix=live)]
+    meta = {"hamiltonian": h.describe(), "seed": seed, "sampler": "mis", "settings": asdict(settings),
+            "fingerprint": trained.fingerprint}
+    _, done = run_phases(phases, (key_run, init(jnp.asarray(x0), jnp.asarray(w0))), label=f"MIS {h.name}", meta=meta,
+                         checkpoint=checkpoint, resume=resume, progress=progress,
+                         hint="The flow's draws or the energy are not finite: check the flow.")
     draws = done.draws
     attrs = {"sampler": "mis", "seed": seed, "gradient_evaluations": 0, "sampling_time_s": done.seconds["sampling"],
              "warmup_time_s": done.seconds.get("warmup", 0.0),

@@ -11,16 +11,9 @@ With a folded flow (``FlowSettings(fold="normal")`` or ``"softplus"``) every ``g
 ``m^2``, the Binder ratio) exactly; the signed field is that sample with a random sign.
 """
 
-import jax
 from numpyro.infer.reparam import NeuTraReparam
 
 from rgppl.mcmc import NUTSSettings, run_nuts
-from rgppl.storage import fingerprint
-
-
-def params_fingerprint(params) -> str:
-    """A short hash of the flow's parameters, so a checkpoint is only resumed with the same flow."""
-    return fingerprint(*jax.tree.leaves(params))
 
 
 def neutra_model(trained):
@@ -35,4 +28,4 @@ def run_neutra(trained, settings: NUTSSettings = NUTSSettings(), *, seed: int = 
     Gradient evaluations count NUTS leapfrog steps, each a gradient of ``E(g(z))`` through the flow.
     """
     return run_nuts(trained.hamiltonian, settings, seed=seed, checkpoint=checkpoint, resume=resume, progress=progress,
-                    model=neutra_model(trained), label="neutra", fingerprint=params_fingerprint(trained.params))
+                    model=neutra_model(trained), label="neutra", fingerprint=trained.fingerprint)

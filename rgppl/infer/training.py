@@ -53,6 +53,7 @@ from numpyro.optim import optax_to_numpyro
 from rgppl.errors import SamplingDiverged, require, require_integer
 from rgppl.flows import AutoNeuralRG, FlowSettings, grown, sample_with_log_prob
 from rgppl.loop import Phase, run_phases
+from rgppl.storage import fingerprint
 
 OBJECTIVES = ("reverse", "forward", "mixed")
 GRADIENTS = ("total", "path")
@@ -189,6 +190,11 @@ class TrainedFlow:
             self._compiled[batch] = jax.jit(draws)
         chunks = [self._compiled[batch](self.hamiltonian, self.params, k) for k in jax.random.split(key, -(-n // batch))]
         return tuple(np.concatenate([np.asarray(c[i]) for c in chunks])[:n] for i in range(3))
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the flow's parameters: a sampler's checkpoint on this flow resumes only with it."""
+        return fingerprint(*jax.tree.leaves(self.params))
 
     @property
     def n_params(self) -> int:

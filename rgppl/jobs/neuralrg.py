@@ -86,7 +86,8 @@ def run_neuralrg(card, out, *, resume: bool = False, progress: bool = True) -> d
         trained = train_flow(h, card.flow, card.svi, data=data, init=None if trained is None else grow(trained, h),
                              seed=card.seed, checkpoint=out / "svi_checkpoint.npz", resume=resume, progress=progress)
     with clock.stage("sampling"):
-        runs = {"mis": run_mis(trained, card.mis, seed=card.seed, progress=progress),
+        runs = {"mis": run_mis(trained, card.mis, seed=card.seed, checkpoint=out / "mis_checkpoint.npz", resume=resume,
+                               progress=progress),
                 "neutra": run_neutra(trained, card.neutra, seed=card.seed, checkpoint=out / "neutra_checkpoint.npz",
                                      resume=resume, progress=progress),
                 "nuts": run_nuts(h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint.npz", resume=resume,
