@@ -95,9 +95,7 @@ def run_phases(phases: list[Phase], state, *, label: str, meta: dict, checkpoint
     checkpoint = Path(checkpoint) if checkpoint else None
     where = Progress()
     if resume and checkpoint and checkpoint.exists():
-        state, where = _load(checkpoint, meta, state)
-        if where.phase < len(phases) and where.done >= phases[where.phase].total and where.phase + 1 < len(phases):
-            where.phase, where.done = where.phase + 1, 0
+        state, where = _load(checkpoint, meta, state)  # a finished phase is passed over by the loop below
     for index in range(where.phase, len(phases)):
         phase = phases[index]
         if index > where.phase:

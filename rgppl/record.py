@@ -22,7 +22,7 @@ import os
 import platform
 import subprocess
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata
@@ -55,12 +55,11 @@ def _git(*args: str) -> str | None:
 
 
 def _cpu_model() -> str:
-    try:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else what ``platform`` knows."""
+    with suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine()
 
 

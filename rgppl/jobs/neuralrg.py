@@ -7,8 +7,8 @@
    Ising dual without it ``TRAINING_FIELDS`` fields drawn through its spins (:func:`ising_dual_fields`);
    with ``[[svi.grow]]`` stages, first on those smaller lattices (``svi_L<side>_checkpoint.npz``), each
    flow grown into the next (:func:`~rgppl.infer.grow`),
-2. estimates the free energy (``[free_energy]``): F_q, IS ln Z, ESS fraction, k-hat, KL to the exact value,
-3. runs the independence sampler (``[mis]``), NeuTra-NUTS (``[neutra]``) and plain NUTS (``[nuts]``),
+2. runs the independence sampler (``[mis]``), NeuTra-NUTS (``[neutra]``) and plain NUTS (``[nuts]``),
+3. estimates the free energy (``[free_energy]``): F_q, IS ln Z, ESS fraction, k-hat, KL to the exact value,
 4. writes each run (``mis/``, ``neutra/``, ``nuts/``: netCDF, summaries, figures), the comparison
    (``comparison.md/csv``), ``training.png``, ``latents.md/png``, ``summary.md`` and ``record.json``, whose
    figures are the free-energy table and every (observable, sampler) row of the comparison.
