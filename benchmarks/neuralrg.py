@@ -60,7 +60,7 @@ from numpyro.infer.autoguide import AutoBNAFNormal, AutoIAFNormal
 from rgppl.diagnostics import compare, compare_means
 from rgppl.ensembles import ClusterSettings, ising_dual_fields, reference_ensemble
 from rgppl.exact import exact_observables
-from rgppl.flows import FOLDS, FlowSettings
+from rgppl.flows import FlowSettings
 from rgppl.hamiltonians import BETA_C_PHI4_HOPPING, ising_dual, phi4_hopping
 from rgppl.infer import (MISSettings, SVISettings, coverage_by_bin, free_energy, grow, importance_statistics, run_mis,
                          run_neutra, train_flow)
@@ -77,9 +77,9 @@ ABS_M_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, np.inf)  # the NeuTra
 PER_SIZE = ("steps", "pretrain_steps", "batch", "learning_rate")
 
 
-def flow_settings(args, kernel: int, fold: str = "none") -> FlowSettings:
+def flow_settings(args, kernel: int, fold: bool = False) -> FlowSettings:
     return FlowSettings(width=args.width, couplings=args.couplings, kernel=kernel, circulant=True, knots=args.knots,
-                        train_symmetric=not args.train_plain, fold=fold)
+                        fold=fold)
 
 
 def svi_settings(args, index: int) -> SVISettings:
@@ -87,13 +87,14 @@ def svi_settings(args, index: int) -> SVISettings:
     value = lambda name: getattr(args, name)[index] if len(getattr(args, name)) > 1 else getattr(args, name)[0]
     steps = value("steps")
     return SVISettings(steps=steps, pretrain_steps=value("pretrain_steps"), batch=value("batch"),
-                       learning_rate=value("learning_rate"), gradient=args.gradient, checkpoint_every=steps)
+                       learning_rate=value("learning_rate"), gradient=args.gradient, checkpoint_every=steps,
+                       train_q_sym=not args.train_plain)
 
 
 def evaluate(trained, L: int, args) -> dict:
     """The free-energy and MIS columns of one trained guide."""
     h = trained.hamiltonian
-    stats = free_energy(trained, draws=args.draws, seed=args.seed + 1)
+    stats = free_energy(trained, samples=args.draws, seed=args.seed + 1)
     exact = exact_observables(h)
     mis = run_mis(trained, MISSettings(chains=4, samples=args.mis_samples), seed=args.seed, progress=not args.quiet)
     spin = compare({"mis": mis}, ["spin_m2"], exact).iloc[0]
@@ -143,7 +144,7 @@ def neutra_rows(args) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     svi = SVISettings(steps=args.neutra_steps, batch=args.batch[0], learning_rate=args.learning_rate[0],
                       checkpoint_every=args.neutra_steps, pretrain_steps=args.neutra_pretrain_steps,
                       gradient=args.neutra_gradient, objective=args.neutra_objective,
-                      reverse_weight=args.neutra_reverse_weight)
+                      reverse_weight=args.neutra_reverse_weight, train_q_sym=args.neutra_fold or not args.train_plain)
     start = time.perf_counter()
     cluster = ClusterSettings(chains=16, warmup=200, samples=args.pretrain_fields // 16, thin=2)
     reference = reference_ensemble(h, cluster, seed=args.seed, progress=not args.quiet).posterior
@@ -276,7 +277,8 @@ def main() -> None:
                         help="maximum-likelihood steps on cluster-sampler fields (--pretrain-fields) before the reverse KL")
     parser.add_argument("--neutra-kernel", type=int, default=3, help="--kernel of the NeuTra flow")
     parser.add_argument("--neutra-gradient", choices=["total", "path"], default="path", help="--gradient of the NeuTra flow")
-    parser.add_argument("--neutra-fold", choices=FOLDS, default="normal", help="fold the NeuTra flow onto m > 0 (FlowSettings.fold)")
+    parser.add_argument("--neutra-fold", action=argparse.BooleanOptionalAction, default=True,
+                        help="fold the NeuTra flow onto m > 0 (FlowSettings.fold)")
     parser.add_argument("--neutra-objective", choices=["reverse", "mixed"], default="mixed",
                         help="the NeuTra flow's objective after maximum likelihood (SVISettings.objective); mixed keeps the "
                              "cluster fields' forward KL beside the reverse KL, so q keeps covering small |m|")

@@ -62,7 +62,7 @@ def free_field_rows(n_train: int, n_fields: int, seed: int) -> tuple[dict, list]
 
     model = fit_wirg(data, FitSettings(radius=1, potentials=0), seed=seed, progress=False)
     energy = energy_rows(f"free field L = {L}", model, free_field((L, L), FREE_M2), data, powers=(2,))
-    dt = generate(model, free_field((L, L), FREE_M2), GeneratorSettings(fields=n_fields), seed=seed + 1, progress=False)
+    dt = generate(model, free_field((L, L), FREE_M2), GeneratorSettings(samples=n_fields), seed=seed + 1, progress=False)
     generated = np.asarray(momentum_power(dt.posterior.phi.values.reshape(-1, L, L)))
     observed = np.asarray(momentum_power(data))
     se = np.sqrt(generated.var(0) / len(generated) + observed.var(0) / len(observed))
@@ -120,7 +120,7 @@ def phi4_rows(L: int, args, nuts_rows: dict) -> tuple[list, dict]:
                                        ml_fields=args.ml_fields, ml_record_every=args.ml_record_every), progress=False)
     fit_time = time.perf_counter() - start
     energy = energy_rows(f"phi^4 L = {L}", model, h, data)
-    settings = GeneratorSettings(fields=args.fields, warmup=args.warmup, steps=args.steps)
+    settings = GeneratorSettings(samples=args.fields, warmup=args.warmup, steps=args.steps)
     dt = generate(model, h, settings, seed=2, progress=False)
     phi = dt.posterior.phi.values.reshape(-1, L, L)
 

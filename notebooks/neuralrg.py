@@ -57,13 +57,13 @@ print(model.describe())
 # (its noise vanishes as $q \to p$). The couplings are monotone rational-quadratic splines whose networks
 # read the 3 x 3 blocks around their own (`kernel=3`); a last circulant layer (diagonal in Fourier space)
 # takes the long-range linear correlations. The reported density is the symmetrised
-# $q_{sym}(x) = [q(x) + q(-x)]/2$, while SVI trains $q$ itself (`train_symmetric=False`, half the cost).
+# $q_{sym}(x) = [q(x) + q(-x)]/2$, while SVI trains $q$ itself (`train_q_sym=False`, half the cost).
+# These are `FlowSettings()` and `SVISettings()`'s defaults; the quick run shrinks the flow.
 
 # %%
-flow = FlowSettings(width=8 if SMALL else 32, couplings=2 if SMALL else 8, knots=8, kernel=3, circulant=True,
-                    train_symmetric=False)
+flow = FlowSettings(width=8, couplings=2) if SMALL else FlowSettings()
 svi = SVISettings(steps=100 if SMALL else 2000, pretrain_steps=100 if SMALL else 1000, batch=64 if SMALL else 256,
-                  learning_rate=3e-3 if SMALL else 1e-3, gradient="path", checkpoint_every=50 if SMALL else 500)
+                  learning_rate=3e-3 if SMALL else 1e-3, checkpoint_every=50 if SMALL else 500)
 data = ising_dual_fields(model, 4096 if SMALL else 65536, seed=0)
 trained = train_flow(model, flow, svi, data=data, seed=0, progress=False)
 print(f"{trained.n_params} parameters, {svi.pretrain_steps} + {svi.steps} steps in {trained.training_time_s:.0f} s")
@@ -72,7 +72,7 @@ print(f"{trained.n_params} parameters, {svi.pretrain_steps} + {svi.steps} steps 
 # ## 2. Free energy: the bound, importance sampling and the exact answer
 
 # %%
-stats = free_energy(trained, draws=4096 if SMALL else 32768)
+stats = free_energy(trained, samples=4096 if SMALL else 32768)
 for key in ("F_q", "F_q_err", "ln_z_is", "ln_z_is_err", "ln_z_exact", "kl_nats", "ess_fraction", "k_hat"):
     print(f"{key:>14s} = {stats[key]:.6g}")
 plot_training(trained.losses, trained.monitor, "training.png", stats["ln_z_exact"])
@@ -138,9 +138,9 @@ fig.savefig("latent_edit.png", dpi=100)
 # %%
 larger = ising_dual(2 * L)
 start = grow(trained, larger)
-print("grown, before training: KL =", free_energy(start, draws=4096 if SMALL else 16384)["kl_nats"])
+print("grown, before training: KL =", free_energy(start, samples=4096 if SMALL else 16384)["kl_nats"])
 finer = train_flow(larger, flow, replace(svi, steps=100 if SMALL else 600, pretrain_steps=0), init=start, seed=0,
                    progress=False)
-larger_stats = free_energy(finer, draws=4096 if SMALL else 32768)
+larger_stats = free_energy(finer, samples=4096 if SMALL else 32768)
 print(f"after training on {2 * L} x {2 * L}: KL = {larger_stats['kl_nats']:.4g} nats, ESS fraction "
       f"{larger_stats['ess_fraction']:.3f}, {finer.training_time_s:.0f} s of training on both lattices")

@@ -20,9 +20,8 @@ MINIMAL = {  # the smallest valid card of each sampler: every other setting is a
     "wirg": {"hamiltonian": {"preset": "phi4_hopping"}},
 }
 EXTRA_KEYS = {  # keys of a section that no settings class holds: (type, meaning)
-    ("svi", "data"): ("path", "a .npy/.npz/.nc ensemble of fields [n, L, L], relative to the card"),
     ("svi", "grow"): ("list of tables", "[[svi.grow]] stages on smaller lattices, each with side and SVI keys"),
-    ("free_energy", "draws"): ("int", "flow draws for F_q and importance-sampled ln Z"),
+    ("free_energy", "samples"): ("int", "flow draws for F_q and importance-sampled ln Z"),
 }
 
 
@@ -51,7 +50,8 @@ def card_reference() -> str:
         card = parse_card({"name": "reference", "lattice": {"shape": 8}, "run": {"sampler": sampler},
                            **MINIMAL[sampler]}, Path("reference.toml"))
         for name, settings in card.sections().items():
-            sections.setdefault(name, (settings, card.resolved()[name]))
+            if name not in sections or not is_dataclass(sections[name][0]):  # a settings class documents itself
+                sections[name] = (settings, card.resolved()[name])
             used_by.setdefault(name, []).append(sampler)
     lines = ["# Card reference", "",
              "Generated from the settings classes by `rgppl cards --reference`; do not edit. A card is a TOML file",

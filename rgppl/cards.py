@@ -32,11 +32,14 @@ from rgppl.wirg.sampler import GeneratorSettings
 from rgppl.wirg.sources import DataSource
 
 SAMPLERS = ("nuts", "cluster", "neuralrg", "wirg")
-RENAMED = {  # settings class: {old card key: new key}, answered with an error that names the new key
-    ClusterSettings: {"chunk": "checkpoint_every"},
-    FitSettings: {"chunk": "batch"},
-    GeneratorSettings: {"chains": "groups"},
-    MISSettings: {"chunk": "checkpoint_every"},
+RENAMED = {  # card section: {old key: new key}, answered with an error that names the new key
+    "cluster": {"chunk": "checkpoint_every"},
+    "fit": {"chunk": "batch", "symmetric": "mirror_images"},
+    "generator": {"chains": "groups", "fields": "samples"},
+    "mis": {"chunk": "checkpoint_every"},
+    "flow": {"train_symmetric": "svi.train_q_sym"},
+    "svi": {"data": "data.path"},
+    "free_energy": {"draws": "samples"},
 }
 TOP_LEVEL = {"name", "description", "lattice", "hamiltonian", "run", "nuts", "cluster", "flow", "svi", "free_energy",
              "mis", "neutra", "data", "fit", "generator"}
@@ -60,7 +63,7 @@ class Card:
     svi: SVISettings = SVISettings()
     mis: MISSettings = MISSettings()
     neutra: NUTSSettings = NUTSSettings(warmup=300, samples=1000)
-    free_energy_draws: int = 16384
+    free_energy_samples: int = 16384
     grow: tuple = ()  # ((side, SVISettings), ...): flows trained on smaller lattices first
     data: Path | None = None
     source: DataSource = DataSource()
@@ -70,16 +73,16 @@ class Card:
 
     def sections(self) -> dict:
         """The settings this card's sampler uses, by card section, as dataclasses (``[svi]`` with its
-        ``data`` and ``[[svi.grow]]`` stages, ``[data]`` with its path, as plain values)."""
+        ``[[svi.grow]]`` stages, a NeuralRG card's ``[data]`` and ``[free_energy]``, as plain values)."""
         if self.sampler == "nuts":
             return {"nuts": self.nuts}
         if self.sampler == "cluster":
             return {"cluster": self.cluster}
         if self.sampler == "neuralrg":
-            svi = {**asdict(self.svi), "data": self.data,
-                   "grow": [{"side": side, **asdict(settings)} for side, settings in self.grow]}
-            return {"flow": self.flow, "svi": svi, "free_energy": {"draws": self.free_energy_draws}, "mis": self.mis,
-                    "neutra": self.neutra, "nuts": self.nuts}
+            svi = {**asdict(self.svi), "grow": [{"side": side, **asdict(settings)} for side, settings in self.grow]}
+            return {"data": {"path": None if self.data is None else str(self.data)}, "flow": self.flow, "svi": svi,
+                    "free_energy": {"samples": self.free_energy_samples}, "mis": self.mis, "neutra": self.neutra,
+                    "nuts": self.nuts}
         sections = {"data": self.source, "fit": self.fit, "generator": self.generator}
         if self.hamiltonian is not None:
             sections["cluster"] = self.cluster
@@ -192,11 +195,17 @@ def _hamiltonian(data: dict, name: str, lattice: Lattice) -> Hamiltonian:
     return Hamiltonian(lattice, tuple(_term(t, i) for i, t in enumerate(terms)), name=name)
 
 
+def _not_renamed(table: dict, section: str) -> None:
+    """An old key of ``[section]`` is an error that names its new one (``RENAMED``)."""
+    for old, new in RENAMED.get(section, {}).items():
+        new = new if "." in new else f"{section}.{new}"
+        require(old not in table, f"{section}.{old}", table.get(old),
+                f"the key was renamed: write {new} (CHANGELOG.md lists every rename)")
+
+
 def _settings(data: dict, section: str, cls, **defaults):
     table = _table(data, section, required=False)
-    for old, new in RENAMED.get(cls, {}).items():
-        require(old not in table, f"{section}.{old}", table.get(old),
-                f"the key was renamed: write {section}.{new} (CHANGELOG.md lists every rename)")
+    _not_renamed(table, section.split("[")[0])
     _only(table, cls.__dataclass_fields__, section)
     try:
         return cls(**{**defaults, **table})
@@ -220,7 +229,7 @@ def _wirg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian | None
     if hamiltonian is not None:
         check_cluster_model(hamiltonian)  # the reference ensemble (and the training data unless [data] gives it)
     fit_table = dict(_table(data, "fit", required=False))
-    for key in ("radius", "potentials", "detail_potentials", "variance_potentials"):
+    for key in ("radius", "potentials"):
         if isinstance(fit_table.get(key), list):
             fit_table[key] = tuple(fit_table[key])
     fit = _settings({"fit": fit_table}, "fit", FitSettings)
@@ -255,24 +264,26 @@ def _neuralrg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian, p
     flow = _settings(data, "flow", FlowSettings)
     flow.resolved_levels(lattice)
     svi_table = dict(_table(data, "svi", required=False))
-    data_file = svi_table.pop("data", None)
+    _not_renamed(svi_table, "svi")
     stages = svi_table.pop("grow", [])
     svi = _settings({"svi": svi_table}, "svi", SVISettings)
     grow = _growth_stages(stages, svi, flow, lattice, hamiltonian)
-    if data_file is not None:
-        data_file = _data_path(data_file, "svi.data", path)
+    data_table = _table(data, "data", required=False)
+    _only(data_table, {"path"}, "data")
+    data_file = _data_path(data_table["path"], "data.path", path) if "path" in data_table else None
     if data_file is None and not ising_dual_only(hamiltonian):
         require(svi.objective == "reverse", "svi.objective", svi.objective,
-                "the forward and mixed objectives train on data: give svi.data = 'fields.npy'")
+                "the forward and mixed objectives train on data: give [data] path = 'fields.npy'")
         require(svi.pretrain_steps == 0, "svi.pretrain_steps", svi.pretrain_steps,
-                "pretraining is maximum likelihood on data: give svi.data = 'fields.npy'")
+                "pretraining is maximum likelihood on data: give [data] path = 'fields.npy'")
     free_energy = _table(data, "free_energy", required=False)
-    _only(free_energy, {"draws"}, "free_energy")
-    draws = free_energy.get("draws", 16384)
-    require_integer("free_energy.draws", draws, 16)
+    _not_renamed(free_energy, "free_energy")
+    _only(free_energy, {"samples"}, "free_energy")
+    samples = free_energy.get("samples", 16384)
+    require_integer("free_energy.samples", samples, 16)
     return {"flow": flow, "svi": svi, "grow": grow, "mis": _settings(data, "mis", MISSettings),
             "neutra": _settings(data, "neutra", NUTSSettings, warmup=300, samples=1000),
-            "free_energy_draws": draws, "data": data_file}
+            "free_energy_samples": samples, "data": data_file}
 
 
 def parse_card(data: dict, path: Path) -> Card:

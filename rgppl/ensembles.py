@@ -32,7 +32,7 @@ from rgppl.loop import Phase, run_phases
 from rgppl.storage import atomic_write, fingerprint
 
 ADAPT_BLOCK = 50
-TARGET_ACCEPTANCE = 0.5
+METROPOLIS_TARGET_ACCEPTANCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, s
         key, phi, step_size = state
         key, k = jax.random.split(key)
         phi, acceptance = _adapt(hamiltonian, jax.random.split(k, settings.chains), phi, step_size, n)
-        return (key, phi, step_size * jnp.exp(2.0 * (acceptance - TARGET_ACCEPTANCE))), {"acceptance": acceptance,
+        return (key, phi, step_size * jnp.exp(2.0 * (acceptance - METROPOLIS_TARGET_ACCEPTANCE))), {"acceptance": acceptance,
                                                                                          "phi": phi}
 
     def draw(state, n):

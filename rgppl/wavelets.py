@@ -9,7 +9,7 @@ The map ``x -> (a, d)`` is orthogonal (``G G^T = I``, ``G Gbar^T = 0``, ``G^T G 
 the inverse is the adjoint.  Both are written with rolls of the even and odd samples (no gather or
 scatter, which are slow on CPU).  In 2D the low/high passes along axis -2 and
 then -1 give the coarse field and three detail channels, in pywt's order ``(H, V, D)`` = (high-low,
-low-high, high-high).  Multi-level transforms keep pywt's layout: ``[a_J, d_J, ..., d_1]`` with ``d_j`` of
+low-high, high-high).  :func:`pyramid` gives every level: the coarse fields ``phi_j`` and the details ``d_j`` of
 shape ``(..., 3, L/2^j, L/2^j)`` and ``j = 1`` the finest scale (Marchand, Ozawa, Biroli & Mallat's
 ``phi_j`` and ``phibar_j``).
 
@@ -21,8 +21,6 @@ from functools import lru_cache
 import jax.numpy as jnp
 import numpy as np
 import pywt
-from numpyro.distributions import constraints
-from numpyro.distributions.transforms import Transform
 
 from rgppl.errors import require
 from rgppl.lattice import Lattice
@@ -88,86 +86,16 @@ def idwt2(coarse, details, wavelet: str = "db4"):
     return _synthesis(low, high, -2, wavelet)
 
 
-def max_levels(shape) -> int:
-    """Number of levels that halve a ``2^k x 2^k`` lattice down to ``1 x 1``."""
-    return int(np.log2(Lattice(tuple(shape[-2:])).require_power_of_two("the wavelet pyramid")))
-
-
-def wavedec2(x, wavelet: str = "db4", levels: int | None = None) -> list:
-    """Multi-level decomposition ``[coarse_J, details_J, ..., details_1]`` (pywt's ordering)."""
-    top = max_levels(x.shape)
+def pyramid(fields, wavelet: str = "haar", levels: int | None = None) -> tuple:
+    """``(coarse_fields, details)`` of ``fields[..., L, L]`` (``L`` a power of two): ``coarse_fields[j]`` is ``phi_j``
+    (``j = 0`` the fields themselves) and ``details[j - 1]`` is ``phibar_j``, for ``j = 1 .. levels`` (``None``: down
+    to ``1 x 1``).  ``coarse_fields[-1]`` and ``details[::-1]`` are pywt's ``wavedec2`` list in periodization mode."""
+    top = int(np.log2(Lattice(tuple(np.shape(fields)[-2:])).require_power_of_two("the wavelet pyramid")))
     levels = top if levels is None else levels
     require(isinstance(levels, int) and 1 <= levels <= top, "levels", levels, f"an integer in 1..{top}")
-    details = []
+    coarse, details = [jnp.asarray(fields)], []
     for _ in range(levels):
-        x, d = dwt2(x, wavelet)
-        details.append(d)
-    return [x, *details[::-1]]
-
-
-def waverec2(coefficients: list, wavelet: str = "db4"):
-    """Inverse of :func:`wavedec2`."""
-    x = coefficients[0]
-    for details in coefficients[1:]:
-        x = idwt2(x, details, wavelet)
-    return x
-
-
-class WaveletTransform(Transform):
-    """``phi[..., L, L] -> [coarse_J, details_J, ..., details_1]`` flattened to ``(..., L^2)``, as a NumPyro
-    ``Transform``, each level's details divided by ``scales[j]`` (``j = 0`` the finest).
-
-    With ``scales = 1`` it is orthogonal (log-det 0); otherwise
-    ``ln|det J| = -sum_j n_j ln scales[j]`` with ``n_j = 3 (L/2^{j+1})^2`` coefficients at level ``j``.
-    """
-
-    domain = constraints.independent(constraints.real, 2)
-    codomain = constraints.real_vector
-
-    def __init__(self, L: int, wavelet: str = "db4", levels: int | None = None, scales=None):
-        self.L, self.wavelet = L, wavelet
-        self.levels = max_levels((L, L)) if levels is None else levels
-        filters(wavelet)
-        self.scales = jnp.ones(self.levels) if scales is None else jnp.asarray(scales)
-        require(self.scales.shape == (self.levels,), "scales", np.shape(scales), f"one scale per level ({self.levels})")
-
-    def _sides(self) -> list[int]:
-        """Side length of each block of the flattened vector: the coarse field, then the details coarse to fine."""
-        return [self.L >> self.levels] + [self.L >> j for j in range(self.levels, 0, -1)]
-
-    def __call__(self, x):
-        coefficients = wavedec2(x, self.wavelet, self.levels)
-        detail_scales = self.scales[::-1]  # coefficients run coarse to fine
-        parts = [coefficients[0].reshape(*x.shape[:-2], -1)]
-        for level, details in enumerate(coefficients[1:]):
-            parts.append((details / detail_scales[level]).reshape(*x.shape[:-2], -1))
-        return jnp.concatenate(parts, axis=-1)
-
-    def _inverse(self, y):
-        coarse_side, *detail_sides = self._sides()
-        detail_scales = self.scales[::-1]
-        coefficients = [y[..., : coarse_side**2].reshape(*y.shape[:-1], coarse_side, coarse_side)]
-        start = coarse_side**2
-        for level, side in enumerate(detail_sides):
-            block = y[..., start : start + 3 * side * side].reshape(*y.shape[:-1], 3, side, side)
-            coefficients.append(block * detail_scales[level])
-            start += 3 * side * side
-        return waverec2(coefficients, self.wavelet)
-
-    def log_abs_det_jacobian(self, x, y, intermediates=None):
-        counts = np.array([3 * (self.L >> (j + 1)) ** 2 for j in range(self.levels)])
-        log_det = -jnp.sum(jnp.asarray(counts, self.scales.dtype) * jnp.log(self.scales))
-        return jnp.broadcast_to(log_det, jnp.shape(x)[:-2])
-
-    def forward_shape(self, shape):
-        return (*shape[:-2], shape[-2] * shape[-1])
-
-    def inverse_shape(self, shape):
-        return (*shape[:-1], self.L, self.L)
-
-    def tree_flatten(self):
-        return (self.scales,), (self.L, self.wavelet, self.levels)
-
-    @classmethod
-    def tree_unflatten(cls, aux_data, params):
-        return cls(*aux_data, scales=params[0])
+        low, high = dwt2(coarse[-1], wavelet)
+        coarse.append(low)
+        details.append(high)
+    return coarse, details

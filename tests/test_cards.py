@@ -89,9 +89,9 @@ BAD = [
     ("too many flow levels", ("[nuts]", "[flow]\nlevels = 5\n[nuts]"), "flow.levels", "at most log2(L)", 'sampler = "neuralrg"'),
     ("a spline of one bin", ("[nuts]", "[flow]\nknots = 1\n[nuts]"), "flow.knots", "number of bins >= 2", 'sampler = "neuralrg"'),
     ("unknown flow key", ("[nuts]", "[flow]\ndepth = 3\n[nuts]"), "flow.depth", "valid keys", 'sampler = "neuralrg"'),
-    ("forward objective without data", ("[nuts]", '[svi]\nobjective = "forward"\n[nuts]'), "svi.objective", "svi.data",
+    ("forward objective without data", ("[nuts]", '[svi]\nobjective = "forward"\n[nuts]'), "svi.objective", "[data] path",
      'sampler = "neuralrg"'),
-    ("pretraining without data", ("[nuts]", "[svi]\npretrain_steps = 100\n[nuts]"), "svi.pretrain_steps", "svi.data",
+    ("pretraining without data", ("[nuts]", "[svi]\npretrain_steps = 100\n[nuts]"), "svi.pretrain_steps", "[data] path",
      'sampler = "neuralrg"'),
     ("pretraining steps off the report grid", ("[nuts]", "[svi]\npretrain_steps = 75\n[nuts]"), "svi.pretrain_steps",
      "multiple of report_every", 'sampler = "neuralrg"'),
@@ -118,8 +118,8 @@ BAD = [
      "fit.radius", "a list of 3 integers", 'sampler = "wirg"'),
     ("wirg with an unknown transform", ('preset = "free_field"\nm2 = 0.5', 'preset = "phi4_hopping"\n[fit]\ntransform = "log"'),
      "fit.transform", "shifted_log", 'sampler = "wirg"'),
-    ("wirg fields not a multiple of the groups", ('preset = "free_field"\nm2 = 0.5', 'preset = "phi4_hopping"\n[generator]\nfields = 10'),
-     "generator.fields", "multiple of generator.groups", 'sampler = "wirg"'),
+    ("wirg fields not a multiple of the groups", ('preset = "free_field"\nm2 = 0.5', 'preset = "phi4_hopping"\n[generator]\nsamples = 10'),
+     "generator.samples", "multiple of generator.groups", 'sampler = "wirg"'),
     ("wirg on a model without a reference sampler", ('preset = "free_field"\nm2 = 0.5', 'preset = "ising_dual"\nbeta = 0.4'),
      "hamiltonian.terms", "sum_x v", 'sampler = "wirg"'),
     ("no Hamiltonian", ('[hamiltonian]\npreset = "free_field"\nm2 = 0.5\n', ""), "hamiltonian",
@@ -208,14 +208,15 @@ NEURALRG = GOOD.replace('sampler = "nuts"', 'sampler = "neuralrg"') + """
 [flow]
 width = 8
 couplings = 2
-circulant = true
+kernel = 1
+knots = 0
 [svi]
 steps = 100
 batch = 32
 learning_rate = 1e-2
 checkpoint_every = 50
 [free_energy]
-draws = 1024
+samples = 1024
 [mis]
 chains = 2
 samples = 300
@@ -261,9 +262,9 @@ samples = 100
 thin = 2
 [fit]
 potentials = 6
-symmetric = true
+mirror_images = true
 [generator]
-fields = 200
+samples = 200
 warmup = 40
 steps = 20
 """
@@ -310,11 +311,10 @@ surrogate = "lognormal"
 fields = 400
 [fit]
 potentials = 6
-detail_potentials = 4
-variance_potentials = 4
 transform = "shifted_log"
+ml_iterations = 0
 [generator]
-fields = 200
+samples = 200
 warmup = 40
 steps = 20
 """
@@ -389,10 +389,14 @@ def test_resume_continues_only_a_run_of_the_same_card_and_touches_nothing_else(t
     assert tree.posterior["phi"].shape == (2, 300, 4, 4)
 
 
-@pytest.mark.parametrize("section, old, new", [("cluster", "chunk", "checkpoint_every"), ("fit", "chunk", "batch"),
-                                               ("generator", "chains", "groups"), ("mis", "chunk", "checkpoint_every")])
+@pytest.mark.parametrize("section, old, new", [
+    ("cluster", "chunk", "cluster.checkpoint_every"), ("fit", "chunk", "fit.batch"), ("fit", "symmetric", "fit.mirror_images"),
+    ("generator", "chains", "generator.groups"), ("generator", "fields", "generator.samples"),
+    ("mis", "chunk", "mis.checkpoint_every"), ("flow", "train_symmetric", "svi.train_q_sym"), ("svi", "data", "data.path"),
+    ("free_energy", "draws", "free_energy.samples")])
 def test_a_renamed_key_gets_an_error_that_names_the_new_one(tmp_path, section, old, new):
-    text = {"cluster": WIRG.replace('sampler = "wirg"', 'sampler = "cluster"'), "mis": NEURALRG}.get(section, WIRG)
+    text = {"cluster": WIRG.replace('sampler = "wirg"', 'sampler = "cluster"')}.get(section, WIRG)
+    text = NEURALRG if section in ("mis", "flow", "svi", "free_energy") else text
     text = text.replace("shape = [4, 4]", "shape = [8, 8]").replace(f"[{section}]\n", f"[{section}]\n{old} = 4\n")
-    with pytest.raises(InputError, match=rf"`{section}.{old}` = 4 is invalid; the key was renamed: write {section}.{new}"):
+    with pytest.raises(InputError, match=rf"`{section}.{old}` = 4 is invalid; the key was renamed: write {new}"):
         load_card(write(tmp_path, text))

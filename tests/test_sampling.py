@@ -20,7 +20,7 @@ NUTS_SMALL = NUTSSettings(chains=2, warmup=100, samples=200, checkpoint_every=20
 @pytest.fixture(scope="module")
 def rough_flow():
     """A barely trained flow on a 4 x 4 free field: the samplers are exact whatever the flow."""
-    return train_flow(free_field(4, m2=0.5), FlowSettings(width=8, couplings=2, symmetric=False),
+    return train_flow(free_field(4, m2=0.5), FlowSettings(width=8, couplings=2, kernel=1, knots=0, symmetric=False),
                       SVISettings(steps=50, batch=32, checkpoint_every=50), seed=0, progress=False)
 
 
@@ -65,7 +65,7 @@ def test_flow_samplers_through_sample_follow_the_contract(rough_flow, tmp_path):
 def test_the_wirg_generator_through_sample():
     fields = np.random.default_rng(0).normal(size=(64, 8, 8)).astype(np.float32)
     model = fit_wirg(fields, FitSettings(potentials=4), progress=False)
-    dt = sample(None, WIRG(model, GeneratorSettings(fields=40, groups=2, warmup=20, steps=10)), seed=0, progress=False)
+    dt = sample(None, WIRG(model, GeneratorSettings(samples=40, groups=2, warmup=20, steps=10)), seed=0, progress=False)
     assert dt.posterior["phi"].shape == (2, 20, 8, 8) and dt.attrs["sampler"] == "wirg"
 
 

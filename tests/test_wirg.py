@@ -12,7 +12,8 @@ from rgppl.hamiltonians import free_field
 from rgppl.observables import momentum_power
 from rgppl.wirg.ansatz import ScaleAnsatz, sigmoid_series
 from rgppl.wirg.fit import FitSettings, exact_quadratic_theta, fit_wirg, refine_maximum_likelihood, score_matching, score_matching_errors
-from rgppl.wirg.model import ScaleFit, pyramid
+from rgppl.wavelets import pyramid
+from rgppl.wirg.model import ScaleFit
 from rgppl.wirg.sampler import GeneratorSettings, generate
 from tests.stats import family_threshold
 
@@ -28,10 +29,8 @@ def free_field_data(L: int, n: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("coarsest", [False, True], ids=["conditional", "coarsest"])
 @pytest.mark.parametrize("side, radius", [(1, 2), (2, 2), (4, 2)])
 def test_feature_gram_projections_laplacians_energy_and_its_gradient_equal_autodiff(coarsest, side, radius, widths):
-    details = {} if coarsest else {"detail_centres": (-0.6, 0.9), "detail_widths": (0.8, 0.3),
-                                   "variance_centres": (0.1, -0.4), "variance_widths": (0.6, 1.1)}
     ansatz = ScaleAnsatz(side=side, radius=radius, centres=(-1.0, 0.2, 1.3), widths=widths, wavelet="db2",
-                         coarsest=coarsest, **details)
+                         coarsest=coarsest)
     coarse = jax.random.normal(jax.random.PRNGKey(0), (side, side))
     free = jax.random.normal(jax.random.PRNGKey(1), ansatz.free_shape)
     features = lambda f: ansatz.features(coarse, f)  # noqa: E731
@@ -135,7 +134,7 @@ def test_generated_free_field_has_the_exact_spectrum():
     L = 8
     data = free_field_data(L, 4000)
     model = fit_wirg(data, FitSettings(wavelet="db2", radius=2, potentials=0), progress=False)
-    dt = generate(model, free_field((L, L), M2), GeneratorSettings(fields=2000, warmup=200, steps=60), seed=1,
+    dt = generate(model, free_field((L, L), M2), GeneratorSettings(samples=2000, warmup=200, steps=60), seed=1,
                   data=data, progress=False)
     records = json.loads(dt.attrs["scales"])
     assert all(0.45 < r["acceptance"] < 0.7 for r in records)
@@ -149,9 +148,8 @@ def test_generated_free_field_has_the_exact_spectrum():
 
 def test_fit_resumes_from_saved_scales_and_refuses_other_data(tmp_path):
     data = free_field_data(8, 400)
-    settings = FitSettings(wavelet="haar", radius=(1, 1, 1, 0), potentials=4, detail_potentials=(3, 3, 0),
-                           variance_potentials=2, ml_iterations=(0, 0, 2, 0), ml_steps=10,
-                           ml_fields=(2, 2, 300, 2), ml_record_every=5)
+    settings = FitSettings(wavelet="haar", radius=(1, 1, 1, 0), potentials=4, ml_iterations=2, ml_max_side=1,
+                           ml_steps=10, ml_fields=300, ml_record_every=5)
     first = fit_wirg(data, settings, checkpoint_dir=tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "free_energy_1.npz", "free_energy_2.npz", "free_energy_3.npz", "scale_1.npz", "scale_2.npz", "scale_3.npz",
@@ -161,7 +159,7 @@ def test_fit_resumes_from_saved_scales_and_refuses_other_data(tmp_path):
     for a, b in zip(first.scales + first.free_energies, again.scales + again.free_energies, strict=True):
         np.testing.assert_array_equal(a.theta, b.theta)
         assert a.ansatz.centres == b.ansatz.centres
-    assert [s.report["iterations"] for s in again.scales] == [1, 3, 1, 1]  # coarsest first: ML on the 2x2 conditional
+    assert [s.report["iterations"] for s in again.scales] == [3, 3, 1, 1]  # coarsest first: ML on the scales of side 1
     with pytest.raises(InputError, match="other data or settings"):
         fit_wirg(data * 1.5, settings, checkpoint_dir=tmp_path, progress=False)
 
@@ -170,7 +168,7 @@ def test_generator_resumes_bit_exactly_after_an_interruption(tmp_path, monkeypat
     L = 8
     data = free_field_data(L, 400)
     model = fit_wirg(data, FitSettings(wavelet="haar", radius=1, potentials=4), progress=False)
-    h, settings = free_field((L, L), M2), GeneratorSettings(fields=64, warmup=20, steps=10)
+    h, settings = free_field((L, L), M2), GeneratorSettings(samples=64, warmup=20, steps=10)
     whole = generate(model, h, settings, seed=3, progress=False)
     path, save, calls = tmp_path / "generate.npz", loop._save, []
 
@@ -195,18 +193,18 @@ def test_conditioning_on_a_coarse_field_keeps_it_and_draws_the_details():
     data = free_field_data(L, 2000)
     model = fit_wirg(data, FitSettings(radius=1, potentials=0), progress=False)
     coarse, details = pyramid(data[:1], model.wavelet, 1)
-    dt = generate(model, free_field((L, L), M2), GeneratorSettings(fields=1000, warmup=100, steps=20),
+    dt = generate(model, free_field((L, L), M2), GeneratorSettings(samples=1000, warmup=100, steps=20),
                   coarse=coarse[1][0], seed=4, progress=False)
     phi = dt.posterior.phi.values.reshape(-1, L, L)
     regenerated, new_details = pyramid(phi, model.wavelet, 1)
     np.testing.assert_allclose(regenerated[1], np.broadcast_to(coarse[1], regenerated[1].shape), atol=1e-5)
     assert float(jnp.std(new_details[0][:, :, 0, 0])) > 0.1  # the details are drawn, not copied
-    unknown_energy = generate(model, None, GeneratorSettings(fields=1000, warmup=100, steps=20), coarse=coarse[1][0],
+    unknown_energy = generate(model, None, GeneratorSettings(samples=1000, warmup=100, steps=20), coarse=coarse[1][0],
                               seed=4, progress=False)  # fields without a Hamiltonian: the same draws, no energy
     np.testing.assert_array_equal(unknown_energy.posterior.phi.values, dt.posterior.phi.values)
     assert "m2" in unknown_energy.posterior and "e" not in unknown_energy.posterior
     with pytest.raises(InputError, match="coarse"):
-        generate(model, free_field((L, L), M2), GeneratorSettings(fields=8), coarse=np.zeros((3, 3)), progress=False)
+        generate(model, free_field((L, L), M2), GeneratorSettings(samples=8), coarse=np.zeros((3, 3)), progress=False)
 
 
 @pytest.mark.parametrize("call, field", [
@@ -216,7 +214,7 @@ def test_conditioning_on_a_coarse_field_keeps_it_and_draws_the_details():
     (lambda: FitSettings(wavelet="morlet"), "wavelet"),
     (lambda: FitSettings(ml_steps=10, ml_record_every=4), "fit.ml_steps"),
     (lambda: fit_wirg(free_field_data(8, 10), FitSettings(ml_fields=(8, 8, 1, 8)), progress=False), "fit.ml_fields"),
-    (lambda: GeneratorSettings(fields=10, groups=4), "generator.fields"),
+    (lambda: GeneratorSettings(samples=10, groups=4), "generator.samples"),
 ])
 def test_bad_input_names_the_field(call, field):
     with pytest.raises(InputError, match=field):

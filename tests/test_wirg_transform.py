@@ -35,7 +35,7 @@ def test_zero_skewness_shift_recovers_a_shifted_lognormals_shift():
                       FitSettings(transform="shifted_log", shift=-0.5), progress=False), "fit.shift", "above -min"),
     (lambda: FitSettings(shift=1.0), "fit.shift", "only with transform = 'shifted_log'"),
     (lambda: FitSettings(transform="log"), "fit.transform", "shifted_log"),
-    (lambda: FitSettings(transform="shifted_log", symmetric=True), "fit.symmetric", "no phi -> -phi symmetry"),
+    (lambda: FitSettings(transform="shifted_log", mirror_images=True), "fit.mirror_images", "no phi -> -phi symmetry"),
 ])
 def test_bad_transform_settings_name_the_field(call, field, valid):
     with pytest.raises(InputError, match=field) as error:
@@ -75,7 +75,7 @@ def test_shifted_log_model_generates_the_surrogates_tails_and_spectrum(surrogate
     the pixel tails, skewness, kurtosis, <kappa^2> and every spectrum bin within their sampling noise (fitted to
     kappa itself the same model is 10-17 standard errors off in all of them)."""
     model, _, reference = surrogate
-    dt = generate(model, None, GeneratorSettings(fields=len(reference), warmup=300, steps=100), seed=2, progress=False)
+    dt = generate(model, None, GeneratorSettings(samples=len(reference), warmup=300, steps=100), seed=2, progress=False)
     generated = dt.posterior.phi.values.reshape(reference.shape).astype(np.float64)
     std = float(reference.std())
     ours, theirs = tail_statistics(generated, std, (2, 4)), tail_statistics(reference, std, (2, 4))

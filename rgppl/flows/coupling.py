@@ -10,7 +10,7 @@ into a conditioning pair ``C_k`` and a transformed pair ``T_k`` and maps, in the
     ln |det| = sum over blocks of (s_1 + s_2),
 
 or, with ``knots = K > 0``, ``y_T <- f(y_T)`` with ``f`` a monotone rational-quadratic spline of ``K`` bins
-on ``[-bound, bound]`` whose ``3K - 1`` parameters per site are ``NN(y_C)`` (:mod:`rgppl.flows.spline`;
+on ``[-B, B]`` (``B = SPLINE_BOUND``, in field units) whose ``3K - 1`` parameters per site are ``NN(y_C)`` (:mod:`rgppl.flows.spline`;
 Durkan et al. 2019): non-affine in ``y_T``, so a single coupling can make a conditional skewed or bimodal.
 
 All blocks of a sublayer share the network: it is a convolution over the grid of blocks.  With
@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rgppl.flows.spline import parameter_count, rational_quadratic
+from rgppl.flows.spline import SPLINE_BOUND, parameter_count, rational_quadratic
 
 
 def _conv_periodic(h, weight, bias):
@@ -53,10 +53,9 @@ class BlockCouplings(eqx.Module):
     biases: tuple
     scale: jax.Array
     knots: int = eqx.field(static=True)
-    bound: float = eqx.field(static=True)
 
-    def __init__(self, key, *, couplings: int, width: int, hidden: int, kernel: int, knots: int = 0, bound: float = 8.0):
-        self.knots, self.bound = knots, bound
+    def __init__(self, key, *, couplings: int, width: int, hidden: int, kernel: int, knots: int = 0):
+        self.knots = knots
         sizes = [2, *[width] * hidden, 2 * parameter_count(knots) if knots else 4]
         keys = jax.random.split(key, len(sizes) - 1)
         weights, biases = [], []
@@ -87,7 +86,7 @@ class BlockCouplings(eqx.Module):
                 h = jax.nn.elu(h)
         h = h.reshape(-1, *transformed.shape)
         if self.knots:
-            pair, log_slope = rational_quadratic(transformed, h, self.bound, inverse)
+            pair, log_slope = rational_quadratic(transformed, h, SPLINE_BOUND, inverse)
         else:
             s, t = scale[:, None, None, None] * jnp.tanh(h[0]), h[1]
             pair, log_slope = ((transformed - t) * jnp.exp(-s), -s) if inverse else (transformed * jnp.exp(s) + t, s)

@@ -6,9 +6,10 @@ single lattice site, so stock ``SVI``/``Trace_ELBO`` train it and stock ``NeuTra
 runs NUTS in its latent space.  With ``symmetric=True`` the posterior is the Z2-symmetrised mixture
 ``q_sym(x) = [q(x) + q(-x)] / 2`` (Li & Wang's remedy for the mode seeking of the reverse KL on
 models invariant under x -> -x); ``get_transform`` is always the bijection ``g`` itself.  With
-``train_symmetric=False`` SVI trains the plain flow ``q`` (one pass of the flow per draw instead of two)
-while ``get_posterior`` still returns ``q_sym``: for an even target ``p``, ``KL(q_sym||p) <= KL(q||p)``
-by convexity, so training ``q`` minimises an upper bound on the KL of the posterior that is reported.
+``SVISettings(train_q_sym=False)`` (:mod:`rgppl.infer.training`) SVI trains the plain flow ``q``
+(:meth:`AutoNeuralRG.get_flow_posterior`, one pass of the flow per draw instead of two) while
+``get_posterior`` still returns ``q_sym``: for an even target ``p``, ``KL(q_sym||p) <= KL(q||p)`` by
+convexity, so training ``q`` minimises an upper bound on the KL of the posterior that is reported.
 
 The flow's weights are one NumPyro ``param`` (an Equinox pytree) initialised from the seed handler's
 key, so one root key fixes the whole run.
@@ -173,18 +174,13 @@ class AutoNeuralRG(AutoContinuous):
     def _build(self, key) -> NeuralRGFlow:
         return NeuralRGFlow(key, self.lattice, self.settings)
 
-    @property
-    def _trains_symmetric(self) -> bool:
-        """Whether SVI trains ``q_sym``; always for a folded flow, whose ``q_sym`` costs what ``q`` does."""
-        return self.settings.symmetric and (self.settings.train_symmetric or self.settings.folded)
-
     def _flow_distribution(self, flow: NeuralRGFlow, symmetric: bool):
         q = NeuralRGDistribution(self.get_base_dist(), NeuralRGTransform(flow))
-        return Z2Symmetrized(q, folded=self.settings.folded) if symmetric else q
+        return Z2Symmetrized(q, folded=self.settings.fold) if symmetric else q
 
     def _get_posterior(self):
         params = numpyro.param(self.param_name, lambda key: eqx.partition(self._build(key), eqx.is_array)[0])
-        return self._flow_distribution(eqx.combine(params, self._static), self._trains_symmetric)
+        return self._flow_distribution(eqx.combine(params, self._static), self.settings.symmetric)
 
     def get_base_dist(self):
         return dist.Normal(jnp.zeros(self.latent_dim), 1.0).to_event(1)
@@ -203,8 +199,9 @@ class AutoNeuralRG(AutoContinuous):
         return NeuralRGTransform(self.flow(params))
 
     def get_posterior(self, params):
+        """The guide's posterior: ``q_sym`` with ``FlowSettings.symmetric``, else the flow's ``q``."""
         return self._flow_distribution(self.flow(params), self.settings.symmetric)
 
-    def training_posterior(self, params):
-        """The distribution SVI trains: ``q_sym``, or ``q`` itself with ``train_symmetric=False``."""
-        return self._flow_distribution(self.flow(params), self._trains_symmetric)
+    def get_flow_posterior(self, params):
+        """The flow's own ``q``, not symmetrised: what SVI trains with ``SVISettings(train_q_sym=False)``."""
+        return self._flow_distribution(self.flow(params), False)

@@ -4,7 +4,7 @@ Li & Wang, "Neural Network Renormalization Group", PRL 121, 260601 (2018), arXiv
 
 On a periodic L x L lattice (L a power of two) level ``l = 0 .. levels-1`` acts on the active
 sublattice, the sites whose coordinates are multiples of ``2^l`` (an ``(L/2^l)^2`` grid).  In the
-encoding (renormalisation) direction x -> z each level applies, ``repeats`` times, a disentangler
+encoding (renormalisation) direction x -> z each level applies a disentangler
 sublayer (2x2 blocks shifted by one active site) and a decimator sublayer (aligned 2x2 blocks), each a
 :class:`~rgppl.flows.coupling.BlockCouplings`; then three of the four sites of every aligned block
 are frozen as that scale's latent variables and one continues to level ``l + 1``.  What is left after
@@ -19,18 +19,16 @@ eigenvalues ``c_k = exp((theta_k + theta_{-k})/2) > 0`` (identity at start, appl
 ``ln|det C| = sum_k ln c_k``): the long-range linear correlations of the field in one step.  The
 prior is N(0, I); ``ln q(x) = ln N(z) - ln|det dg/dz|``.
 
-With ``fold`` set the very last layer maps the magnetisation ``m = mean(x)`` to ``f(m) > 0``,
+With ``fold = true`` the very last layer maps the magnetisation ``m = mean(x)`` to ``f(m) > 0``,
 ``x -> x + (f(m) - m)``, a bijection of R^N onto the half space ``m > 0`` with ``ln|det| = ln f'(m)`` (the
 Jacobian is ``1 + (f' - 1) u u^T``, ``u`` the unit uniform field).  Then ``q_sym`` covers each sign of ``m``
 by one copy of ``q``: for a Z2-symmetric target no single map has to split one Gaussian between two ordered
 phases, the seam that otherwise makes ``q`` one-sided (ln 2 of KL) or, covering both, slows NUTS in its
-latent space down.  Two folds:
-
-* ``"softplus"``: ``f(m) = ln(1 + e^m)``.  Fields near ``m = 0`` come from ``m -> -infinity`` with a density
-  that falls only like ``e^m`` there: an exponential tail that a Gaussian-based flow does not reach.
-* ``"normal"``: the Gaussian softplus ``f(m) = s G(m/s)``, ``G(t) = t Phi(t) + phi(t) = E[max(t + Z, 0)]``
-  (``Z ~ N(0, 1)``, ``G' = Phi``), with a learned scale ``s = exp(fold_log_scale)``.  Its slope ``Phi(m/s)``
-  falls like a Gaussian, so the pre-image of ``m ~ 0`` has a Gaussian tail of width ``s``.
+latent space down.  The fold is the Gaussian softplus ``f(m) = s G(m/s)``,
+``G(t) = t Phi(t) + phi(t) = E[max(t + Z, 0)]`` (``Z ~ N(0, 1)``, ``G' = Phi``), with a learned scale
+``s = exp(fold_log_scale)``.  Its slope ``Phi(m/s)`` falls like a Gaussian, so the pre-image of ``m ~ 0`` has
+a Gaussian tail of width ``s``, which a Gaussian-based flow reaches (the plain softplus ``ln(1 + e^m)`` leaves
+an exponential one, and was dropped).
 
 The inverse reads ``m`` back from the field's sites, so in float32 it cannot recover a mean below their
 resolution (about ``1e-7 |x|``): a field that a fold put there comes back with ``m <= 0`` (``ln q = -inf``) or
@@ -57,45 +55,38 @@ from rgppl.flows.coupling import BlockCouplings
 from rgppl.lattice import Lattice, apply_circulant
 
 
-FOLDS = ("none", "softplus", "normal")
-
-
 @dataclass(frozen=True)
 class FlowSettings:
-    """The NeuralRG architecture.  ``levels = None``: as many as the lattice allows (log2 L)."""
+    """The NeuralRG architecture.  ``levels = None``: as many as the lattice allows (log2 L).
+
+    The defaults are the recipe of the ``ising_dual_neuralrg_L8`` card, whose record gives its KL: 8
+    rational-quadratic spline couplings of 8 bins per sublayer (``knots``; 0 gives Li & Wang's affine ones),
+    each reading the 3 x 3 blocks around its own (``kernel``; 1 as Li & Wang), and the circulant layer.
+    ``symmetric``: the posterior is ``q_sym(x) = [q(x) + q(-x)]/2``; ``fold``: ``q`` covers ``m > 0`` only.
+    """
 
     levels: int | None = None
-    repeats: int = 1
-    couplings: int = 4
+    couplings: int = 8
     width: int = 32
     hidden: int = 2
-    kernel: int = 1
-    knots: int = 0
-    spline_bound: float = 8.0
+    kernel: int = 3
+    knots: int = 8
     symmetric: bool = True
-    train_symmetric: bool = True
-    circulant: bool = False
-    fold: str = "none"
+    circulant: bool = True
+    fold: bool = False
 
     def __post_init__(self):
         if self.levels is not None:
             require_integer("flow.levels", self.levels, 1)
-        for name in ("repeats", "couplings", "width", "hidden"):
+        for name in ("couplings", "width", "hidden"):
             require_integer(f"flow.{name}", getattr(self, name), 1)
         require(self.kernel in (1, 3, 5), "flow.kernel", self.kernel, "1 (own block, as Li & Wang), 3 or 5")
         require_integer("flow.knots", self.knots, 0)
         require(self.knots != 1, "flow.knots", self.knots, "0 (affine couplings, as Li & Wang) or a spline's number of bins >= 2")
-        require(isinstance(self.spline_bound, (int, float)) and not isinstance(self.spline_bound, bool)
-                and self.spline_bound > 0, "flow.spline_bound", self.spline_bound, "a positive number (field units)")
-        for name in ("symmetric", "train_symmetric", "circulant"):
+        for name in ("symmetric", "circulant", "fold"):
             require(isinstance(getattr(self, name), bool), f"flow.{name}", getattr(self, name), "true or false")
-        require(self.fold in FOLDS, "flow.fold", self.fold, f"one of {FOLDS}")
-        require(self.symmetric or not self.folded, "flow.symmetric", self.symmetric,
+        require(self.symmetric or not self.fold, "flow.symmetric", self.symmetric,
                 "true with a fold: a folded flow covers m > 0 only, q_sym adds its mirror image")
-
-    @property
-    def folded(self) -> bool:
-        return self.fold != "none"
 
     def resolved_levels(self, lattice: Lattice) -> int:
         """The number of levels for ``lattice`` (square, side a power of two); an InputError otherwise."""
@@ -116,21 +107,6 @@ def scale_index(side: int, levels: int) -> np.ndarray:
 def _shift_mean(x, mean, new_mean):
     """``x`` with the mean ``mean`` of each field ``x[..., L, L]`` replaced by ``new_mean``."""
     return x + (new_mean - mean)[..., None, None]
-
-
-def _softplus_fold(x, log_det):
-    """``m -> softplus(m)`` for the mean ``m`` of each field: onto ``m > 0``."""
-    m = x.mean(axis=(-2, -1))
-    return _shift_mean(x, m, jax.nn.softplus(m)), log_det + jax.nn.log_sigmoid(m)
-
-
-def _softplus_unfold(x, log_det):
-    """The inverse of :func:`_softplus_fold`; ``ln|det| = -inf`` (density zero) where the mean is not positive."""
-    m = x.mean(axis=(-2, -1))
-    inside = m > 0
-    safe = jnp.where(inside, m, 1.0)
-    u = safe + jnp.log(-jnp.expm1(-safe))  # softplus^-1
-    return _shift_mean(x, m, u), log_det + jnp.where(inside, -jax.nn.log_sigmoid(u), -jnp.inf)
 
 
 MILLS_FRACTION_BELOW = -2.0  # ln G by the continued fraction for t below this
@@ -229,26 +205,25 @@ def _batch_first(fields, batch: tuple):
 class NeuralRGFlow(eqx.Module):
     """The bijection ``x = g(z)`` on fields ``[..., L, L]`` (any batch shape, none included)."""
 
-    sublayers: tuple  # sublayers[level][repeat] = (disentangler, decimator)
+    sublayers: tuple  # sublayers[level] = (disentangler, decimator)
     log_scales: jax.Array
     log_spectrum: jax.Array | None
     fold_log_scale: jax.Array | None
     side: int = eqx.field(static=True)
     levels: int = eqx.field(static=True)
-    fold: str = eqx.field(static=True)
+    fold: bool = eqx.field(static=True)
 
     def __init__(self, key, lattice: Lattice, settings: FlowSettings = FlowSettings()):
         self.levels = settings.resolved_levels(lattice)
         self.side = lattice.shape[0]
         self.fold = settings.fold
-        keys = iter(jax.random.split(key, 2 * self.levels * settings.repeats))
+        keys = iter(jax.random.split(key, 2 * self.levels))
         make = lambda: BlockCouplings(next(keys), couplings=settings.couplings, width=settings.width,
-                                      hidden=settings.hidden, kernel=settings.kernel,
-                                      knots=settings.knots, bound=float(settings.spline_bound))
-        self.sublayers = tuple(tuple((make(), make()) for _ in range(settings.repeats)) for _ in range(self.levels))
+                                      hidden=settings.hidden, kernel=settings.kernel, knots=settings.knots)
+        self.sublayers = tuple((make(), make()) for _ in range(self.levels))
         self.log_scales = jnp.zeros(self.levels + 1)
         self.log_spectrum = jnp.zeros(lattice.shape) if settings.circulant else None
-        self.fold_log_scale = jnp.zeros(()) if settings.fold == "normal" else None
+        self.fold_log_scale = jnp.zeros(()) if settings.fold else None
 
     @property
     def scale_index(self) -> np.ndarray:
@@ -267,18 +242,16 @@ class NeuralRGFlow(eqx.Module):
         for level in reversed(range(self.levels)):
             stride = 2**level
             grid = x[::stride, ::stride]
-            for disentangler, decimator in reversed(self.sublayers[level]):
-                grid, d1 = _on_blocks(decimator.forward, grid, shifted=False)
-                grid, d2 = _on_blocks(disentangler.forward, grid, shifted=True)
-                log_det += d1 + d2
+            disentangler, decimator = self.sublayers[level]
+            grid, d1 = _on_blocks(decimator.forward, grid, shifted=False)
+            grid, d2 = _on_blocks(disentangler.forward, grid, shifted=True)
+            log_det += d1 + d2
             x = x.at[::stride, ::stride].set(grid)
         x, log_det = _batch_first(x, batch), log_det.reshape(batch)
         if self.log_spectrum is not None:
             log_c = self._circulant_log_eigenvalues()
             x, log_det = apply_circulant(x, jnp.exp(log_c)), log_det + log_c.sum()
-        if self.fold == "softplus":
-            return _softplus_fold(x, log_det)
-        if self.fold == "normal":
+        if self.fold:
             return _normal_fold(x, log_det, self.fold_log_scale)
         return x, log_det
 
@@ -286,9 +259,7 @@ class NeuralRGFlow(eqx.Module):
         """Encoding (renormalisation) direction: ``(z, ln|det dz/dx|)`` for fields ``x[..., L, L]``."""
         batch = x.shape[:-2]
         log_det = jnp.zeros(batch, x.dtype)
-        if self.fold == "softplus":
-            x, log_det = _softplus_unfold(x, log_det)
-        if self.fold == "normal":
+        if self.fold:
             x, log_det = _normal_unfold(x, log_det, self.fold_log_scale)
         if self.log_spectrum is not None:
             log_c = self._circulant_log_eigenvalues()
@@ -297,10 +268,10 @@ class NeuralRGFlow(eqx.Module):
         for level in range(self.levels):
             stride = 2**level
             grid = x[::stride, ::stride]
-            for disentangler, decimator in self.sublayers[level]:
-                grid, d1 = _on_blocks(disentangler.inverse, grid, shifted=True)
-                grid, d2 = _on_blocks(decimator.inverse, grid, shifted=False)
-                log_det += d1 + d2
+            disentangler, decimator = self.sublayers[level]
+            grid, d1 = _on_blocks(disentangler.inverse, grid, shifted=True)
+            grid, d2 = _on_blocks(decimator.inverse, grid, shifted=False)
+            log_det += d1 + d2
             x = x.at[::stride, ::stride].set(grid)
         log_scale = self.log_scales[self.scale_index]
         return _batch_first(x, batch) * jnp.exp(-log_scale), log_det.reshape(batch) - log_scale.sum()

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+SPLINE_BOUND = 8.0  # B: the spline acts on [-B, B], far beyond the fields' spread at unit scale
 MIN_BIN = 1e-3
 MIN_DERIVATIVE = 1e-3
 _IDENTITY_SHIFT = float(np.log(np.expm1(1.0 - MIN_DERIVATIVE)))  # softplus(shift) + MIN_DERIVATIVE = 1

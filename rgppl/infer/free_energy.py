@@ -39,13 +39,14 @@ def importance_statistics(log_weights: np.ndarray) -> dict:
         "ln_z_is_err": float(e.std(ddof=1) / (np.sqrt(n) * e.mean())),
         "ess_fraction": float(np.exp(2 * logsumexp(w) - logsumexp(2 * w)) / n),
         "k_hat": float(k_hat),
-        "draws": n,
+        "samples": n,
     }
 
 
-def free_energy(trained, *, draws: int = 16384, seed: int = 0) -> dict:
-    """The free-energy table of a trained flow (see the module docstring); per-site values included."""
-    _, _, w = trained.draw(jax.random.PRNGKey(seed), draws)
+def free_energy(trained, *, samples: int = 16384, seed: int = 0) -> dict:
+    """The free-energy table of a trained flow from ``samples`` draws of it (see the module docstring); per-site
+    values included."""
+    _, _, w = trained.draw(jax.random.PRNGKey(seed), samples)
     stats = importance_statistics(w)
     n_sites = trained.hamiltonian.n_sites
     stats["F_q_per_site"] = stats["F_q"] / n_sites

@@ -6,7 +6,7 @@ target pulled back through the flow; ``phi = g(z)`` is recorded as a determinist
 transport map ``U`` is nearly an isotropic Gaussian and the critical slowing down of the field
 variables is gone.  The run itself is :func:`rgppl.mcmc.run_nuts` (chunks, checkpoints, resume).
 
-With a folded flow (``FlowSettings(fold="normal")`` or ``"softplus"``) every ``g(z)`` has a positive magnetisation: NUTS samples
+With a folded flow (``FlowSettings(fold=True)``) every ``g(z)`` has a positive magnetisation: NUTS samples
 ``p`` restricted to ``m > 0``, which for a Z2-symmetric ``p`` gives Z2-invariant observables (``|m|``,
 ``m^2``, the Binder ratio) exactly; the signed field is that sample with a random sign.
 """

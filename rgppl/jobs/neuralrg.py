@@ -3,7 +3,7 @@
 ``rgppl run CARD`` with ``sampler = "neuralrg"`` calls :func:`run_neuralrg`, which
 
 1. trains :class:`~rgppl.flows.AutoNeuralRG` by SVI (``[flow]``, ``[svi]``; checkpoint ``svi_checkpoint.npz``);
-   the data of the forward and mixed objectives and of ``pretrain_steps`` is ``svi.data``, or for the
+   the data of the forward and mixed objectives and of ``pretrain_steps`` is ``[data] path``, or for the
    Ising dual without it ``TRAINING_FIELDS`` fields drawn through its spins (:func:`ising_dual_fields`);
    with ``[[svi.grow]]`` stages, first on those smaller lattices (``svi_L<side>_checkpoint.npz``), each
    flow grown into the next (:func:`~rgppl.infer.grow`),
@@ -93,7 +93,7 @@ def run_neuralrg(card, out, *, resume: bool = False, progress: bool = True) -> d
                 "nuts": run_nuts(h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint.npz", resume=resume,
                                  progress=progress)}
     with clock.stage("evaluation"):
-        stats = free_energy(trained, draws=card.free_energy_draws, seed=card.seed)
+        stats = free_energy(trained, samples=card.free_energy_samples, seed=card.seed)
         exact = exact_observables(h)
         for label, dt in runs.items():
             write_run(dt, out / label, exact=exact, name=f"{card.name}: {label}", description=card.description,

@@ -34,7 +34,7 @@ from rgppl.report import markdown_table, write_run
 from rgppl.storage import atomic_write, atomic_write_text
 from rgppl.wirg.fit import fit_wirg
 from rgppl.wirg.free_energy import compare_with_hamiltonian, microscopic_energy, project_couplings
-from rgppl.wirg.model import pyramid
+from rgppl.wavelets import pyramid
 from rgppl.wirg.sampler import generate
 
 
@@ -153,7 +153,7 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
     model_line = f"Model: `{json.dumps(h.describe())}`" if h is not None else "Fields of unknown energy."
     text = [f"# {card.name}", "", card.description, "", model_line, "",
             f"Wavelet conditional RG: {model.n_params} parameters over {len(model.scales)} scales, fitted on "
-            f"{len(fields)} fields in {details['fit_time_s']:.1f} s; {card.generator.fields} fields generated in "
+            f"{len(fields)} fields in {details['fit_time_s']:.1f} s; {card.generator.samples} fields generated in "
             f"{details['generate_time_s']:.1f} s. The scales model {model.transform.describe()} in units of its rms "
             f"({model.unit:.4g}).", "",
             "## Fit per scale (coarsest first)", "", markdown_table(pd.DataFrame(scales).set_index("side")), "",

@@ -9,7 +9,8 @@ hierarchy; ``sampler``: coarse-to-fine MALA generation; ``numpyro_model``: the h
 from rgppl.wirg.ansatz import ScaleAnsatz
 from rgppl.wirg.fit import FitSettings, fit_wirg, score_matching, score_matching_errors
 from rgppl.wirg.free_energy import microscopic_energy, project_couplings
-from rgppl.wirg.model import ScaleFit, WIRGModel, pyramid
+from rgppl.wavelets import pyramid
+from rgppl.wirg.model import ScaleFit, WIRGModel
 from rgppl.wirg.numpyro_model import hierarchical_model, inpainting_model
 from rgppl.wirg.sampler import GeneratorSettings, generate
 

@@ -11,12 +11,8 @@ is an exponential family, ``Ebar_j = theta . U(phi_j, phibar_j)``, with the feat
   conditioning field only): ``9 + 15 S`` features for ``S = ((2r + 1)^2 - 1) / 2`` positive shifts
   (fewer on grids with ``m <= 2r``, where shifts that coincide modulo ``m`` give one feature);
 * a scalar potential of the reconstructed finer field, ``U_k = sum_x sigmoid((phi_{j-1}(x) - c_k) / w_k)``
-  for ``K`` centres ``c_k`` spanning the data range;
-* optionally, the extra per-scale potentials that long-tailed fields (weak-lensing maps) need: a scalar
-  potential of the wavelet coefficients themselves, ``U_l = sum_{c,x} sigmoid((phibar_j^c(x) - c'_l) / w'_l)``
-  (detail marginals far from Gaussian), and detail variances modulated by the local coarse field,
-  ``U_q = 1/2 sum_{c,x} phibar_j^c(x)^2 sigmoid((phi_j(x) - c''_q) / w''_q)`` (a multiplicative field has
-  larger details where it is large).
+  for ``K`` centres ``c_k`` spanning the data range.  (Long-tailed fields, such as weak-lensing maps, are
+  fitted in a transformed variable instead: :mod:`rgppl.wirg.transform`.)
 
 The coarsest scale has a direct energy of the same form on its single channel ``X = (phi_J,)``
 (quadratic moments of ``phi_J`` and the potential of ``phi_J`` itself).
@@ -26,11 +22,8 @@ or ``phi_J`` at the coarsest scale) and its Laplacian; both are written out here
 
     d U_{c,d,s} / d X_c(y) = 1/2 X_d(y - s),   d U_{c,d,s} / d X_d(y) = 1/2 X_c(y + s),
     d U_k / d phibar = Gbar [sigmoid'(u_k) / w_k],   Laplacian U_k = sum_x sigmoid''(u_k(x)) / w_k^2 D(x),
-    d U_l / d phibar = sigmoid'(v_l) / w'_l,          Laplacian U_l = sum_{c,x} sigmoid''(v_l) / w'_l^2,
-    d U_q / d phibar^c = phibar^c sigmoid(z_q),        Laplacian U_q = 3 sum_x sigmoid(z_q),
 
-with ``u_k = (phi_{j-1} - c_k) / w_k``, ``v_l = (phibar_j - c'_l) / w'_l``, ``z_q = (phi_j - c''_q) / w''_q``,
-``D(x) = (Gbar^T Gbar)_{xx}``
+with ``u_k = (phi_{j-1} - c_k) / w_k`` and ``D(x) = (Gbar^T Gbar)_{xx}``
 (the part of site ``x`` carried by the details; it depends only on the parity of ``x``).  Of the quadratic features only ``s = 0``,
 ``c = d`` free has a Laplacian: ``m^2``.
 
@@ -56,7 +49,6 @@ import jax.numpy as jnp
 import numpy as np
 import pywt
 
-from rgppl.errors import require
 from rgppl.wavelets import dwt2, idwt2
 
 CENTRE_QUANTILES = (0.001, 0.999)  # the sigmoid centres span these quantiles of the data
@@ -109,9 +101,8 @@ def sigmoid_series_and_slope(x, weights, centres: tuple, widths: tuple):
 @dataclass(frozen=True)
 class ScaleAnsatz:
     """The features of one scale: ``side`` is ``m`` (the coarse side), ``radius`` the requested window
-    radius, ``centres``/``widths`` the sigmoid potential of the finer field, ``detail_centres``/``detail_widths``
-    that of the wavelet coefficients, ``variance_centres``/``variance_widths`` the detail variances modulated by
-    the coarse field; ``coarsest`` for the direct energy of ``phi_J``.
+    radius, ``centres``/``widths`` the sigmoid potential of the finer field; ``coarsest`` for the direct energy
+    of ``phi_J``.
 
     Ansätze with equal fields are equal (and hash alike), so the jitted passes built for one
     (``functools.lru_cache`` on the ansatz) serve every fit and sampler of the same features."""
@@ -122,15 +113,6 @@ class ScaleAnsatz:
     widths: tuple = ()
     wavelet: str = "db4"
     coarsest: bool = False
-    detail_centres: tuple = ()
-    detail_widths: tuple = ()
-    variance_centres: tuple = ()
-    variance_widths: tuple = ()
-
-    def __post_init__(self):
-        extra = self.detail_centres + self.variance_centres
-        require(not (self.coarsest and extra), "detail_centres", extra,
-                "no detail potentials at the coarsest scale (it has no details; its potential acts on phi_J)")
 
     @property
     def window(self) -> int:
@@ -172,14 +154,12 @@ class ScaleAnsatz:
 
     @property
     def n_params(self) -> int:
-        return self.n_quadratic + len(self.centres) + len(self.detail_centres) + len(self.variance_centres)
+        return self.n_quadratic + len(self.centres)
 
     def feature_names(self) -> list[str]:
         channel = ("coarse",) if self.coarsest else ("coarse", "H", "V", "D")
         quadratic = [f"{channel[c]}*{channel[d]}@{s[0]},{s[1]}" for c, d, s in self.quadratic_terms]
-        return (quadratic + [f"sigmoid@{c:.3g}" for c in self.centres]
-                + [f"detail sigmoid@{c:.3g}" for c in self.detail_centres]
-                + [f"detail variance@{c:.3g}" for c in self.variance_centres])
+        return quadratic + [f"sigmoid@{c:.3g}" for c in self.centres]
 
     @property
     def _tables(self):
@@ -243,20 +223,12 @@ class ScaleAnsatz:
                 slot[i, t], coef[i, t] = free.get(target, 0), 0.5 if target in free else 0.0
         return residues, row, slot, coef
 
-    def _sigmoid_args(self, field, kind: str = ""):
-        """``(field - c) / w`` for every centre of the ``kind`` ("", "detail_", "variance_") potential (a leading
-        axis) and the widths, broadcastable to it."""
-        centres, widths = getattr(self, f"{kind}centres"), getattr(self, f"{kind}widths")
+    def _sigmoid_args(self, field):
+        """``(field - c) / w`` for every centre of the potential (a leading axis) and the widths, broadcastable to it."""
         expand = (slice(None),) + (None,) * field.ndim
-        centres, widths = jnp.asarray(centres, field.dtype)[expand], jnp.asarray(widths, field.dtype)[expand]
+        centres = jnp.asarray(self.centres, field.dtype)[expand]
+        widths = jnp.asarray(self.widths, field.dtype)[expand]
         return (field[None] - centres) / widths, widths
-
-    def _modulation(self, coarse):
-        """``sigmoid(z_q(x))`` of the coarse field for every variance centre, shape ``(Q, m, m)``."""
-        if not self.variance_centres:
-            return jnp.zeros((0, self.side, self.side))
-        z, _ = self._sigmoid_args(coarse, "variance_")
-        return jax.nn.sigmoid(z)
 
     # ---- features, energy, gradients, Laplacians (one configuration; vmap for batches) -------------
     def features(self, coarse, free):
@@ -265,10 +237,7 @@ class ScaleAnsatz:
         x = self.channels(coarse, free)
         quadratic = 0.5 * jnp.sum(x[c] * self._translated(x, shifts)[s, d], axis=(-2, -1))
         u, _ = self._sigmoid_args(self.finer_field(coarse, free))
-        v, _ = self._sigmoid_args(free, "detail_")
-        return jnp.concatenate([quadratic, jnp.sum(jax.nn.sigmoid(u), axis=(-2, -1)),
-                                jnp.sum(jax.nn.sigmoid(v), axis=(-3, -2, -1)),
-                                0.5 * jnp.einsum("qxy,cxy->q", self._modulation(coarse), free**2)])
+        return jnp.concatenate([quadratic, jnp.sum(jax.nn.sigmoid(u), axis=(-2, -1))])
 
     def _coupling(self, theta):
         """The quadratic energy's operator ``K + K^T`` in Fourier space, ``(C, C, m, m/2 + 1)``: ``K_{cd}(s) = theta_{c,d,s}``
@@ -280,10 +249,6 @@ class ScaleAnsatz:
         kernel_hat = jnp.fft.rfft2(kernel.at[c, d, sx[s], sy[s]].add(theta[: self.n_quadratic]))
         return kernel_hat + jnp.conj(jnp.swapaxes(kernel_hat, 0, 1))
 
-    def _split_potentials(self, theta):
-        """The weights of the finer field's potential, of the detail potential and of the variance modulation."""
-        return jnp.split(theta[self.n_quadratic:], np.cumsum([len(self.centres), len(self.detail_centres)]))
-
     def energy(self, theta, coarse, free):
         """``Ebar_j = theta . U`` (the conditional energy, or ``E_J`` at the coarsest scale), as a convolution."""
         x = self.channels(coarse, free)
@@ -293,10 +258,8 @@ class ScaleAnsatz:
         weight = np.full(self.side // 2 + 1, 2.0)  # the modes k and -k of the half plane count twice
         weight[[0, self.side // 2]] = 1.0
         quadratic = 0.25 * jnp.sum(jnp.asarray(weight, x.dtype) * jnp.real(jnp.conj(x_hat) * coupled)) / self.side**2
-        potential, detail, variance = self._split_potentials(theta)
-        return (quadratic + jnp.sum(sigmoid_series(self.finer_field(coarse, free), potential, self.centres, self.widths))
-                + jnp.sum(sigmoid_series(free, detail, self.detail_centres, self.detail_widths))
-                + 0.5 * jnp.sum(jnp.einsum("q,qxy->xy", variance, self._modulation(coarse)) * free**2))
+        potential = theta[self.n_quadratic:]
+        return quadratic + jnp.sum(sigmoid_series(self.finer_field(coarse, free), potential, self.centres, self.widths))
 
     def conditional_energy(self, theta, coarse, support):
         """The sampler's ``free -> (Ebar_j, dEbar_j / d free)`` given ``coarse``, in closed form (the same energy as
@@ -316,20 +279,17 @@ class ScaleAnsatz:
         else:
             drive = coupling[free_channels, 0] * jnp.fft.rfft2(coarse)[None]
             drive_field = jnp.fft.irfft2(drive, s=size)
-        potential, detail, variance = self._split_potentials(theta)
-        modulation = jnp.einsum("q,qxy->xy", variance, self._modulation(coarse))
+        potential = theta[self.n_quadratic:]
 
         def value_and_grad(free):
             coupled = jnp.sum(coupling[free_channels[:, None], free_channels[None, :]] * jnp.fft.rfft2(free)[None], axis=1)
             field = jnp.fft.irfft2(coupled + drive, s=size)
             finer = self.finer_field(coarse, free)
             series = sigmoid_series_and_slope(finer, potential, self.centres, self.widths)
-            details = sigmoid_series_and_slope(free, detail, self.detail_centres, self.detail_widths)
-            energy = (0.25 * jnp.sum(free * (field + drive_field)) + jnp.sum(series[0]) + jnp.sum(details[0])
-                      + 0.5 * jnp.sum(modulation * free**2))
+            energy = 0.25 * jnp.sum(free * (field + drive_field)) + jnp.sum(series[0])
             slope = series[1][None] if self.coarsest else dwt2(series[1], self.wavelet)[1]
             inside = jnp.all((finer >= support[0]) & (finer <= support[1]))
-            return jnp.where(inside, energy, jnp.inf), 0.5 * field + slope + details[1] + modulation * free
+            return jnp.where(inside, energy, jnp.inf), 0.5 * field + slope
 
         return value_and_grad
 
@@ -337,11 +297,7 @@ class ScaleAnsatz:
         """``dU_k / d(free)`` of the features after the quadratic ones (the potentials), ``(k, *free_shape)``."""
         u, widths = self._sigmoid_args(self.finer_field(coarse, free))
         slope = jax.nn.sigmoid(u) * (1 - jax.nn.sigmoid(u)) / widths
-        potential = slope[:, None] if self.coarsest else dwt2(slope, self.wavelet)[1]
-        v, detail_widths = self._sigmoid_args(free, "detail_")
-        detail = jax.nn.sigmoid(v) * (1 - jax.nn.sigmoid(v)) / detail_widths
-        variance = self._modulation(coarse)[:, None] * free[None]
-        return jnp.concatenate([potential, detail, variance])
+        return slope[:, None] if self.coarsest else dwt2(slope, self.wavelet)[1]
 
     def _gradient_parts(self, coarse, free):
         """The translated channels ``R`` (rows ``r * C + a``) and the potentials' gradients, both flattened over sites."""
@@ -385,8 +341,4 @@ class ScaleAnsatz:
         sig = jax.nn.sigmoid(u)
         curvature = sig * (1 - sig) * (1 - 2 * sig) / widths**2
         potential = jnp.sum(curvature * jnp.asarray(self.detail_weight, u.dtype), axis=(-2, -1))
-        v, detail_widths = self._sigmoid_args(free, "detail_")
-        sig = jax.nn.sigmoid(v)
-        detail = jnp.sum(sig * (1 - sig) * (1 - 2 * sig) / detail_widths**2, axis=(-3, -2, -1))
-        variance = len(self.free_channels) * jnp.sum(self._modulation(coarse), axis=(-2, -1))
-        return jnp.concatenate([jnp.asarray(quadratic, u.dtype), potential, detail, variance])
+        return jnp.concatenate([jnp.asarray(quadratic, u.dtype), potential])

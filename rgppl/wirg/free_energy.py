@@ -33,7 +33,8 @@ import numpy as np
 from rgppl.errors import require
 from rgppl.wirg.ansatz import ScaleAnsatz, sigmoid_grid
 from rgppl.wirg.linear import accumulate, chunks, solve_preconditioned
-from rgppl.wirg.model import ScaleFit, data_support, pyramid
+from rgppl.wavelets import pyramid
+from rgppl.wirg.model import ScaleFit, data_support
 
 
 @lru_cache(maxsize=64)

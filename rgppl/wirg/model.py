@@ -13,11 +13,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import jax.numpy as jnp
 import numpy as np
 
 from rgppl.storage import atomic_write
-from rgppl.wavelets import dwt2
 from rgppl.wirg.ansatz import ScaleAnsatz
 from rgppl.wirg.transform import Identity, ShiftedLog
 
@@ -96,15 +94,3 @@ class WIRGModel:
     def report(self) -> list[dict]:
         """One row per scale: side, parameters, condition number, loss, iterations, time."""
         return [scale.report for scale in self.scales]
-
-
-def pyramid(fields, wavelet: str, levels: int) -> tuple:
-    """``(coarse_fields, details)``: ``coarse_fields[j]`` is ``phi_j`` (``j = 0`` the fields themselves) and
-    ``details[j - 1]`` is ``phibar_j``, for ``j = 1 .. levels``."""
-    coarse, details = [jnp.asarray(fields)], []
-    for _ in range(levels):
-        low, high = dwt2(coarse[-1], wavelet)
-        coarse.append(low)
-        details.append(high)
-    return coarse, details
-

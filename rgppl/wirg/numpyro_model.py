@@ -30,7 +30,7 @@ import numpyro.distributions as dist
 from rgppl.errors import require
 from rgppl.wavelets import idwt2
 from rgppl.wirg.free_energy import microscopic_energy, require_free_energies
-from rgppl.wirg.model import pyramid
+from rgppl.wavelets import pyramid
 
 
 def _flat(name: str, shape) -> jnp.ndarray:

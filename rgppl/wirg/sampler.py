@@ -36,26 +36,27 @@ from rgppl.loop import Phase, run_phases
 from rgppl.storage import fingerprint
 from rgppl.wavelets import idwt2
 
-TARGET_ACCEPTANCE = 0.574
+MALA_TARGET_ACCEPTANCE = 0.574
 SCALE_STATISTICS = ("step_size", "acceptance", "tau_energy")  # what sample_scale reports of each scale
 
 
 @dataclass(frozen=True)
 class GeneratorSettings:
-    """``fields`` generated fields, reported as ``groups`` groups (the DataTree's ``chain`` axis; every field is
-    an independent chain of its own); per scale ``warmup`` adapted MALA steps
-    (in blocks of ``adapt_every``) and ``steps`` measured ones."""
+    """``samples`` generated fields in all (each the last state of an independent chain of its own, as a flow's
+    draws are counted in all and a Markov chain's per chain), reported as ``groups`` groups (the DataTree's
+    ``chain`` axis); per scale ``warmup`` adapted MALA steps (in blocks of ``adapt_every``) and ``steps``
+    measured ones.  The defaults are the recipe of the ``phi4_wirg`` card, whose record gives its fidelity."""
 
-    fields: int = 1024
+    samples: int = 1024
     groups: int = 4
-    warmup: int = 200
+    warmup: int = 900
     steps: int = 100
     adapt_every: int = 10
 
     def __post_init__(self):
-        for name, minimum in (("fields", 1), ("groups", 1), ("warmup", 0), ("steps", 1), ("adapt_every", 1)):
+        for name, minimum in (("samples", 1), ("groups", 1), ("warmup", 0), ("steps", 1), ("adapt_every", 1)):
             require_integer(f"generator.{name}", getattr(self, name), minimum)
-        require(self.fields % self.groups == 0, "generator.fields", self.fields,
+        require(self.samples % self.groups == 0, "generator.samples", self.samples,
                 f"a multiple of generator.groups = {self.groups}")
 
 
@@ -139,7 +140,7 @@ def conditional_chains(ansatz, warmup: int, steps: int, adapt_every: int, record
             state, log_step = carry
             state, (accepted, *_) = chains(jax.random.split(block[0], n), state, coarse, params, jnp.exp(log_step),
                                            adapt_every, 0)
-            return (state, log_step + (jnp.mean(accepted) - TARGET_ACCEPTANCE) / jnp.sqrt(block[1] + 1.0)), None
+            return (state, log_step + (jnp.mean(accepted) - MALA_TARGET_ACCEPTANCE) / jnp.sqrt(block[1] + 1.0)), None
 
         warmup_key, sample_key = jax.random.split(key)
         (state, log_step), _ = jax.lax.scan(adapt, (state, log_step),
@@ -200,7 +201,7 @@ def _conditioning(model, coarse, fields: int) -> tuple[int, jax.Array | None]:
 
 def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings(), *, seed: int = 0, data=None,
              coarse=None, checkpoint=None, resume: bool = False, progress: bool = True):
-    """Generate ``settings.fields`` fields coarse to fine; returns a DataTree.
+    """Generate ``settings.samples`` fields coarse to fine; returns a DataTree.
 
     ``posterior.phi[chain, draw, x, y]`` holds the fields in the data's units with the scalar observables
     of ``hamiltonian`` (``None`` for data without a known energy: the moments of the mean only); each draw
@@ -216,7 +217,7 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
         require(model.L == hamiltonian.lattice.shape[0], "hamiltonian.lattice", hamiltonian.lattice.shape,
                 f"the model was fitted on {model.L} x {model.L} fields")
     checkpoint = None if checkpoint is None else Path(checkpoint)
-    first, fields = _conditioning(model, coarse, settings.fields)
+    first, fields = _conditioning(model, coarse, settings.samples)
     identity = model_fingerprint(model) + ("" if fields is None else fingerprint(fields))
     described = None if hamiltonian is None else hamiltonian.describe()
     meta = {"hamiltonian": described, "seed": seed, "sampler": "wirg", "settings": asdict(settings), "fingerprint": identity}
@@ -237,13 +238,13 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
 
     if fields is None:  # the coarsest energy is drawn with nothing to condition on
         side = model.scales[0].ansatz.side
-        fields = jnp.zeros((settings.fields, side, side), jnp.float32)
+        fields = jnp.zeros((settings.samples, side, side), jnp.float32)
     phases = [scale_phase(index) for index in range(first, len(model.scales))]
     fields, done = run_phases(phases, fields, label="WIRG generate", meta=meta, checkpoint=checkpoint, resume=resume,
                               progress=progress, hint="Check the fit's report (condition numbers, losses).")
     records = [{"side": model.scales[i].ansatz.side,
                 **{k: done.totals[f"{phase.name}_{k}"] for k in SCALE_STATISTICS},  # one chunk: the sum is the value
-                "gradient_evaluations": settings.fields * (settings.warmup + settings.steps),
+                "gradient_evaluations": settings.samples * (settings.warmup + settings.steps),
                 "free_variables": int(np.prod(model.scales[i].ansatz.free_shape)), "time_s": done.seconds[phase.name]}
                for i, phase in zip(range(first, len(model.scales)), phases, strict=True)]
     phi = np.asarray(model.restore(fields), np.float32)

@@ -29,7 +29,8 @@ DEFAULT_HOLDOUT = 0.25
 
 @dataclass(frozen=True)
 class DataSource:
-    """The ``[data]`` table of a WIRG card (see the module docstring); ``path`` is resolved by the card."""
+    """The ``[data]`` table of a card: the training fields of a WIRG card (see the module docstring), and of a
+    NeuralRG card's maximum-likelihood and mixed objectives (``path`` only); ``path`` is resolved by the card."""
 
     path: Path | None = None
     surrogate: str | None = None
