@@ -30,7 +30,7 @@ from rgppl.hamiltonians import BETA_C_PHI4_HOPPING, phi4_hopping
 from rgppl.mcmc import NUTSSettings, run_nuts
 from rgppl.report import markdown_table
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path("results") / "benchmarks"  # untracked: a recipe's record goes to benchmarks/results/ by benchmarks/record.py
 OBSERVABLES = ("abs_m", "m2")
 
 
@@ -118,7 +118,7 @@ def main():
         f"[total {time.perf_counter() - start:.0f} s]",
     ]
     print("\n".join(text))
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.output}.md").write_text("\n".join(text) + "\n")
     (RESULTS / f"{args.output}.json").write_text(json.dumps(
         {"settings": {**vars(args), "samples": samples}, "rows": table.reset_index().to_dict(orient="records"),

@@ -14,7 +14,7 @@
    Hamiltonian's; and the relative error of its gradient over 1000 training fields.
 4. Cost per independent sample: independent |m| samples per second of the generator (fields over wall
    time, the fit's time shown apart) against the cluster sampler of the reference run and against NUTS
-   from the recorded critical-slowing benchmark (``benchmarks/results/critical_slowing.json``).
+   from the archived critical-slowing benchmark (``benchmarks/results/archive/before-records/critical_slowing.json``).
 
     python benchmarks/wirg.py                     # the recorded run (see README)
     python benchmarks/wirg.py --ml-iterations 0 --warmup 300 --output wirg_score_matching  # no ML, shorter chains
@@ -44,7 +44,8 @@ from rgppl.wirg.free_energy import compare_with_hamiltonian
 sys.path.insert(0, str(Path(__file__).parent))
 from critical_slowing import measure  # noqa: E402  (the same ESS figures as the recorded NUTS/cluster run)
 
-RESULTS = Path(__file__).parent / "results"
+ARCHIVED_CRITICAL_SLOWING = Path(__file__).parent / "results" / "archive" / "before-records" / "critical_slowing.json"
+RESULTS = Path("results") / "benchmarks"  # untracked: a recipe's record goes to benchmarks/results/ by benchmarks/record.py
 FREE_M2, FREE_L = 0.5, 16
 
 
@@ -183,7 +184,7 @@ def main():
 
     free, energies = free_field_rows(args.train, args.fields, args.seed)
     print(f"free field done after {time.perf_counter() - start:.0f} s", flush=True)
-    recorded = json.loads((RESULTS / "critical_slowing.json").read_text())["rows"]
+    recorded = json.loads(ARCHIVED_CRITICAL_SLOWING.read_text())["rows"]
     nuts_rows = {r["L"]: r["ess_per_s_abs_m"] for r in recorded if r["sampler"] == "nuts"}
     rows, costs = [], []
     for L in args.sizes:
@@ -229,7 +230,7 @@ def main():
         f"[total {time.perf_counter() - start:.0f} s]",
     ]
     print("\n".join(text))
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.output}.md").write_text("\n".join(text) + "\n")
     (RESULTS / f"{args.output}.json").write_text(json.dumps({
         "settings": vars(args), "free_field": free, "energy": energies, "quality": quality.reset_index().to_dict("records"),

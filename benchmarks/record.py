@@ -1,0 +1,72 @@
+"""Refresh the current record of recipes: run each card through ``rgppl run`` and keep what it recorded.
+
+A recipe is a built-in card (``rgppl cards``) or a card file under ``benchmarks/recipes/``.  Its run goes to
+a scratch directory; its ``record.json``, ``summary.md``, ``comparison.md`` and figures (``*.png``) become
+``benchmarks/results/current/<name>/``, after the run they replace has moved to
+``benchmarks/results/archive/<name>/<date>-<commit>/``.  Then the index is regenerated
+(``benchmarks/index.py``).  Run it from a clean checkout, so that every record names the commit it ran.
+
+    python benchmarks/record.py phi4_wirg ising_dual_neuralrg_L8
+"""
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from rgppl.cli import main as rgppl
+from rgppl.record import read_record
+
+from index import CURRENT, write_index  # benchmarks/index.py, beside this script
+
+ARCHIVE = CURRENT.parent / "archive"
+RECIPES = Path(__file__).parent / "recipes"
+KEPT = ("record.json", "summary.md", "comparison.md", "*.png")
+
+
+def recipe_card(name: str) -> str:
+    """The card ``rgppl run`` takes for the recipe ``name``: a file under ``benchmarks/recipes/``, or the built-in."""
+    path = RECIPES / f"{name}.toml"
+    return str(path) if path.exists() else name
+
+
+def archive(name: str) -> Path | None:
+    """Move the current run of ``name`` under ``archive/<name>/<date>-<commit>/``; its new place, if there was one."""
+    current = CURRENT / name
+    if not (current / "record.json").exists():
+        return None
+    source = read_record(current)["provenance"]
+    target = ARCHIVE / name / f"{source['date'][:10]}-{(source['commit'] or 'uncommitted')[:10]}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.move(current, target)
+    return target
+
+
+def record(name: str, scratch: Path) -> Path:
+    """Run the recipe ``name`` and make its results the current ones."""
+    out = scratch / name
+    if rgppl(["run", recipe_card(name), "--out", str(out), "--quiet"]) != 0:
+        raise SystemExit(f"recipe {name} failed; the current record is left as it was")
+    archived = archive(name)
+    current = CURRENT / name
+    current.mkdir(parents=True)
+    for pattern in KEPT:
+        for path in out.glob(pattern):
+            shutil.copy2(path, current / path.name)
+    print(f"{name}: {current}" + (f" (the run before is in {archived})" if archived else ""))
+    return current
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipes", nargs="+", help="built-in card names or names of cards in benchmarks/recipes/")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in args.recipes:
+            record(name, Path(scratch))
+    write_index()
+
+
+if __name__ == "__main__":
+    main()
