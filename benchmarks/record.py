@@ -1,7 +1,6 @@
 """Refresh the current record of recipes: run each card through ``rgppl run`` and keep what it recorded.
 
-A recipe is a built-in card (``rgppl cards``) or a card file under ``benchmarks/recipes/``.  Its run goes to
-a scratch directory; its ``record.json``, ``summary.md``, ``comparison.md`` and figures (``*.png``) become
+A recipe is a model card: a built-in one (``rgppl cards``) or a card file.  Its run goes to a scratch directory; its ``record.json``, ``summary.md``, ``comparison.md`` and figures (``*.png``) become
 ``benchmarks/results/current/<name>/``, after the run they replace has moved to
 ``benchmarks/results/archive/<name>/<date>-<commit>/``.  Then the index is regenerated
 (``benchmarks/index.py``).  Run it from a clean checkout, so that every record names the commit it ran.
@@ -20,14 +19,7 @@ from rgppl.record import read_record
 from index import CURRENT, write_index  # benchmarks/index.py, beside this script
 
 ARCHIVE = CURRENT.parent / "archive"
-RECIPES = Path(__file__).parent / "recipes"
 KEPT = ("record.json", "summary.md", "comparison.md", "*.png")
-
-
-def recipe_card(name: str) -> str:
-    """The card ``rgppl run`` takes for the recipe ``name``: a file under ``benchmarks/recipes/``, or the built-in."""
-    path = RECIPES / f"{name}.toml"
-    return str(path) if path.exists() else name
 
 
 def archive(name: str) -> Path | None:
@@ -43,10 +35,11 @@ def archive(name: str) -> Path | None:
     return target
 
 
-def record(name: str, scratch: Path) -> Path:
-    """Run the recipe ``name`` and make its results the current ones."""
+def record(card: str, scratch: Path) -> Path:
+    """Run the recipe ``card`` (a built-in card's name or a card file) and make its results the current ones."""
+    name = Path(card).stem
     out = scratch / name
-    if rgppl(["run", recipe_card(name), "--out", str(out), "--quiet"]) != 0:
+    if rgppl(["run", card, "--out", str(out), "--quiet"]) != 0:
         raise SystemExit(f"recipe {name} failed; the current record is left as it was")
     archived = archive(name)
     current = CURRENT / name
@@ -60,11 +53,11 @@ def record(name: str, scratch: Path) -> Path:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("recipes", nargs="+", help="built-in card names or names of cards in benchmarks/recipes/")
+    parser.add_argument("recipes", nargs="+", help="built-in card names or card files")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        for name in args.recipes:
-            record(name, Path(scratch))
+        for card in args.recipes:
+            record(card, Path(scratch))
     write_index()
 
 

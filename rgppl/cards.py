@@ -16,11 +16,11 @@ import importlib
 import inspect
 import re
 import tomllib
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, is_dataclass
 from pathlib import Path
 
-from rgppl.ensembles import ClusterSettings, check_cluster_model, ising_dual_only
-from rgppl.errors import InputError, require, require_integer
+from rgppl.ensembles import ClusterSettings, check_cluster_model, ising_dual_only, load_ensemble
+from rgppl.errors import InputError, is_integer, is_number, require, require_integer, require_seed
 from rgppl.flows import FlowSettings
 from rgppl.hamiltonians import PRESETS, TERM_TYPES, Custom, Hamiltonian
 from rgppl.infer import MISSettings, SVISettings
@@ -125,14 +125,10 @@ def _only(table: dict, allowed, where: str) -> None:
         require(key in allowed, f"{where}.{key}" if where else key, table[key], f"valid keys are {sorted(allowed)}")
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _couplings(params: dict, allowed: list[str], where: str) -> dict:
     _only(params, allowed, where)
     for key, value in params.items():
-        require(_is_number(value), f"{where}.{key}", value, "a coupling must be a number")
+        require(is_number(value), f"{where}.{key}", value, "a coupling must be a finite number")
     return params
 
 
@@ -153,8 +149,9 @@ def _import_function(spec: str, where: str):
         target = importlib.import_module(module_name)
         for part in attribute.split("."):
             target = getattr(target, part)
-    except (ImportError, AttributeError) as error:
-        raise InputError(where, spec, f"it could not be imported ({error}); give 'package.module:function'") from None
+    except Exception as error:  # noqa: BLE001 -- the user's module may raise anything while it is imported
+        raise InputError(where, spec, f"it could not be imported ({type(error).__name__}: {error}); give "
+                                      "'package.module:function' of a module that imports cleanly") from None
     require(callable(target), where, spec, "it must name a callable phi[Lx, Ly] -> scalar")
     return target
 
@@ -172,8 +169,11 @@ def _term(entry, index: int):
         require(isinstance(name, str), f"{where}.name", name, "a string")
         return Custom(_import_function(params["function"], f"{where}.function"), name=name)
     cls = TERM_TYPES[kind]
-    allowed = [f for f in cls.__dataclass_fields__ if f not in ("kind", "confining")]
-    return cls(**_couplings(params, allowed, where))
+    couplings = {name: f for name, f in cls.__dataclass_fields__.items() if name not in ("kind", "confining")}
+    missing = [name for name, f in couplings.items() if name not in params and f.default is MISSING]
+    require(not missing, f"{where}.{missing[0] if missing else ''}", None,
+            f"a {kind} term needs {' and '.join(missing)}, e.g. {{ type = \"{kind}\", {missing[0] if missing else ''} = 1.0 }}")
+    return cls(**_couplings(params, list(couplings), where))
 
 
 def _lattice(data: dict) -> Lattice:
@@ -214,16 +214,22 @@ def _settings(data: dict, section: str, cls, **defaults):
         raise InputError(f"{section}.{field}", error.value, error.valid) from None
 
 
-def _data_path(value, where: str, path: Path) -> Path:
+def _data_path(value, where: str, path: Path, lattice: Lattice) -> Path:
+    """The data file ``value`` (relative to the card), checked now: it exists and loads as fields of ``lattice``."""
     require(isinstance(value, str) and value != "", where, value, "a path to a .npy/.npz/.nc file")
-    return (path.parent / value).resolve()
+    resolved = (path.parent / value).resolve()
+    try:
+        load_ensemble(resolved, lattice)
+    except InputError as error:
+        raise InputError(where, error.value, error.valid) from None
+    return resolved
 
 
 def _wirg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian | None, path: Path) -> dict:
     lattice.require_power_of_two("the wavelet hierarchy")
     table = dict(_table(data, "data", required=False))
     if "path" in table:
-        table["path"] = _data_path(table["path"], "data.path", path)
+        table["path"] = _data_path(table["path"], "data.path", path, lattice)
     source = _settings({"data": table}, "data", DataSource)
     source.check(hamiltonian)
     if hamiltonian is not None:
@@ -248,7 +254,7 @@ def _growth_stages(stages, svi: SVISettings, flow: FlowSettings, lattice: Lattic
         side = stage.pop("side", None)
         valid = (f"a power of two from {smallest} (4, or larger than the stage before) "
                  f"and below the lattice's side {lattice.shape[0]}")
-        require(isinstance(side, int) and not isinstance(side, bool) and smallest <= side < lattice.shape[0]
+        require(is_integer(side) and smallest <= side < lattice.shape[0]
                 and side & (side - 1) == 0, f"{where}.side", side, valid)
         flow.resolved_levels(Lattice(side))
         settings = _settings({where: stage}, where, SVISettings, **asdict(svi))
@@ -270,7 +276,7 @@ def _neuralrg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian, p
     grow = _growth_stages(stages, svi, flow, lattice, hamiltonian)
     data_table = _table(data, "data", required=False)
     _only(data_table, {"path"}, "data")
-    data_file = _data_path(data_table["path"], "data.path", path) if "path" in data_table else None
+    data_file = _data_path(data_table["path"], "data.path", path, lattice) if "path" in data_table else None
     if data_file is None and not ising_dual_only(hamiltonian):
         require(svi.objective == "reverse", "svi.objective", svi.objective,
                 "the forward and mixed objectives train on data: give [data] path = 'fields.npy'")
@@ -299,8 +305,7 @@ def parse_card(data: dict, path: Path) -> Card:
     _only(run, {"sampler", "seed", "output"}, "run")
     sampler = run.get("sampler")
     require(sampler in SAMPLERS, "run.sampler", sampler, f"valid samplers are {list(SAMPLERS)}")
-    seed = run.get("seed", 0)
-    require_integer("run.seed", seed, 0)
+    seed = require_seed(run.get("seed", 0), "run.seed")
     output = run.get("output", f"results/{name}")
     require(isinstance(output, str) and output != "", "run.output", output, "a directory path")
     require("hamiltonian" in data or sampler == "wirg", "hamiltonian", None,
@@ -320,9 +325,13 @@ def load_card(path) -> Card:
     if not path.is_file():
         raise InputError("card", str(path), "no such file; give the path of a .toml model card (see models/)")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise InputError("card", str(path), f"it is not valid TOML ({error})") from None
+    except UnicodeDecodeError as error:
+        raise InputError("card", str(path), f"it is not UTF-8 text ({error}); save the card as UTF-8") from None
+    except OSError as error:
+        raise InputError("card", str(path), f"it cannot be read ({error.strerror})") from None
     try:
         return parse_card(data, path)
     except InputError as error:

@@ -28,7 +28,18 @@ def _resumable(meta: dict) -> dict:
 
 
 def load(path: Path, meta: dict) -> tuple[dict, dict]:
-    """The saved ``(meta, arrays)`` at ``path``; an :class:`InputError` if it was written by another run."""
+    """The saved ``(meta, arrays)`` at ``path``; an :class:`InputError` if it was written by another run, or is not
+    a checkpoint at all (damaged, truncated, pickled, without its description)."""
+    try:
+        return _load(path, meta)
+    except InputError:
+        raise
+    except Exception as error:  # noqa: BLE001 -- a damaged file fails in numpy's, zipfile's or json's own way
+        raise InputError("resume", str(path), f"the checkpoint cannot be read ({type(error).__name__}: {error}); "
+                                              "delete it to start afresh, or give a new output directory") from None
+
+
+def _load(path: Path, meta: dict) -> tuple[dict, dict]:
     with np.load(path, allow_pickle=False) as data:
         saved = json.loads(str(data["meta"]))
         if _resumable(saved) != _resumable(meta):

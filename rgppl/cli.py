@@ -5,12 +5,17 @@
     rgppl cards [--reference]                         list the built-in cards (or every card key and its default)
 
 CARD is a path or the name of a built-in card in ``models/`` (e.g. ``ising_dual_tc_L4``).
-Invalid input exits with status 2 and a one-paragraph message; a sampler that diverges, with 3; an
-interrupted run (Ctrl-C) with 130 and the command that resumes it from its last checkpoint.
+Every foreseeable failure is one ``rgppl: error:`` paragraph: invalid input, a file that cannot be read or
+written (a full disk included), memory that runs out; exit status 2.  A run that stops (a non-finite energy,
+an exploding loss) exits with 3 and keeps its last good checkpoint; an interrupted run (Ctrl-C) with 130 and
+the command that resumes it.  ``--debug`` shows the traceback instead.  A run that fails before computing
+anything leaves no directory behind.
 """
 
 import argparse
+import errno
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -63,6 +68,7 @@ def run(args) -> int:
     identity = card.identity()
     if args.resume:
         check_resumable(out, identity)
+    fresh = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "card.toml", lambda tmp: shutil.copyfile(card.path, tmp))
     atomic_write_text(out / RUN, json.dumps({"card": card.name, "identity": identity}) + "\n")
@@ -71,6 +77,10 @@ def run(args) -> int:
     job, written = JOBS[card.sampler]
     try:
         job(card, out, resume=args.resume, progress=not args.quiet)
+    except InputError:
+        if fresh and {p.name for p in out.iterdir()} <= {"card.toml", RUN}:  # refused before computing anything
+            shutil.rmtree(out)
+        raise
     except KeyboardInterrupt:
         print(f"\ninterrupted; the work up to the last checkpoint is in {out} (*checkpoint.npz). "
               f"Continue with: rgppl run {args.card} --out {out} --resume", file=sys.stderr)
@@ -116,6 +126,7 @@ def parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--out", help="output directory (default: the card's run.output)")
     run_parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz")
     run_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    main.add_argument("--debug", action="store_true", help="show the traceback of an error")
     run_parser.set_defaults(handler=run)
     check_parser = commands.add_parser("check", help="validate a card")
     check_parser.add_argument("card")
@@ -126,16 +137,37 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+def explain(error: BaseException) -> tuple[str, int] | None:
+    """The message and exit status of a foreseeable failure, or ``None`` for a fault in rgppl itself."""
+    if isinstance(error, InputError):
+        return f"error: {error}", 2
+    if isinstance(error, SamplingDiverged):
+        return f"stopped: {error}", 3
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or os.strerror(errno.ENOSPC) in str(error):
+        # HDF5 reports a full disk as a RuntimeError that quotes the system's message
+        return ("error: the disk is full; the last complete checkpoint is kept and no file is left half-written. "
+                "Free some space and continue with --resume."), 2
+    if isinstance(error, OSError):
+        where = f" {error.filename}" if error.filename else ""
+        return f"error: {error.strerror or error}{where and ':' + where}; check the path and its permissions.", 2
+    out_of_memory = isinstance(error, MemoryError) or "RESOURCE_EXHAUSTED" in str(error)
+    if out_of_memory:
+        return ("error: out of memory; use a smaller lattice, fewer chains or smaller batches ([nuts] chains, "
+                "[svi] batch, [fit] batch, [generator] samples)."), 2
+    return None
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.handler(args)
-    except InputError as error:
-        print(f"rgppl: error: {error}", file=sys.stderr)
-        return 2
-    except SamplingDiverged as error:
-        print(f"rgppl: stopped: {error}", file=sys.stderr)
-        return 3
+    except Exception as error:
+        explained = None if args.debug else explain(error)
+        if explained is None:
+            raise
+        message, status = explained
+        print(f"rgppl: {message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ import numpy as np
 import xarray as xr
 
 from rgppl.diagnostics import make_datatree
-from rgppl.errors import require, require_integer
+from rgppl.errors import InputError, SamplingDiverged, require, require_integer, require_seed, require_types
 from rgppl.hamiltonians import IsingDual
 from rgppl.lattice import apply_circulant
 from rgppl.loop import Phase, run_phases
-from rgppl.storage import atomic_write, fingerprint
+from rgppl.storage import atomic_write_netcdf, fingerprint
 
 ADAPT_BLOCK = 50
 METROPOLIS_TARGET_ACCEPTANCE = 0.5
@@ -47,6 +47,7 @@ class ClusterSettings:
     checkpoint_every: int = 100
 
     def __post_init__(self):
+        require_types(self, "cluster")
         for name in ("chains", "warmup", "samples", "thin", "checkpoint_every"):
             require_integer(f"cluster.{name}", getattr(self, name), 0 if name == "warmup" else 1)
 
@@ -86,18 +87,21 @@ def cluster_labels(bond_x, bond_y):
 
 
 def metropolis_sweep(key, phi, J, site_energy, step_size):
-    """Checkerboard Metropolis over all sites (even lattice sides); returns the field and the acceptance."""
+    """Checkerboard Metropolis over all sites (even lattice sides); returns the field, the acceptance and the number
+    of proposals whose energy change was not finite (rejected, and a sign that the site potential is broken)."""
     x, y = jnp.indices(phi.shape)
     colours = (x + y) % 2
-    accepted = 0.0
+    accepted, non_finite = 0.0, 0
     for colour in (0, 1):
         key, k_step, k_accept = jax.random.split(key, 3)
         proposal = phi + step_size * jax.random.normal(k_step, phi.shape, phi.dtype)
         delta = site_energy(proposal) - site_energy(phi) - J * (proposal - phi) * all_neighbour_sum(phi)
-        accept = (jnp.log(jax.random.uniform(k_accept, phi.shape)) < -delta) & (colours == colour)
+        mine = colours == colour
+        accept = (jnp.log(jax.random.uniform(k_accept, phi.shape)) < -delta) & mine
         phi = jnp.where(accept, proposal, phi)
         accepted += jnp.sum(accept)
-    return phi, accepted / phi.size
+        non_finite += jnp.sum(~jnp.isfinite(delta) & mine)
+    return phi, accepted / phi.size, non_finite
 
 
 def swendsen_wang(key, phi, J):
@@ -118,19 +122,21 @@ def swendsen_wang(key, phi, J):
 def sweep(key, phi, J, site_energy, step_size):
     """A Metropolis sweep followed by a Swendsen-Wang update."""
     k_local, k_cluster = jax.random.split(key)
-    phi, acceptance = metropolis_sweep(k_local, phi, J, site_energy, step_size)
-    return swendsen_wang(k_cluster, phi, J), acceptance
+    phi, acceptance, non_finite = metropolis_sweep(k_local, phi, J, site_energy, step_size)
+    return swendsen_wang(k_cluster, phi, J), acceptance, non_finite
 
 
 def _sweeps(hamiltonian, key, phi, step_size, count: int):
-    """``count`` sweeps of one chain; returns the field and the mean Metropolis acceptance."""
+    """``count`` sweeps of one chain; returns the field, the mean Metropolis acceptance and the number of proposals
+    with a non-finite energy change."""
     J, site_energy = hamiltonian.phi4_form()
 
     def body(phi, k):
-        return sweep(k, phi, J, site_energy, step_size)
+        phi, acceptance, non_finite = sweep(k, phi, J, site_energy, step_size)
+        return phi, (acceptance, non_finite)
 
-    phi, acceptance = jax.lax.scan(body, phi, jax.random.split(key, count))
-    return phi, acceptance.mean()
+    phi, (acceptance, non_finite) = jax.lax.scan(body, phi, jax.random.split(key, count))
+    return phi, acceptance.mean(), non_finite.sum()
 
 
 @partial(jax.jit, static_argnums=4)
@@ -144,12 +150,21 @@ def _draws(hamiltonian, keys, phi, step_size, thin: int, chunk: int):
 
     def chain(key, phi, step_size):
         def body(phi, k):
-            phi, acceptance = _sweeps(hamiltonian, k, phi, step_size, thin)
-            return phi, (phi, acceptance)
+            phi, acceptance, non_finite = _sweeps(hamiltonian, k, phi, step_size, thin)
+            return phi, (phi, acceptance, non_finite)
 
         return jax.lax.scan(body, phi, jax.random.split(key, chunk))
 
     return jax.vmap(chain)(keys, phi, step_size)
+
+
+def _require_finite_proposals(non_finite, hamiltonian) -> None:
+    """Stop the run (:class:`SamplingDiverged`; the loop keeps the last checkpoint) if any proposed site value had a
+    non-finite energy change: Metropolis would reject it silently and the chain would stop moving there."""
+    count = int(np.sum(non_finite))
+    if count:
+        raise SamplingDiverged(f"{count} Metropolis proposals of {hamiltonian.name} had a non-finite energy change: the "
+                               "site potential is NaN or infinite over part of the field's range. Check the terms.")
 
 
 def check_cluster_model(hamiltonian) -> None:
@@ -172,22 +187,24 @@ def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, s
     """
     check_cluster_model(hamiltonian)
     meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": "cluster", "settings": asdict(settings)}
-    key, k_init = jax.random.split(jax.random.PRNGKey(seed))
+    key, k_init = jax.random.split(jax.random.PRNGKey(require_seed(seed)))
     state = (key, 0.5 * jax.random.normal(k_init, (settings.chains, *hamiltonian.lattice.shape)),
              jnp.full(settings.chains, 0.5))
 
     def adapt(state, n):
         key, phi, step_size = state
         key, k = jax.random.split(key)
-        phi, acceptance = _adapt(hamiltonian, jax.random.split(k, settings.chains), phi, step_size, n)
-        return (key, phi, step_size * jnp.exp(2.0 * (acceptance - METROPOLIS_TARGET_ACCEPTANCE))), {"acceptance": acceptance,
-                                                                                         "phi": phi}
+        phi, acceptance, non_finite = _adapt(hamiltonian, jax.random.split(k, settings.chains), phi, step_size, n)
+        _require_finite_proposals(non_finite, hamiltonian)
+        step_size = step_size * jnp.exp(2.0 * (acceptance - METROPOLIS_TARGET_ACCEPTANCE))
+        return (key, phi, step_size), {"acceptance": acceptance, "phi": phi}
 
     def draw(state, n):
         key, phi, step_size = state
         key, k = jax.random.split(key)
-        phi, (fields, acceptance) = _draws(hamiltonian, jax.random.split(k, settings.chains), phi, step_size,
-                                           settings.thin, n)
+        phi, (fields, acceptance, non_finite) = _draws(hamiltonian, jax.random.split(k, settings.chains), phi,
+                                                       step_size, settings.thin, n)
+        _require_finite_proposals(non_finite, hamiltonian)
         return (key, phi, step_size), {"phi": fields, "acceptance": acceptance}
 
     live = lambda out: {"accept": f"{float(np.mean(out['acceptance'])):.2f}"}
@@ -247,7 +264,7 @@ def ising_dual_fields(hamiltonian, n: int, *, seed: int = 0, chains: int = 256, 
 
         return jax.lax.scan(draw, spins, jax.random.split(k_draws, rounds))[1]
 
-    fields = jax.vmap(chain)(jax.random.split(jax.random.PRNGKey(seed), chains))
+    fields = jax.vmap(chain)(jax.random.split(jax.random.PRNGKey(require_seed(seed)), chains))
     return np.asarray(fields.transpose(1, 0, 2, 3).reshape(-1, *shape))[:n]
 
 
@@ -261,38 +278,62 @@ def reference_ensemble(hamiltonian, settings: ClusterSettings, *, seed: int = 0,
         return xr.load_datatree(path, engine="h5netcdf")
     dt = run_cluster(hamiltonian, settings, seed=seed, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: dt.to_netcdf(tmp, engine="h5netcdf"))
+    atomic_write_netcdf(path, dt)
     return dt
+
+
+def checked_ensemble(fields, lattice=None, *, field: str = "data", source: str = "the array") -> np.ndarray:
+    """``fields[n, Lx, Ly]`` as float32 after the checks every ensemble of fields passes: at least two fields (of
+    ``lattice``'s shape if given), real numbers (not complex, boolean or text), finite, and within float32's range,
+    in which rgppl computes.  Otherwise an :class:`InputError` naming ``field`` and ``source`` says which."""
+    fields = np.asarray(fields)
+    require(fields.ndim == 3 and len(fields) >= 2, field, f"{source} with shape {fields.shape}",
+            "an array of at least two fields, shape [n, Lx, Ly]")
+    if lattice is not None:
+        require(fields.shape[1:] == tuple(lattice.shape), field, f"{source} with fields of shape {fields.shape[1:]}",
+                f"fields of the model's lattice shape {tuple(lattice.shape)}")
+    real = np.issubdtype(fields.dtype, np.floating) or np.issubdtype(fields.dtype, np.integer)
+    require(real and fields.dtype != bool, field, f"{source} of dtype {fields.dtype}",
+            "real numbers (float or integer); complex, boolean and text data are not fields")
+    require(bool(np.all(np.isfinite(fields))), field, source, "finite values only (NaN or inf found)")
+    largest, ceiling = float(np.max(np.abs(fields))), float(np.finfo(np.float32).max)
+    require(largest <= ceiling, field, f"{source} with values up to {largest:.3g}",
+            f"values within float32's range, |phi| <= {ceiling:.3g}, in which rgppl computes")
+    return fields.astype(np.float32)
+
+
+def _read_fields(path: Path, suffix: str, variable: str) -> np.ndarray:
+    """The array at ``variable`` of a ``.npy``, ``.npz`` or netCDF file (an rgppl DataTree's ``(chain, draw)`` merged)."""
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            require(variable in data.files, "data", str(path), f"the .npz holds {data.files}; it needs '{variable}'")
+            return data[variable]
+    tree = xr.load_datatree(path, engine="h5netcdf")
+    group = tree["posterior"] if "posterior" in tree.children else tree
+    require(variable in group.data_vars, "data", str(path), f"the netCDF file needs a variable '{variable}'")
+    fields = group[variable].values
+    return fields.reshape(-1, *fields.shape[2:]) if fields.ndim == 4 else fields
 
 
 def load_ensemble(path, lattice=None, *, variable: str = "phi") -> np.ndarray:
     """Fields ``phi[n, Lx, Ly]`` from a user's ``.npy``, ``.npz`` or netCDF file, checked.
 
     ``.npz`` and netCDF files are read at ``variable``; a netCDF DataTree written by rgppl is read from
-    its ``posterior`` group and its ``(chain, draw)`` axes are merged.  The fields must be finite, at
-    least two, and (if ``lattice`` is given) of its shape; otherwise an :class:`InputError` says which.
+    its ``posterior`` group and its ``(chain, draw)`` axes are merged.  The fields must be real, finite and within
+    float32's range, at least two, and (if ``lattice`` is given) of its shape; otherwise an :class:`InputError` says
+    which.  A file that cannot be read (damaged, truncated, pickled) is an :class:`InputError` too.
     """
     path = Path(path)
     require(path.is_file(), "data", str(path), "no such file; give a .npy, .npz or .nc file of fields [n, Lx, Ly]")
     suffix = path.suffix.lower()
     require(suffix in (".npy", ".npz", ".nc"), "data", str(path), "a .npy, .npz or .nc (netCDF) file")
-    if suffix == ".npy":
-        fields = np.load(path, allow_pickle=False)
-    elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            require(variable in data.files, "data", str(path), f"the .npz holds {data.files}; it needs '{variable}'")
-            fields = data[variable]
-    else:
-        tree = xr.load_datatree(path, engine="h5netcdf")
-        group = tree["posterior"] if "posterior" in tree.children else tree
-        require(variable in group.data_vars, "data", str(path), f"the netCDF file needs a variable '{variable}'")
-        fields = group[variable].values
-        if fields.ndim == 4:
-            fields = fields.reshape(-1, *fields.shape[2:])
-    require(fields.ndim == 3 and len(fields) >= 2, "data", f"{path} with shape {fields.shape}",
-            "an array of at least two fields, shape [n, Lx, Ly]")
-    if lattice is not None:
-        require(fields.shape[1:] == tuple(lattice.shape), "data", f"{path} with fields of shape {fields.shape[1:]}",
-                f"fields of the model's lattice shape {tuple(lattice.shape)}")
-    require(bool(np.all(np.isfinite(fields))), "data", str(path), "finite values only (NaN or inf found)")
-    return fields.astype(np.float32)
+    try:
+        fields = _read_fields(path, suffix, variable)
+    except InputError:
+        raise
+    except Exception as error:  # noqa: BLE001 -- a damaged or foreign file may fail in any reader's own way
+        raise InputError("data", str(path), f"it cannot be read as a {suffix} file of fields ({type(error).__name__}: "
+                                            f"{error}); pickled arrays are never loaded") from None
+    return checked_ensemble(fields, lattice, source=str(path))

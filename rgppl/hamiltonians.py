@@ -27,15 +27,19 @@ import abc
 from typing import Callable
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from rgppl.errors import InputError, require
+from rgppl.errors import InputError, is_number, require
+from rgppl.storage import fingerprint
 from rgppl.lattice import Lattice, apply_circulant, neighbour_sum
 
 BETA_C_ISING = 0.5 * np.log(1 + np.sqrt(2))  # 0.44068679350977147
+MAX_COUPLING = 1e6
+FLOAT32_CONDITION = 1 / float(np.finfo(np.float32).eps)  # 8.4e6
 BETA_C_PHI4_HOPPING = 0.68  # WC-RG's critical point of the hopping-form phi^4 model
 
 
@@ -44,9 +48,12 @@ def _site_sum(values):
 
 
 def _coupling(term: str, name: str, value) -> float:
-    """A coupling as a float, or an :class:`InputError` naming ``term.name``."""
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-    require(ok and np.isfinite(value), f"{term}.{name}", value, "a coupling must be a finite real number")
+    """A coupling as a float, or an :class:`InputError` naming ``term.name``: a finite real number (numpy scalars
+    included) of magnitude at most ``MAX_COUPLING``."""
+    require(is_number(value), f"{term}.{name}", value, "a coupling must be a finite real number")
+    require(abs(value) <= MAX_COUPLING, f"{term}.{name}", value,
+            f"a coupling of magnitude at most {MAX_COUPLING:.0e}: float32, which the samplers run in, keeps about 7 "
+            "significant digits, so beside a larger coupling the other terms of a unit field vanish")
     return float(value)
 
 
@@ -246,11 +253,28 @@ class Custom(Term):
     def __post_init__(self):
         require(callable(self.fn), "custom.fn", self.fn, "give a JAX function phi[Lx, Ly] -> scalar")
 
+    def validate(self, lattice):
+        """The function must trace on a ``float32[Lx, Ly]`` field to a scalar (checked abstractly, nothing is run)."""
+        where, function = f"custom.{self.name}", self.describe()["function"]
+        try:
+            out = jax.eval_shape(self.fn, jax.ShapeDtypeStruct(lattice.shape, jnp.float32))
+        except Exception as error:  # noqa: BLE001 -- user code: whatever it raises is reported, not a traceback
+            raise InputError(where, function, f"it must trace as a JAX function phi[Lx, Ly] -> scalar, but on a "
+                                              f"{lattice.shape} field it raised {type(error).__name__}: {error}") from None
+        require(getattr(out, "shape", None) == (), where, function,
+                f"a function phi[Lx, Ly] -> scalar; on a {lattice.shape} field it returns {getattr(out, 'shape', out)}")
+
     def energy(self, phi):
         return jnp.vectorize(self.fn, signature="(n,m)->()")(phi)
 
     def describe(self):
-        return {"type": "custom", "name": self.name, "function": getattr(self.fn, "__qualname__", repr(self.fn))}
+        """The term's name, its function's qualified name and a fingerprint of its code (so that a checkpoint of one
+        custom term is not resumed with another of the same name)."""
+        code = getattr(self.fn, "__code__", None)
+        closure = [repr(cell.cell_contents) for cell in getattr(self.fn, "__closure__", None) or ()]
+        source = repr(self.fn) if code is None else (code.co_code, repr(code.co_consts), code.co_names, closure)
+        return {"type": "custom", "name": self.name, "function": getattr(self.fn, "__qualname__", repr(self.fn)),
+                "code": fingerprint(source)}
 
 
 class Hamiltonian(eqx.Module):
@@ -274,7 +298,7 @@ class Hamiltonian(eqx.Module):
         if any(t.confining or isinstance(t, Custom) for t in self.terms):
             return
         spectrum = self.quadratic_spectrum()
-        smallest = float(spectrum.min())
+        smallest, largest = float(spectrum.min()), float(spectrum.max())
         if smallest <= 0:
             k = np.unravel_index(np.argmin(spectrum), spectrum.shape)
             raise InputError(
@@ -283,6 +307,9 @@ class Hamiltonian(eqx.Module):
                 f"a purely quadratic energy must be positive definite, but its eigenvalue at momentum index {tuple(map(int, k))} "
                 f"is {smallest:.6g}; add a mass m2 > 0 or a confining term",
             )
+        require(largest / smallest <= FLOAT32_CONDITION, "hamiltonian.terms", [t.describe() for t in self.terms],
+                f"a quadratic energy whose stiffest and softest modes differ by at most {FLOAT32_CONDITION:.2g} (1/eps of "
+                f"float32, which the samplers run in); here they differ by {largest / smallest:.3g}: raise the mass")
 
     @property
     def n_sites(self) -> int:
@@ -341,7 +368,7 @@ class Hamiltonian(eqx.Module):
 
 def free_field(shape, m2: float = 1.0) -> Hamiltonian:
     """Gaussian free field ``E = 1/2 sum (nabla phi)^2 + m2/2 sum phi^2`` (``m2 > 0``)."""
-    require(isinstance(m2, (int, float)) and m2 > 0, "free_field.m2", m2, "the free-field mass m2 must be > 0")
+    require(is_number(m2) and m2 > 0, "free_field.m2", m2, "the free-field mass m2 must be a number > 0")
     return Hamiltonian(Lattice(shape), (Gradient(1.0), Mass(float(m2))), name="free_field")
 
 

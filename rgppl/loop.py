@@ -80,7 +80,11 @@ def _load(path: Path, meta: dict, template) -> tuple:
         raise InputError("resume", str(path), "the checkpoint was written by an earlier rgppl, whose layout this one "
                          "cannot continue; start afresh in a new output directory")
     treedef = jax.tree.structure(template)
-    state = jax.tree.unflatten(treedef, [arrays[f"state_{i}"] for i in range(treedef.num_leaves)])
+    leaves = [arrays.get(f"state_{i}") for i in range(treedef.num_leaves)]
+    if any(leaf is None for leaf in leaves):
+        raise InputError("resume", str(path), "the checkpoint lacks part of the sampler's state; delete it to start "
+                         "afresh, or give a new output directory")
+    state = jax.tree.unflatten(treedef, leaves)
     draws = {k[len("draws_"):]: v for k, v in arrays.items() if k.startswith("draws_")}
     return state, Progress(saved["phase"], saved["done"], draws, saved["seconds"], saved["totals"])
 

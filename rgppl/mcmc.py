@@ -24,9 +24,10 @@ import jax
 import numpy as np
 from jax import lax
 from numpyro.infer import NUTS
+from numpyro.infer.util import potential_energy
 
 from rgppl.diagnostics import make_datatree
-from rgppl.errors import SamplingDiverged, require, require_integer
+from rgppl.errors import SamplingDiverged, require, require_integer, require_seed, require_types
 from rgppl.loop import Phase, run_phases
 
 CHAIN_METHODS = ("vectorized", "sequential")
@@ -48,9 +49,9 @@ class NUTSSettings:
     checkpoint_every: int = 250
 
     def __post_init__(self):
+        require_types(self, "nuts")
         for name in ("chains", "warmup", "samples", "max_tree_depth", "checkpoint_every"):
             require_integer(f"nuts.{name}", getattr(self, name), 0 if name == "warmup" else 1)
-        require(isinstance(self.dense_mass, bool), "nuts.dense_mass", self.dense_mass, "true or false")
         require(0 < self.target_accept < 1, "nuts.target_accept", self.target_accept, "a number in (0, 1)")
         require(self.chain_method in CHAIN_METHODS, "nuts.chain_method", self.chain_method, f"one of {CHAIN_METHODS}")
 
@@ -104,6 +105,48 @@ def _compiled_chunk(kernel, settings: NUTSSettings):
 
 
 HINT = "Check the couplings (is the energy bounded below?) or lower the step size via a higher target_accept."
+STUCK_DRAWS = 10  # a chain every transition of which diverges over a chunk this long is stopped
+PROBES = 32  # points one step from a diverging chain at which its energy and gradient are measured
+
+
+def _non_finite_near(model, state, chain: int) -> tuple[int, float]:
+    """How many of ``PROBES`` points one step size from chain ``chain``'s state have a non-finite energy or gradient,
+    and that step size."""
+    z = jax.tree.map(lambda v: v[chain], state.z)
+    step = float(np.asarray(state.adapt_state.step_size).reshape(-1)[chain])
+    shifted = lambda key: jax.tree.map(lambda v: v + step * jax.random.normal(key, v.shape, v.dtype), z)
+    energy = jax.value_and_grad(lambda point: potential_energy(model, (), {}, point))
+    values, grads = jax.vmap(lambda key: energy(shifted(key)))(jax.random.split(jax.random.PRNGKey(chain), PROBES))
+    finite = np.isfinite(np.asarray(values))
+    for leaf in jax.tree.leaves(grads):
+        finite &= np.all(np.isfinite(np.asarray(leaf)).reshape(PROBES, -1), axis=1)
+    return int((~finite).sum()), step
+
+
+def _stopping_on_non_finite(chunk, model):
+    """``chunk`` that stops the run (:class:`SamplingDiverged`) where NumPyro would go on.  NumPyro counts a proposal
+    of non-finite energy as a divergence, rejects it and continues; so after a chunk with divergences the energy and
+    its gradient are measured one step from each chain that diverged, and any non-finite value stops the run.  A
+    chain whose every transition of a chunk of at least ``STUCK_DRAWS`` diverged, though they are finite, has a
+    collapsed step size and stops too."""
+
+    def checked(state, n: int):
+        state, draws = chunk(state, n)
+        diverging = np.asarray(draws["diverging"])
+        for chain in np.flatnonzero(diverging.any(axis=1)):
+            bad, step = _non_finite_near(model, state, int(chain))
+            if bad:
+                raise SamplingDiverged(
+                    f"NUTS chain {chain} diverged, and the energy or its gradient is not finite at {bad} of {PROBES} "
+                    f"points one step ({step:.3g}) from it: a term is NaN or infinite over part of the field space. "
+                    "Check the terms, custom ones in particular.")
+            if n >= STUCK_DRAWS and diverging[chain].all():
+                raise SamplingDiverged(f"all {n} NUTS transitions of chain {chain} in a row diverged, though the energy "
+                                       f"and its gradient are finite one step ({step:.3g}) from it: the step size "
+                                       f"collapsed. {HINT}")
+        return state, draws
+
+    return checked
 
 
 def _live_figures(draws: dict) -> dict:
@@ -128,8 +171,9 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
                   max_tree_depth=settings.max_tree_depth, dense_mass=settings.dense_mass)
     meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": label, "settings": asdict(settings),
             "fingerprint": fingerprint}
-    state = _initial_state(kernel, settings, jax.random.PRNGKey(seed), hamiltonian.name)
-    chunk, size = _compiled_chunk(kernel, settings), min(settings.checkpoint_every, settings.samples)
+    state = _initial_state(kernel, settings, jax.random.PRNGKey(require_seed(seed)), hamiltonian.name)
+    chunk = _stopping_on_non_finite(_compiled_chunk(kernel, settings), model or hamiltonian.model)
+    size = min(settings.checkpoint_every, settings.samples)
     phases = [Phase("warmup", settings.warmup, size, chunk, finite=("potential_energy",), summed=("num_steps",),
                     postfix=_live_figures),
               Phase("sampling", settings.samples, size, chunk, keep=True, finite=("phi", "potential_energy"),

@@ -1,4 +1,6 @@
-"""Figures of a run or of several runs of one model: traces, observable distributions, field statistics."""
+"""Figures of a run or of several runs of one model: traces, observable distributions, field statistics.
+
+Every figure is written atomically (:func:`rgppl.storage.atomic_write`): a full disk leaves no half-written PNG."""
 
 import arviz_plots as azp
 import jax.numpy as jnp
@@ -11,13 +13,19 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from rgppl.lattice import Lattice  # noqa: E402
 from rgppl.observables import momentum_power, radial_average, radial_bins, two_point  # noqa: E402
+from rgppl.storage import atomic_write  # noqa: E402
+
+
+def _save(figure, path, **options) -> None:
+    """Write ``figure`` (a matplotlib figure or an ArviZ plot collection) to ``path`` atomically, then close it."""
+    atomic_write(path, lambda tmp: figure.savefig(tmp, **options))
+    plt.close("all")
 
 
 def plot_traces(dt, var_names: list[str], path) -> None:
     """ArviZ trace and marginal of each scalar observable, per chain."""
     collection = azp.plot_trace_dist(dt, var_names=var_names, backend="matplotlib")
-    collection.savefig(path)
-    plt.close("all")
+    _save(collection, path)
 
 
 def plot_distributions(runs: dict, var_names: list[str], path, exact: dict | None = None) -> None:
@@ -37,8 +45,7 @@ def plot_distributions(runs: dict, var_names: list[str], path, exact: dict | Non
     for ax in axes.flat[len(var_names):]:
         ax.set_visible(False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def plot_field_statistics(runs: dict, path, spectrum: np.ndarray | None = None) -> None:
@@ -72,8 +79,7 @@ def plot_field_statistics(runs: dict, path, spectrum: np.ndarray | None = None) 
     for ax in axes[:3]:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def plot_training(losses: np.ndarray, monitor: list, path, ln_z_exact: float | None = None) -> None:
@@ -93,8 +99,7 @@ def plot_training(losses: np.ndarray, monitor: list, path, ln_z_exact: float | N
     ax.set(xlabel="SVI step", ylabel="nats", title="training: F_q = E_q[ln q + E] >= -ln Z")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def plot_latent_independence(table, path) -> None:
@@ -107,8 +112,7 @@ def plot_latent_independence(table, path) -> None:
         ax.set(xlabel="scale (0 = finest)", ylabel="neighbour correlation", title=title, xticks=list(table.index))
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)
 
 
 def plot_wirg_scales(model, deviations: dict, path) -> None:
@@ -135,5 +139,4 @@ def plot_wirg_scales(model, deviations: dict, path) -> None:
     axes[1].set(xlabel=f"{model.transform.describe()} / rms", ylabel="v_j(phi)", title="learned scalar potentials")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, dpi=110)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from rgppl.diagnostics import cost_figures, scalar_names, summary
 from rgppl.plots import plot_distributions, plot_field_statistics, plot_traces
-from rgppl.storage import atomic_write, atomic_write_text
+from rgppl.storage import atomic_write, atomic_write_netcdf, atomic_write_text
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -62,7 +62,7 @@ def write_run(dt, out: Path, *, exact: dict, name: str, description: str = "",
     """Write ``posterior.nc``, ``summary.{md,csv}``, ``trace.png``, ``distributions.png``, ``fields.png``;
     return the summary table (:func:`rgppl.diagnostics.summary`) whose rows are the run's figures."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "posterior.nc", lambda tmp: dt.to_netcdf(tmp, engine="h5netcdf"))
+    atomic_write_netcdf(out / "posterior.nc", dt)
     names = scalar_names(dt)
     table = summary(dt, exact=exact)
     atomic_write(out / "summary.csv", table.to_csv)

@@ -29,12 +29,25 @@ from rgppl.wirg.model import WIRGModel
 from rgppl.wirg.sampler import GeneratorSettings, generate
 
 
+def _require_parts(config, name: str, fitted: type, settings: type) -> None:
+    """The config's first field is a ``fitted`` object (a trained flow, a fitted model), its ``settings`` of their class."""
+    first = getattr(config, "flow", None) if hasattr(config, "flow") else config.model
+    where = "flow" if hasattr(config, "flow") else "model"
+    require(isinstance(first, fitted), f"{name}.{where}", type(first).__name__,
+            f"a {fitted.__name__} ({'rgppl.train_flow' if fitted is TrainedFlow else 'rgppl.fit_wirg'} makes one)")
+    require(isinstance(config.settings, settings), f"{name}.settings", type(config.settings).__name__,
+            f"a {settings.__name__}")
+
+
 @dataclass(frozen=True)
 class MIS:
     """The Metropolized independence sampler with the trained flow ``flow`` as its proposal."""
 
     flow: TrainedFlow
     settings: MISSettings = MISSettings()
+
+    def __post_init__(self):
+        _require_parts(self, "mis", TrainedFlow, MISSettings)
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,9 @@ class NeuTra:
 
     flow: TrainedFlow
     settings: NUTSSettings = NUTSSettings()
+
+    def __post_init__(self):
+        _require_parts(self, "neutra", TrainedFlow, NUTSSettings)
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,9 @@ class WIRG:
     model: WIRGModel
     settings: GeneratorSettings = GeneratorSettings()
     coarse: object = None
+
+    def __post_init__(self):
+        _require_parts(self, "wirg", WIRGModel, GeneratorSettings)
 
 
 def _same_model(hamiltonian, trained: TrainedFlow) -> None:

@@ -39,6 +39,13 @@ def atomic_write(path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def atomic_write_netcdf(path, tree) -> Path:
+    """Write the DataTree ``tree`` to ``path`` as netCDF (h5netcdf) atomically.  The file is built in memory and then
+    written by Python, so a full disk is an ``OSError`` like any other; HDF5 writing the file itself crashed the
+    process when the disk filled."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(bytes(tree.to_netcdf(engine="h5netcdf"))))
+
+
 def atomic_write_text(path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -115,3 +115,17 @@ def test_ising_dual_fields_match_the_transfer_matrix_moments():
         ising_dual_fields(phi4_hopping(4), 10)
     with pytest.raises(InputError, match="thin"):
         ising_dual_fields(h, 10, thin=0)
+
+
+def test_a_site_energy_that_is_nan_over_part_of_the_range_stops_the_cluster_sampler(monkeypatch):
+    """Metropolis rejects a proposal of NaN energy change and would leave the chain stuck there; the sampler counts
+    them and stops.  The fault is injected: a site potential that is NaN beyond |phi| = 1.5."""
+    from rgppl.errors import SamplingDiverged
+    from rgppl.hamiltonians import Hamiltonian
+
+    h = phi4_hopping(4, 0.68)
+    J, site_energy = h.phi4_form()
+    monkeypatch.setattr(Hamiltonian, "phi4_form",
+                        lambda self: (J, lambda phi: jnp.where(jnp.abs(phi) > 1.5, jnp.nan, site_energy(phi))))
+    with pytest.raises(SamplingDiverged, match="non-finite energy change"):
+        run_cluster(h, ClusterSettings(chains=2, warmup=20, samples=20, thin=1), progress=False)

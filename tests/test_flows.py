@@ -341,3 +341,21 @@ def test_guide_rejects_lattices_the_hierarchy_cannot_take():
         set_up(AutoNeuralRG(ising_dual(4).model, FlowSettings(levels=3)))
     with pytest.raises(InputError, match="flow.kernel"):
         FlowSettings(kernel=2)
+
+
+def test_the_guides_stock_numpyro_calls_draw_from_q_sym_the_distribution_rgppl_reports():
+    """With a folded flow q covers m > 0 only: NumPyro's own ``sample_posterior`` and ``Predictive`` must give
+    both signs in equal shares, as q_sym does (binomial error of a half, family threshold over the two calls)."""
+    from numpyro.infer import Predictive
+
+    h, n = ising_dual(4), 1024
+    settings = FlowSettings(knots=4, couplings=2, kernel=1, fold=True)
+    guide = set_up(AutoNeuralRG(h.model, settings))
+    params = {guide.param_name: eqx.partition(perturbed_flow(settings), eqx.is_array)[0]}
+    drawn = guide.sample_posterior(jax.random.PRNGKey(0), params, sample_shape=(n,))["phi"]
+    predicted = Predictive(h.model, guide=guide, params=params, num_samples=n, return_sites=["phi"])(jax.random.PRNGKey(1))["phi"]
+    q_alone = guide.get_flow_posterior(params).sample(jax.random.PRNGKey(2), (n,))
+    assert jnp.all(q_alone.mean(-1) > 0)  # the fold: q itself is one-sided
+    for fields in (drawn, predicted):
+        positive = float((fields.mean(axis=(-2, -1)) > 0).mean())
+        assert abs(positive - 0.5) < family_threshold(2) * 0.5 / np.sqrt(n), positive

@@ -159,7 +159,8 @@ def test_energy_is_traced_a_bounded_number_of_times_in_an_svi_loop():
         return jnp.sum(phi**4)
 
     h = Hamiltonian(Lattice(4), (Gradient(1.0), Mass(1.0), Custom(counted, name="counted")))
+    assert len(traces) == 1  # the term's check: one abstract trace to its output shape
     guide = numpyro.infer.autoguide.AutoDiagonalNormal(h.model)
     svi = numpyro.infer.SVI(h.model, guide, numpyro.optim.Adam(0.01), numpyro.infer.Trace_ELBO())
     svi.run(jax.random.PRNGKey(0), 500, progress_bar=False)
-    assert 0 < len(traces) <= 4
+    assert 0 < len(traces) - 1 <= 4

@@ -9,7 +9,7 @@ import pytest
 from rgppl import exact, loop
 from rgppl.diagnostics import mean_with_error, summary
 from rgppl.errors import InputError
-from rgppl.hamiltonians import Custom, Hamiltonian, free_field, ising_dual
+from rgppl.hamiltonians import Custom, Gradient, Hamiltonian, Mass, free_field, ising_dual
 from rgppl.lattice import Lattice
 from rgppl.errors import SamplingDiverged
 from rgppl.mcmc import NUTSSettings, run_nuts
@@ -111,6 +111,15 @@ def test_non_finite_energy_stops_with_a_clear_message():
     broken = Hamiltonian(Lattice(4), (Custom(lambda p: jnp.sum(p) * jnp.nan, name="broken"),))
     with pytest.raises(SamplingDiverged, match="not finite"):
         run_nuts(broken, NUTSSettings(chains=2, warmup=10, samples=10), progress=False)
+
+
+def test_an_energy_that_is_nan_over_part_of_the_field_space_stops_the_run():
+    """NumPyro rejects a proposal of NaN energy as a divergence and goes on; rgppl measures the energy one step from
+    the chain that diverged, finds it non-finite and stops."""
+    walled = Hamiltonian(Lattice(4), (Gradient(1.0), Mass(1.0), Custom(
+        lambda p: jnp.where(jnp.mean(p) > 0.3, jnp.nan, 0.0), name="walled")))
+    with pytest.raises(SamplingDiverged, match="not finite at .* points one step"):
+        run_nuts(walled, NUTSSettings(chains=2, warmup=100, samples=100, checkpoint_every=50), progress=False)
 
 
 def test_settings_are_validated():

@@ -50,7 +50,7 @@ import numpy as np
 from jax.scipy.special import log_ndtr, ndtr
 from jax.scipy.stats import norm
 
-from rgppl.errors import require, require_integer
+from rgppl.errors import require, require_integer, require_types
 from rgppl.flows.coupling import BlockCouplings
 from rgppl.lattice import Lattice, apply_circulant
 
@@ -76,6 +76,7 @@ class FlowSettings:
     fold: bool = False
 
     def __post_init__(self):
+        require_types(self, "flow")
         if self.levels is not None:
             require_integer("flow.levels", self.levels, 1)
         for name in ("couplings", "width", "hidden"):
@@ -83,8 +84,6 @@ class FlowSettings:
         require(self.kernel in (1, 3, 5), "flow.kernel", self.kernel, "1 (own block, as Li & Wang), 3 or 5")
         require_integer("flow.knots", self.knots, 0)
         require(self.knots != 1, "flow.knots", self.knots, "0 (affine couplings, as Li & Wang) or a spline's number of bins >= 2")
-        for name in ("symmetric", "circulant", "fold"):
-            require(isinstance(getattr(self, name), bool), f"flow.{name}", getattr(self, name), "true or false")
         require(self.symmetric or not self.fold, "flow.symmetric", self.symmetric,
                 "true with a fold: a folded flow covers m > 0 only, q_sym adds its mirror image")
 

@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 from scipy.special import logsumexp
 
-from rgppl.errors import require
+from rgppl.errors import require, require_seed
 from rgppl.exact import exact_observables
 
 
@@ -46,7 +46,7 @@ def importance_statistics(log_weights: np.ndarray) -> dict:
 def free_energy(trained, *, samples: int = 16384, seed: int = 0) -> dict:
     """The free-energy table of a trained flow from ``samples`` draws of it (see the module docstring); per-site
     values included."""
-    _, _, w = trained.draw(jax.random.PRNGKey(seed), samples)
+    _, _, w = trained.draw(jax.random.PRNGKey(require_seed(seed)), samples)
     stats = importance_statistics(w)
     n_sites = trained.hamiltonian.n_sites
     stats["F_q_per_site"] = stats["F_q"] / n_sites

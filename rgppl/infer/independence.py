@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rgppl.diagnostics import make_datatree
-from rgppl.errors import require_integer
+from rgppl.errors import require_integer, require_seed, require_types
 from rgppl.loop import Phase, run_phases
 
 
@@ -31,6 +31,7 @@ class MISSettings:
     checkpoint_every: int = 1000
 
     def __post_init__(self):
+        require_types(self, "mis")
         for name in ("chains", "samples", "checkpoint_every"):
             require_integer(f"mis.{name}", getattr(self, name), 1)
         require_integer("mis.warmup", self.warmup, 0)
@@ -81,7 +82,7 @@ def run_mis(trained, settings: MISSettings = MISSettings(), *, seed: int = 0, ch
     ``resume=True`` continues it exactly, with the same flow only (its parameters' fingerprint).
     """
     h = trained.hamiltonian
-    key_start, key_run = jax.random.split(jax.random.PRNGKey(seed))
+    key_start, key_run = jax.random.split(jax.random.PRNGKey(require_seed(seed)))
     x0, _, w0 = trained.draw(key_start, settings.chains)
 
     def advance(state, n):

@@ -50,7 +50,8 @@ from numpyro.infer.autoguide import AutoContinuous
 from numpyro.infer.elbo import ELBO
 from numpyro.optim import optax_to_numpyro
 
-from rgppl.errors import SamplingDiverged, require, require_integer
+from rgppl.ensembles import checked_ensemble
+from rgppl.errors import SamplingDiverged, require, require_integer, require_seed, require_types
 from rgppl.flows import AutoNeuralRG, FlowSettings, grown, sample_with_log_prob
 from rgppl.loop import Phase, run_phases
 from rgppl.storage import fingerprint
@@ -90,22 +91,21 @@ class SVISettings:
         return self.objective != "reverse" or self.pretrain_steps > 0
 
     def __post_init__(self):
+        require_types(self, "svi")
         for name in ("steps", "batch", "report_every", "checkpoint_every"):
             require_integer(f"svi.{name}", getattr(self, name), 1)
         require_integer("svi.pretrain_steps", self.pretrain_steps, 0)
         require(self.pretrain_steps % self.report_every == 0, "svi.pretrain_steps", self.pretrain_steps,
                 f"a multiple of report_every = {self.report_every}")
         for name in ("learning_rate", "clip_norm"):
-            value = getattr(self, name)
-            require(isinstance(value, (int, float)) and value > 0, f"svi.{name}", value, "a positive number")
+            require(getattr(self, name) > 0, f"svi.{name}", getattr(self, name), "a positive number")
         require(self.objective in OBJECTIVES, "svi.objective", self.objective, f"one of {OBJECTIVES}")
         require(self.gradient in GRADIENTS, "svi.gradient", self.gradient,
                 f"one of {GRADIENTS}: the reparameterisation gradient, or the path gradient (AutoNeuralRG only)")
         weight = self.reverse_weight
-        require(isinstance(weight, (int, float)) and 0 <= weight <= 1, "svi.reverse_weight", self.reverse_weight, "a number in [0, 1]")
+        require(0 <= weight <= 1, "svi.reverse_weight", self.reverse_weight, "a number in [0, 1]")
         require(self.steps % self.report_every == 0, "svi.steps", self.steps,
                 f"a multiple of report_every = {self.report_every}")
-        require(isinstance(self.train_q_sym, bool), "svi.train_q_sym", self.train_q_sym, "true or false")
         require(self.checkpoint_every % self.report_every == 0, "svi.checkpoint_every", self.checkpoint_every,
                 f"a multiple of report_every = {self.report_every}")
 
@@ -296,9 +296,9 @@ def train_stage(hamiltonian, flow, settings: SVISettings, *, data=None, init: Tr
     guide = _guide(hamiltonian, flow, init, settings)
     architecture = asdict(guide.settings) if isinstance(guide, AutoNeuralRG) else {"guide": type(guide).__name__}
     if data is not None:
-        hamiltonian.lattice.check_field(np.asarray(data)[0], "data")
+        data = checked_ensemble(data, hamiltonian.lattice)
     svi = SVI(hamiltonian.model, guide, optimizer(settings), objective(settings, data))
-    key_init, key_monitor = jax.random.split(jax.random.PRNGKey(seed))
+    key_init, key_monitor = jax.random.split(jax.random.PRNGKey(require_seed(seed)))
     try:
         svi_state = svi.init(key_init, init_params=None if init is None else init.params)
     except RuntimeError as error:

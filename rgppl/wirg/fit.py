@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from rgppl.errors import InputError, SamplingDiverged, require, require_integer
+from rgppl.ensembles import checked_ensemble
+from rgppl.errors import InputError, SamplingDiverged, require, require_integer, require_seed, require_types
 from rgppl.lattice import Lattice
 from rgppl.storage import fingerprint
 from rgppl.wavelets import filters, idwt2, pyramid
@@ -82,14 +83,12 @@ class FitSettings:
     shift: float | None = None
 
     def __post_init__(self):
+        require_types(self, "fit")
         filters(self.wavelet)
-        require(isinstance(self.mirror_images, bool), "fit.mirror_images", self.mirror_images, "true or false")
         require(self.transform in TRANSFORMS, "fit.transform", self.transform, f"one of {list(TRANSFORMS)}")
         if self.shift is not None:
             require(self.transform == "shifted_log", "fit.shift", self.shift,
                     "a shift only with transform = 'shifted_log'")
-            require(isinstance(self.shift, (int, float)) and not isinstance(self.shift, bool)
-                    and np.isfinite(self.shift), "fit.shift", self.shift, "a finite number")
         require(not (self.mirror_images and self.transform != "none"), "fit.mirror_images", self.mirror_images,
                 f"false with transform = '{self.transform}' (skewed data have no phi -> -phi symmetry)")
         if self.levels is not None:
@@ -265,6 +264,27 @@ def exact_quadratic_theta(ansatz: ScaleAnsatz, energy, unit: float) -> tuple[np.
     return theta, float(residual)
 
 
+DATA_PER_PARAMETER = 2  # at every scale, data values (fields x free variables per field) per parameter, at least
+
+
+def _require_enough_fields(n: int, L: int, levels: int, radius: tuple, potentials: tuple, settings: FitSettings):
+    """Refuse an ensemble too small to determine every scale's score-matching system: ``A`` is a mean of ``n`` outer
+    products of rank at most the scale's free variables per field, so it has full rank only if ``n`` times those
+    reach the parameters; ``DATA_PER_PARAMETER`` times as many are required.  The coarsest scales bind."""
+    needs = []  # (fields needed, side, parameters, free variables per field) of every scale
+    for j in range(levels + 1):
+        side = L >> min(j + 1, levels)
+        ansatz = ScaleAnsatz(side=side, radius=radius[j], centres=(0.0,) * potentials[j], widths=(1.0,) * potentials[j],
+                             wavelet=settings.wavelet, coarsest=j == levels)
+        free = int(np.prod(ansatz.free_shape))
+        needs.append((-(-DATA_PER_PARAMETER * ansatz.n_params // free), side, ansatz.n_params, free))
+    needed, side, parameters, free = max(needs)
+    mirrored = " (mirror images included)" if settings.mirror_images else ""
+    require(n >= needed, "data", f"{n} fields{mirrored}",
+            f"at least {needed} fields: the {side}x{side} scale has {parameters} parameters and {free} free variables "
+            f"per field, and score matching needs {DATA_PER_PARAMETER} data values per parameter")
+
+
 def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, checkpoint_dir=None,
              progress: bool = True) -> WIRGModel:
     """Fit every scale of the wavelet conditional model to ``fields[n, L, L]``.
@@ -273,12 +293,11 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
     (``model.unit``).  With ``checkpoint_dir``, each scale is saved once fitted and reloaded on a rerun with
     the same data and settings.
     """
-    fields = np.asarray(fields, np.float32)
-    require(fields.ndim == 3 and len(fields) >= 2, "data", f"shape {fields.shape}", "an ensemble of fields [n, L, L], n >= 2")
+    fields = checked_ensemble(fields)
     L = Lattice(fields.shape[1:]).require_power_of_two("the wavelet hierarchy")
     levels = settings.resolved_levels(L)
     radius, potentials = settings.per_scale("radius", levels), settings.per_scale("potentials", levels)
-    require(bool(np.all(np.isfinite(fields))), "data", "non-finite values", "finite fields")
+    _require_enough_fields(len(fields) * (2 if settings.mirror_images else 1), L, levels, radius, potentials, settings)
     transform = make_transform(settings.transform, settings.shift, fields)
     fitted_fields = np.asarray(transform.forward(fields), np.float32)
     unit = float(np.sqrt(np.mean(fitted_fields.astype(np.float64) ** 2)))
@@ -288,7 +307,7 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
         standardised = np.concatenate([standardised, -standardised])
     coarse, details = pyramid(standardised, settings.wavelet, levels)
     meta = json.loads(json.dumps({"data": fingerprint(fields), "settings": asdict(settings), "seed": seed}))
-    keys = jax.random.split(jax.random.key(seed), levels + 1)
+    keys = jax.random.split(jax.random.key(require_seed(seed)), levels + 1)
     directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ import numpy as np
 import xarray as xr
 
 from rgppl.diagnostics import make_datatree
-from rgppl.errors import require, require_integer
+from rgppl.errors import require, require_integer, require_seed, require_types
 from rgppl.loop import Phase, run_phases
 from rgppl.storage import fingerprint
 from rgppl.wavelets import idwt2
@@ -54,6 +54,7 @@ class GeneratorSettings:
     adapt_every: int = 10
 
     def __post_init__(self):
+        require_types(self, "generator")
         for name, minimum in (("samples", 1), ("groups", 1), ("warmup", 0), ("steps", 1), ("adapt_every", 1)):
             require_integer(f"generator.{name}", getattr(self, name), minimum)
         require(self.samples % self.groups == 0, "generator.samples", self.samples,
@@ -221,7 +222,7 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
     identity = model_fingerprint(model) + ("" if fields is None else fingerprint(fields))
     described = None if hamiltonian is None else hamiltonian.describe()
     meta = {"hamiltonian": described, "seed": seed, "sampler": "wirg", "settings": asdict(settings), "fingerprint": identity}
-    keys = jax.random.split(jax.random.key(seed), len(model.scales))
+    keys = jax.random.split(jax.random.key(require_seed(seed)), len(model.scales))
 
     def scale_phase(index: int) -> Phase:
         scale = model.scales[index]

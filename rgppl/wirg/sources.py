@@ -20,7 +20,7 @@ import numpy as np
 
 from rgppl.diagnostics import make_datatree
 from rgppl.ensembles import load_ensemble, reference_ensemble
-from rgppl.errors import require, require_integer
+from rgppl.errors import require, require_integer, require_types
 from rgppl.surrogates import lognormal_fields
 
 SURROGATES = ("lognormal",)
@@ -41,6 +41,7 @@ class DataSource:
     holdout: float | None = None
 
     def __post_init__(self):
+        require_types(self, "data")
         require(self.path is None or self.surrogate is None, "data", "both path and surrogate",
                 "give either path = 'fields.npy' (your fields) or surrogate = 'lognormal', not both")
         require(self.surrogate is None or self.surrogate in SURROGATES, "data.surrogate", self.surrogate,
@@ -48,12 +49,11 @@ class DataSource:
         require_integer("data.fields", self.fields, 4)
         for name in ("slope", "k0", "sigma"):
             value = getattr(self, name)
-            require(isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0, f"data.{name}",
-                    value, "a positive number")
+            require(value > 0, f"data.{name}", value, "a positive number")
         if self.holdout is not None:
             require(self.path is not None, "data.holdout", self.holdout,
                     "a held-out reference is taken from a user's ensemble only: give data.path too")
-            require(isinstance(self.holdout, float) and 0 < self.holdout < 1, "data.holdout", self.holdout,
+            require(0 < self.holdout < 1, "data.holdout", self.holdout,
                     "a fraction strictly between 0 and 1, e.g. 0.25")
 
     def check(self, hamiltonian) -> None:
