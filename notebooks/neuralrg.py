@@ -61,7 +61,7 @@ print(model.describe())
 # These are `FlowSettings()` and `SVISettings()`'s defaults; the quick run shrinks the flow.
 
 # %%
-flow = FlowSettings(width=8, couplings=2) if SMALL else FlowSettings()
+flow = FlowSettings(width=8, couplings=2, kernel=1, knots=4) if SMALL else FlowSettings()
 svi = SVISettings(steps=100 if SMALL else 2000, pretrain_steps=100 if SMALL else 1000, batch=64 if SMALL else 256,
                   learning_rate=3e-3 if SMALL else 1e-3, checkpoint_every=50 if SMALL else 500)
 data = ising_dual_fields(model, 4096 if SMALL else 65536, seed=0)

@@ -79,7 +79,7 @@ print(f"{len(fields)} training fields of {L}x{L}")
 # likelihood: the `FitSettings()` defaults, the recipe of the `phi4_wirg` card.
 
 # %%
-fit = FitSettings(potentials=6, ml_fields=800, mirror_images=True) if SMALL else FitSettings(mirror_images=True)
+fit = FitSettings(potentials=6, ml_iterations=3, ml_fields=800, mirror_images=True) if SMALL else FitSettings(mirror_images=True)
 wirg = fit_wirg(fields, fit, progress=False)
 pd.DataFrame(scale_table(wirg)).set_index("side")
 
