@@ -1,9 +1,11 @@
 """Refresh the current record of recipes: run each card through ``rgppl run`` and keep what it recorded.
 
-A recipe is a model card: a built-in one (``rgppl cards``) or a card file.  Its run goes to a scratch directory; its ``record.json``, ``summary.md``, ``comparison.md`` and figures (``*.png``) become
+A recipe is a model card: a built-in one (``rgppl cards``) or a card file.  Each runs into a scratch directory;
+when all have run, each run's ``record.json``, ``summary.md``, ``comparison.md`` and figures (``*.png``) become
 ``benchmarks/results/current/<name>/``, after the run they replace has moved to
-``benchmarks/results/archive/<name>/<date>-<commit>/``.  Then the index is regenerated
-(``benchmarks/index.py``).  Run it from a clean checkout, so that every record names the commit it ran.
+``benchmarks/results/archive/<name>/<date>-<commit>/``, and the index is regenerated (``benchmarks/index.py``).
+Run it from a clean checkout, so that every record names the commit it ran (changes under
+``benchmarks/results/`` do not make a checkout dirty: they are results, not code).
 
     python benchmarks/record.py phi4_wirg ising_dual_neuralrg_L8
 """
@@ -35,12 +37,17 @@ def archive(name: str) -> Path | None:
     return target
 
 
-def record(card: str, scratch: Path) -> Path:
-    """Run the recipe ``card`` (a built-in card's name or a card file) and make its results the current ones."""
-    name = Path(card).stem
-    out = scratch / name
+def run(card: str, scratch: Path) -> Path:
+    """Run the recipe ``card`` (a built-in card's name or a card file) into ``scratch``; its results directory."""
+    out = scratch / Path(card).stem
     if rgppl(["run", card, "--out", str(out), "--quiet"]) != 0:
-        raise SystemExit(f"recipe {name} failed; the current record is left as it was")
+        raise SystemExit(f"recipe {card} failed; the current records are left as they were")
+    return out
+
+
+def keep(out: Path) -> Path:
+    """Make the run in ``out`` the current one of its recipe, the one before archived."""
+    name = out.name
     archived = archive(name)
     current = CURRENT / name
     current.mkdir(parents=True)
@@ -56,8 +63,9 @@ def main():
     parser.add_argument("recipes", nargs="+", help="built-in card names or card files")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        for card in args.recipes:
-            record(card, Path(scratch))
+        runs = [run(card, Path(scratch)) for card in args.recipes]  # all first: the checkout is unchanged while they run
+        for out in runs:
+            keep(out)
     write_index()
 
 

@@ -70,13 +70,16 @@ def _memory_gib() -> float | None:
         return None
 
 
+RESULTS = "benchmarks/results"  # recorded results, not code: a change there leaves the checkout clean
+
+
 def provenance() -> dict:
     """Commit, versions, machine and date of the process that is running (see the module docstring)."""
     import jax  # the devices are the ones this run used; importing jax is the caller's cost already
 
     tracked = _git("ls-files", "--error-unmatch", Path(__file__).name)  # not an installed copy inside some repo
     commit = _git("rev-parse", "HEAD") if tracked else None
-    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", f":(top,exclude){RESULTS}") if commit else None
     return {
         "commit": commit,
         "dirty": None if status is None else status != "",

@@ -98,3 +98,42 @@ def test_mis_killed_mid_run_resumes_to_the_uninterrupted_draws_and_only_with_its
     other = replace(rough_flow, params=jax.tree.map(lambda leaf: leaf + 1e-3, rough_flow.params), _compiled={})
     with pytest.raises(InputError, match="different model"):
         sample(h, MIS(other, config.settings), seed=3, checkpoint=path, resume=True, progress=False)
+
+
+def test_a_nan_mid_run_stops_mis_and_the_wirg_generator_and_keeps_the_last_checkpoint(rough_flow, tmp_path,
+                                                                                        monkeypatch):
+    """NaN injected into the second chunk of proposals (MIS) and into the third scale (the WIRG generator): each run
+    stops with SamplingDiverged, and the checkpoint of the work before is on disk."""
+    from rgppl.errors import SamplingDiverged
+    from rgppl.infer.training import TrainedFlow
+    from rgppl.wirg import sampler
+
+    real_draw, draws = TrainedFlow.draw, []
+
+    def poisoned_draw(self, key, n, batch=2048):
+        x, log_q, w = real_draw(self, key, n, batch)
+        draws.append(n)
+        return (x, log_q, np.where(np.arange(len(w)) == 0, np.nan, w)) if len(draws) == 3 else (x, log_q, w)
+
+    monkeypatch.setattr(TrainedFlow, "draw", poisoned_draw)  # draw 1 starts the chains, draw 2 is the first chunk
+    path = tmp_path / "mis.npz"
+    with pytest.raises(SamplingDiverged, match="non-finite field or weight"):
+        sample(rough_flow.hamiltonian, MIS(rough_flow, MISSettings(chains=2, warmup=0, samples=60, checkpoint_every=20)),
+               seed=3, checkpoint=path, progress=False)
+    assert path.stat().st_size > 0
+
+    fields = np.random.default_rng(0).normal(size=(64, 8, 8)).astype(np.float32)
+    model = fit_wirg(fields, FitSettings(potentials=4, ml_iterations=0), progress=False)
+    real_scale, scales = sampler.sample_scale, []
+
+    def poisoned_scale(*args):
+        free, stats = real_scale(*args)
+        scales.append(1)
+        return (free.at[0].set(np.nan), stats) if len(scales) == 3 else (free, stats)
+
+    monkeypatch.setattr(sampler, "sample_scale", poisoned_scale)
+    path = tmp_path / "generate.npz"
+    with pytest.raises(SamplingDiverged):
+        sample(None, WIRG(model, GeneratorSettings(samples=8, groups=2, warmup=10, steps=5)), seed=0, checkpoint=path,
+               progress=False)
+    assert path.stat().st_size > 0

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rgppl.diagnostics import make_datatree
-from rgppl.errors import require_integer, require_seed, require_types
+from rgppl.errors import SamplingDiverged, require_integer, require_seed, require_types
 from rgppl.loop import Phase, run_phases
 
 
@@ -89,6 +89,10 @@ def run_mis(trained, settings: MISSettings = MISSettings(), *, seed: int = 0, ch
         key, chains = state
         key, key_propose, key_accept = jax.random.split(key, 3)
         x, _, w = trained.draw(key_propose, n * settings.chains)
+        broken = int(np.sum(~np.isfinite(w)) + np.sum(~np.all(np.isfinite(x), axis=(-2, -1))))
+        if broken:  # a proposal of NaN weight would be rejected silently, and the chain go on
+            raise SamplingDiverged(f"{broken} of the flow's {len(w)} proposals have a non-finite field or weight "
+                                   "-E - ln q: the flow or the energy is broken there. Check the flow's training.")
         shape = (n, settings.chains)
         chains, (fields, info) = _chain_segment(jax.random.split(key_accept, n), chains,
                                                 jnp.asarray(x).reshape(*shape, *h.lattice.shape),
