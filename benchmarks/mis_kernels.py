@@ -76,14 +76,14 @@ def main():
                 "blackjax": (summary(theirs).loc["abs_m"], float(accepted.mean()), theirs_cold, theirs_warm)}
     figures = []
     for run, (row, acceptance, cold, warm) in rows.items():
-        figures += [figure("abs_m", row["mean"], row["mcse"], run=run, ess_bulk=row["ess_bulk"]),
+        figures += [figure("abs_m", row["mean"], row["mcse_mean"], run=run, ess_bulk=row["ess_bulk"]),
                     figure("acceptance", acceptance, run=run),
                     figure("seconds_cold", cold, run=run), figure("seconds_warm", warm, run=run),
                     figure("ess_abs_m_per_s_warm", row["ess_bulk"] / warm, run=run)]
     mine, other = rows["rgppl"][0], rows["blackjax"][0]
-    figures.append(figure("abs_m_rgppl_vs_blackjax", mine["mean"], mine["mcse"], reference=other["mean"],
+    figures.append(figure("abs_m_rgppl_vs_blackjax", mine["mean"], mine["mcse_mean"], reference=other["mean"],
                           reference_source="blackjax",
-                          z=(mine["mean"] - other["mean"]) / np.hypot(mine["mcse"], other["mcse"])))
+                          z=(mine["mean"] - other["mean"]) / np.hypot(mine["mcse_mean"], other["mcse_mean"])))
     figures.append(figure("warm_speedup_rgppl_over_blackjax", theirs_warm / ours_warm))
     card = {"name": "mis_kernels", "description": __doc__.split("\n\n")[0], "lattice": {"shape": [L, L]},
             "hamiltonian": h.describe(), "run": {"sampler": "mis", "seed": SEED, "output": str(OUT)},
