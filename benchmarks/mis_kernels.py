@@ -35,8 +35,10 @@ def irmh_chains(trained, key):
     """``phi[chains, steps, L, L]`` and ``is_accepted[chains, steps]`` from BlackJAX's irmh on the flow's ``q_sym``."""
     h = trained.hamiltonian
     q = trained.guide.get_posterior(trained.params)
+    # BlackJAX calls proposal_logdensity_fn(state, proposal) for ln q(proposal | state): for q ignoring the state,
+    # ln q of its second argument (the acceptance is then ln p(x') - ln q(x') - ln p(x) + ln q(x))
     kernel = blackjax.irmh(lambda x: -h.energy(x.reshape(h.lattice.shape)), q.sample,
-                           lambda new, old: q.log_prob(new.position))
+                           lambda state, proposal: q.log_prob(proposal.position))
 
     def chain(key):
         start, steps = jax.random.split(key)
