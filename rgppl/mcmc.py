@@ -21,6 +21,7 @@ the last good checkpoint is kept.
 from dataclasses import asdict, dataclass
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from numpyro.infer import NUTS
@@ -109,18 +110,19 @@ STUCK_DRAWS = 10  # a chain every transition of which diverges over a chunk this
 PROBES = 32  # points one step from a diverging chain at which its energy and gradient are measured
 
 
-def _non_finite_near(model, state, chain: int) -> tuple[int, float]:
-    """How many of ``PROBES`` points one step size from chain ``chain``'s state have a non-finite energy or gradient,
-    and that step size."""
-    z = jax.tree.map(lambda v: v[chain], state.z)
-    step = float(np.asarray(state.adapt_state.step_size).reshape(-1)[chain])
-    shifted = lambda key: jax.tree.map(lambda v: v + step * jax.random.normal(key, v.shape, v.dtype), z)
+def _probe(model):
+    """``probe(z, step, key) -> finite[PROBES]``, compiled once per run: whether the energy and its gradient are
+    finite at ``PROBES`` points one step size from one chain's unconstrained state ``z``."""
     energy = jax.value_and_grad(lambda point: potential_energy(model, (), {}, point))
-    values, grads = jax.vmap(lambda key: energy(shifted(key)))(jax.random.split(jax.random.PRNGKey(chain), PROBES))
-    finite = np.isfinite(np.asarray(values))
-    for leaf in jax.tree.leaves(grads):
-        finite &= np.all(np.isfinite(np.asarray(leaf)).reshape(PROBES, -1), axis=1)
-    return int((~finite).sum()), step
+
+    def probe(z, step, key):
+        def one(key):
+            value, grad = energy(jax.tree.map(lambda v: v + step * jax.random.normal(key, v.shape, v.dtype), z))
+            return jnp.isfinite(value) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grad)]))
+
+        return jax.vmap(one)(jax.random.split(key, PROBES))
+
+    return jax.jit(probe)
 
 
 def _stopping_on_non_finite(chunk, model):
@@ -130,11 +132,15 @@ def _stopping_on_non_finite(chunk, model):
     chain whose every transition of a chunk of at least ``STUCK_DRAWS`` diverged, though they are finite, has a
     collapsed step size and stops too."""
 
+    probe = _probe(model)
+
     def checked(state, n: int):
         state, draws = chunk(state, n)
         diverging = np.asarray(draws["diverging"])
         for chain in np.flatnonzero(diverging.any(axis=1)):
-            bad, step = _non_finite_near(model, state, int(chain))
+            step = float(np.asarray(state.adapt_state.step_size).reshape(-1)[chain])
+            z = jax.tree.map(lambda v: v[chain], state.z)
+            bad = int(PROBES - np.sum(np.asarray(probe(z, step, jax.random.PRNGKey(int(chain))))))
             if bad:
                 raise SamplingDiverged(
                     f"NUTS chain {chain} diverged, and the energy or its gradient is not finite at {bad} of {PROBES} "
