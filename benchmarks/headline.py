@@ -8,9 +8,9 @@ figure the table quotes, which the slow test ``tests/test_headline.py`` reproduc
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from rgppl.record import find_figure, read_record
 
@@ -34,22 +34,33 @@ class Row:
 
 def _kl(record):
     kl = find_figure(record, "kl_nats")
-    return ("NeuralRG KL(q‖p), Ising dual at T_c, L = 8 (nats)",
-            f"{kl['value']:.3f} ± {kl['stderr']:.3f}, trained in {record['stages']['training']:.0f} s",
-            f"{PUBLISHED_KL_L8}, best published", f"{PUBLISHED_KL_L8 / kl['value']:.1f}x lower")
+    return (
+        "NeuralRG KL(q‖p), Ising dual at T_c, L = 8 (nats)",
+        f"{kl['value']:.3f} ± {kl['stderr']:.3f}, trained in {record['stages']['training']:.0f} s",
+        f"{PUBLISHED_KL_L8}, best published",
+        f"{PUBLISHED_KL_L8 / kl['value']:.1f}x lower",
+    )
 
 
 def _mis(record):
     acceptance = find_figure(record, "mis_acceptance")["value"]
     low, high = PUBLISHED_MIS_ACCEPTANCE_L8
-    return ("NeuralRG independence-sampler acceptance, L = 8", f"{acceptance:.2f}", f"{low:.2f}-{high:.2f}, Li & Wang",
-            f"{acceptance / high:.1f}-{acceptance / low:.1f}x")
+    return (
+        "NeuralRG independence-sampler acceptance, L = 8",
+        f"{acceptance:.2f}",
+        f"{low:.2f}-{high:.2f}, Li & Wang",
+        f"{acceptance / high:.1f}-{acceptance / low:.1f}x",
+    )
 
 
 def _neutra(record):
     neutra, nuts = (find_figure(record, "abs_m", run) for run in ("neutra", "nuts"))
-    return ("NeuTra-NUTS ESS of \\|m\\| per second of sampling, L = 8", f"{neutra['ess_per_s']:.1f} /s",
-            f"plain NUTS, {nuts['ess_per_s']:.0f} /s", f"{neutra['ess_per_s'] / nuts['ess_per_s']:.3f}x")
+    return (
+        "NeuTra-NUTS ESS of \\|m\\| per second of sampling, L = 8",
+        f"{neutra['ess_per_s']:.1f} /s",
+        f"plain NUTS, {nuts['ess_per_s']:.0f} /s",
+        f"{neutra['ess_per_s'] / nuts['ess_per_s']:.3f}x",
+    )
 
 
 def _wirg(record):
@@ -57,17 +68,26 @@ def _wirg(record):
     worst = max(compared, key=lambda entry: abs(entry["z"]))
     rest = max(abs(entry["z"]) for entry in compared if entry is not worst)
     offset = 100 * (worst["value"] / worst["reference"] - 1)
-    return (f"WIRG fields against an independent ensemble, phi^4 L = 32, {len(compared)} observables",
-            f"worst: {worst['name'].removesuffix('_vs_reference')} {offset:+.1f} % (z = {worst['z']:.1f}); "
-            f"the others \\|z\\| ≤ {rest:.1f}; fit {record['stages']['fitting']:.0f} s",
-            "cluster sampler", "")
+    return (
+        f"WIRG fields against an independent ensemble, phi^4 L = 32, {len(compared)} observables",
+        f"worst: {worst['name'].removesuffix('_vs_reference')} {offset:+.1f} % (z = {worst['z']:.1f}); "
+        f"the others \\|z\\| ≤ {rest:.1f}; fit {record['stages']['fitting']:.0f} s",
+        "cluster sampler",
+        "",
+    )
 
 
 def _exact(record):
-    exact = [entry for entry in record["figures"] if entry.get("reference_source") == "exact" and entry["z"] is not None]
+    exact = [
+        entry for entry in record["figures"] if entry.get("reference_source") == "exact" and entry["z"] is not None
+    ]
     worst = max(exact, key=lambda entry: abs(entry["z"]))
-    return ("NUTS against exact values, Ising dual at T_c, L = 8", f"{len(exact)} observables, worst \\|z\\| = "
-            f"{abs(worst['z']):.1f} ({worst['name']})", "transfer matrix, Kaufman", "")
+    return (
+        "NUTS against exact values, Ising dual at T_c, L = 8",
+        f"{len(exact)} observables, worst \\|z\\| = {abs(worst['z']):.1f} ({worst['name']})",
+        "transfer matrix, Kaufman",
+        "",
+    )
 
 
 ROWS = (

@@ -37,8 +37,9 @@ def irmh_chains(trained, key):
     q = trained.guide.get_posterior(trained.params)
     # BlackJAX calls proposal_logdensity_fn(state, proposal) for ln q(proposal | state): for q ignoring the state,
     # ln q of its second argument (the acceptance is then ln p(x') - ln q(x') - ln p(x) + ln q(x))
-    kernel = blackjax.irmh(lambda x: -h.energy(x.reshape(h.lattice.shape)), q.sample,
-                           lambda state, proposal: q.log_prob(proposal.position))
+    kernel = blackjax.irmh(
+        lambda x: -h.energy(x.reshape(h.lattice.shape)), q.sample, lambda state, proposal: q.log_prob(proposal.position)
+    )
 
     def chain(key):
         start, steps = jax.random.split(key)
@@ -74,25 +75,50 @@ def main():
         (phi, accepted), theirs_cold, theirs_warm = timed(lambda: irmh_chains(trained, jax.random.PRNGKey(SEED + 1)))
     theirs = make_datatree(h, phi, sample_stats={"is_accepted": accepted})
     with clock.stage("evaluation"):
-        rows = {"rgppl": (summary(ours).loc["abs_m"], float(ours.attrs["acceptance"]), ours_cold, ours_warm),
-                "blackjax": (summary(theirs).loc["abs_m"], float(accepted.mean()), theirs_cold, theirs_warm)}
+        rows = {
+            "rgppl": (summary(ours).loc["abs_m"], float(ours.attrs["acceptance"]), ours_cold, ours_warm),
+            "blackjax": (summary(theirs).loc["abs_m"], float(accepted.mean()), theirs_cold, theirs_warm),
+        }
     figures = []
     for run, (row, acceptance, cold, warm) in rows.items():
-        figures += [figure("abs_m", row["mean"], row["mcse_mean"], run=run, ess_bulk=row["ess_bulk"]),
-                    figure("acceptance", acceptance, run=run),
-                    figure("seconds_cold", cold, run=run), figure("seconds_warm", warm, run=run),
-                    figure("ess_abs_m_per_s_warm", row["ess_bulk"] / warm, run=run)]
+        figures += [
+            figure("abs_m", row["mean"], row["mcse_mean"], run=run, ess_bulk=row["ess_bulk"]),
+            figure("acceptance", acceptance, run=run),
+            figure("seconds_cold", cold, run=run),
+            figure("seconds_warm", warm, run=run),
+            figure("ess_abs_m_per_s_warm", row["ess_bulk"] / warm, run=run),
+        ]
     mine, other = rows["rgppl"][0], rows["blackjax"][0]
-    figures.append(figure("abs_m_rgppl_vs_blackjax", mine["mean"], mine["mcse_mean"], reference=other["mean"],
-                          reference_source="blackjax",
-                          z=(mine["mean"] - other["mean"]) / np.hypot(mine["mcse_mean"], other["mcse_mean"])))
+    figures.append(
+        figure(
+            "abs_m_rgppl_vs_blackjax",
+            mine["mean"],
+            mine["mcse_mean"],
+            reference=other["mean"],
+            reference_source="blackjax",
+            z=(mine["mean"] - other["mean"]) / np.hypot(mine["mcse_mean"], other["mcse_mean"]),
+        )
+    )
     figures.append(figure("warm_speedup_rgppl_over_blackjax", theirs_warm / ours_warm))
-    card = {"name": "mis_kernels", "description": __doc__.split("\n\n")[0], "lattice": {"shape": [L, L]},
-            "hamiltonian": h.describe(), "run": {"sampler": "mis", "seed": SEED, "output": str(OUT)},
-            "flow": asdict(FLOW), "svi": asdict(SVI), "mis": asdict(settings)}
+    card = {
+        "name": "mis_kernels",
+        "description": __doc__.split("\n\n")[0],
+        "lattice": {"shape": [L, L]},
+        "hamiltonian": h.describe(),
+        "run": {"sampler": "mis", "seed": SEED, "output": str(OUT)},
+        "flow": asdict(FLOW),
+        "svi": asdict(SVI),
+        "mis": asdict(settings),
+    }
     OUT.mkdir(parents=True, exist_ok=True)
-    write_record(OUT, job="benchmark", card=card, stages=clock.seconds, figures=figures,
-                 details={"blackjax": blackjax.__version__, "flow_parameters": trained.n_params})
+    write_record(
+        OUT,
+        job="benchmark",
+        card=card,
+        stages=clock.seconds,
+        figures=figures,
+        details={"blackjax": blackjax.__version__, "flow_parameters": trained.n_params},
+    )
     for entry in figures:
         print(entry["name"], entry.get("run", ""), f"{entry['value']:.4g}", entry.get("z") or "")
 

@@ -15,10 +15,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from index import CURRENT, write_index  # benchmarks/index.py, beside this script
+
 from rgppl.cli import main as rgppl
 from rgppl.record import read_record
-
-from index import CURRENT, write_index  # benchmarks/index.py, beside this script
 
 ARCHIVE = CURRENT.parent / "archive"
 KEPT = ("record.json", "summary.md", "comparison.md", "*.png")
@@ -63,7 +63,9 @@ def main():
     parser.add_argument("recipes", nargs="+", help="built-in card names or card files")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        runs = [run(card, Path(scratch)) for card in args.recipes]  # all first: the checkout is unchanged while they run
+        runs = [
+            run(card, Path(scratch)) for card in args.recipes
+        ]  # all first: the checkout is unchanged while they run
         for out in runs:
             keep(out)
     write_index()

@@ -38,8 +38,18 @@ from rgppl.ensembles import ising_dual_fields
 from rgppl.exact import exact_observables
 from rgppl.flows import FlowSettings
 from rgppl.hamiltonians import ising_dual
-from rgppl.infer import (MISSettings, SVISettings, free_energy, grow, latent_independence, latents_by_scale,
-                         resample_scales, run_mis, run_neutra, train_flow)
+from rgppl.infer import (
+    MISSettings,
+    SVISettings,
+    free_energy,
+    grow,
+    latent_independence,
+    latents_by_scale,
+    resample_scales,
+    run_mis,
+    run_neutra,
+    train_flow,
+)
 from rgppl.mcmc import NUTSSettings, run_nuts
 from rgppl.plots import plot_distributions, plot_latent_independence, plot_training
 
@@ -62,8 +72,13 @@ print(model.describe())
 
 # %%
 flow = FlowSettings(width=8, couplings=2, kernel=1, knots=4) if SMALL else FlowSettings()
-svi = SVISettings(steps=100 if SMALL else 2000, pretrain_steps=100 if SMALL else 1000, batch=64 if SMALL else 256,
-                  learning_rate=3e-3 if SMALL else 1e-3, checkpoint_every=50 if SMALL else 500)
+svi = SVISettings(
+    steps=100 if SMALL else 2000,
+    pretrain_steps=100 if SMALL else 1000,
+    batch=64 if SMALL else 256,
+    learning_rate=3e-3 if SMALL else 1e-3,
+    checkpoint_every=50 if SMALL else 500,
+)
 data = ising_dual_fields(model, 4096 if SMALL else 65536, seed=0)
 trained = train_flow(model, flow, svi, data=data, seed=0, progress=False)
 print(f"{trained.n_params} parameters, {svi.pretrain_steps} + {svi.steps} steps in {trained.training_time_s:.0f} s")
@@ -139,8 +154,11 @@ fig.savefig("latent_edit.png", dpi=100)
 larger = ising_dual(2 * L)
 start = grow(trained, larger)
 print("grown, before training: KL =", free_energy(start, samples=4096 if SMALL else 16384)["kl_nats"])
-finer = train_flow(larger, flow, replace(svi, steps=100 if SMALL else 600, pretrain_steps=0), init=start, seed=0,
-                   progress=False)
+finer = train_flow(
+    larger, flow, replace(svi, steps=100 if SMALL else 600, pretrain_steps=0), init=start, seed=0, progress=False
+)
 larger_stats = free_energy(finer, samples=4096 if SMALL else 32768)
-print(f"after training on {2 * L} x {2 * L}: KL = {larger_stats['kl_nats']:.4g} nats, ESS fraction "
-      f"{larger_stats['ess_fraction']:.3f}, {finer.training_time_s:.0f} s of training on both lattices")
+print(
+    f"after training on {2 * L} x {2 * L}: KL = {larger_stats['kl_nats']:.4g} nats, ESS fraction "
+    f"{larger_stats['ess_fraction']:.3f}, {finer.training_time_s:.0f} s of training on both lattices"
+)

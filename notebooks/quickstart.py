@@ -15,7 +15,8 @@
 #
 # We write the continuous dual of the 2D Ising model (Li & Wang 2018) at its critical temperature,
 #
-# $$E(x) = \tfrac12 x^\top (K + \alpha I)^{-1} x - \sum_i \ln\cosh x_i, \qquad K_{ij} = \beta\,[ij\ \text{neighbours}],$$
+# $$E(x) = \tfrac12 x^\top (K + \alpha I)^{-1} x - \sum_i \ln\cosh x_i,
+#   \qquad K_{ij} = \beta\,[ij\ \text{neighbours}],$$
 #
 # sample it with NumPyro's NUTS, and check the spin magnetisation against the exact transfer-matrix
 # value, using the improved estimator $E[s_i \mid x] = \tanh x_i$. Then a Gaussian free field is
@@ -35,8 +36,7 @@ from rgppl.mcmc import NUTSSettings, run_nuts
 from rgppl.plots import plot_distributions, plot_field_statistics
 
 SMALL = os.environ.get("RGPPL_NOTEBOOK_SMALL") == "1"  # the tests run this notebook at a small size
-settings = NUTSSettings(chains=2 if SMALL else 4, warmup=200 if SMALL else 500,
-                        samples=300 if SMALL else 2000)
+settings = NUTSSettings(chains=2 if SMALL else 4, warmup=200 if SMALL else 500, samples=300 if SMALL else 2000)
 
 # %% [markdown]
 # ## 1. The Ising dual at $T_c$ on a 4x4 torus
@@ -69,8 +69,9 @@ field = Hamiltonian(Lattice(L), (Gradient(1.0), Mass(m2)), name="free_field")
 assert np.allclose(field.quadratic_spectrum(), free_field(L, m2).quadratic_spectrum())
 
 nuts = run_nuts(field, settings, seed=1, progress=False)
-phi = exact.sample_gaussian_field(jax.random.PRNGKey(2), field.quadratic_spectrum(),
-                                  (settings.chains, settings.samples))
+phi = exact.sample_gaussian_field(
+    jax.random.PRNGKey(2), field.quadratic_spectrum(), (settings.chains, settings.samples)
+)
 independent = make_datatree(field, phi, attrs={"sampler": "exact", "sampling_time_s": 1e-3, "gradient_evaluations": 0})
 truth = exact.exact_observables(field)
 compare({"nuts": nuts, "exact": independent}, ["m2", "e"], exact=truth)

@@ -36,18 +36,17 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from numpyro.infer import MCMC, NUTS, init_to_feasible
 
 from rgppl.diagnostics import compare
 from rgppl.ensembles import ClusterSettings, reference_ensemble
 from rgppl.hamiltonians import phi4_hopping
+from rgppl.jobs.wirg import scale_deviations, scale_table
 from rgppl.observables import tail_statistics
 from rgppl.plots import plot_field_statistics, plot_wirg_scales
 from rgppl.surrogates import lognormal_fields
-from numpyro.infer import MCMC, NUTS, init_to_feasible
-
 from rgppl.wirg import FitSettings, GeneratorSettings, fit_wirg, generate, hierarchical_model, pyramid
 from rgppl.wirg.free_energy import compare_with_hamiltonian
-from rgppl.jobs.wirg import scale_deviations, scale_table
 
 SMALL = os.environ.get("RGPPL_NOTEBOOK_SMALL") == "1"  # the tests run this notebook at a small size
 L = 8 if SMALL else 32
@@ -62,7 +61,9 @@ print(model.describe())
 # (another seed) is the yardstick for the generated fields.
 
 # %%
-cluster = ClusterSettings(chains=4, warmup=100 if SMALL else 500, samples=100 if SMALL else 1000, thin=2 if SMALL else 10)
+cluster = ClusterSettings(
+    chains=4, warmup=100 if SMALL else 500, samples=100 if SMALL else 1000, thin=2 if SMALL else 10
+)
 train = reference_ensemble(model, cluster, seed=0, progress=False)
 reference = reference_ensemble(model, cluster, seed=1, progress=False)
 fields = train.posterior["phi"].values.reshape(-1, L, L)
@@ -79,7 +80,11 @@ print(f"{len(fields)} training fields of {L}x{L}")
 # likelihood: the `FitSettings()` defaults, the recipe of the `phi4_wirg` card.
 
 # %%
-fit = FitSettings(potentials=6, ml_iterations=3, ml_fields=800, mirror_images=True) if SMALL else FitSettings(mirror_images=True)
+fit = (
+    FitSettings(potentials=6, ml_iterations=3, ml_fields=800, mirror_images=True)
+    if SMALL
+    else FitSettings(mirror_images=True)
+)
 wirg = fit_wirg(fields, fit, progress=False)
 pd.DataFrame(scale_table(wirg)).set_index("side")
 
@@ -102,8 +107,7 @@ compare(runs, var_names=["abs_m", "m2", "e"])
 # %%
 plot_field_statistics(runs, "fields.png")
 plt.imshow(plt.imread("fields.png"))
-plt.axis("off");
-
+plt.axis("off")
 # %% [markdown]
 # ## 4. Per-scale standard deviations and the learned potentials
 #
@@ -116,8 +120,7 @@ ratios = np.array(deviations["wirg"][1:]) / np.array(deviations["wirg"][:-1])
 print("growth per octave of the generated coarse fields:", np.round(ratios, 3))
 plot_wirg_scales(wirg, deviations, "scales.png")
 plt.imshow(plt.imread("scales.png"))
-plt.axis("off");
-
+plt.axis("off")
 # %% [markdown]
 # ## 5. The microscopic energy
 #
@@ -142,13 +145,22 @@ pd.DataFrame(recovered["couplings"]).set_index("term").round(4)
 
 # %%
 coarse, _ = pyramid(fields[0], wirg.wavelet, 1)
-mcmc = MCMC(NUTS(hierarchical_model, init_strategy=init_to_feasible), num_warmup=100 if SMALL else 500, num_samples=100 if SMALL else 500,
-            progress_bar=False)
+mcmc = MCMC(
+    NUTS(hierarchical_model, init_strategy=init_to_feasible),
+    num_warmup=100 if SMALL else 500,
+    num_samples=100 if SMALL else 500,
+    progress_bar=False,
+)
 mcmc.run(jax.random.PRNGKey(3), wirg, coarse=coarse[1])
 draws = np.asarray(mcmc.get_samples()["phi"])
-print("max deviation of the draws' coarse field:", float(np.max(np.abs(pyramid(draws, wirg.wavelet, 1)[0][1] - coarse[1]))))
+print(
+    "max deviation of the draws' coarse field:",
+    float(np.max(np.abs(pyramid(draws, wirg.wavelet, 1)[0][1] - coarse[1]))),
+)
 fig, axes = plt.subplots(1, 3, figsize=(9, 3))
-for ax, image, title in zip(axes, (fields[0], draws[-1], draws.std(0)), ("training field", "a NUTS draw", "std of the draws")):
+for ax, image, title in zip(
+    axes, (fields[0], draws[-1], draws.std(0)), ("training field", "a NUTS draw", "std of the draws")
+):
     ax.imshow(image, cmap="RdBu_r")
     ax.set_title(title)
     ax.axis("off")
@@ -172,9 +184,15 @@ kappa_reference = np.asarray(lognormal_fields(jax.random.PRNGKey(11), L, count))
 kappa_std = float(kappa_reference.std())
 tails = {"reference": tail_statistics(kappa_reference, kappa_std)}
 for transform in ("none", "shifted_log"):
-    lensing = fit_wirg(kappa_train, FitSettings(potentials=6 if SMALL else 12, transform=transform, ml_iterations=0),
-                       progress=False)  # as the lognormal_wirg card: score matching alone, 300 warm-up steps
-    drawn = generate(lensing, None, GeneratorSettings(samples=count, warmup=60 if SMALL else 300, steps=generator.steps),
-                     seed=12, progress=False)
+    lensing = fit_wirg(
+        kappa_train, FitSettings(potentials=6 if SMALL else 12, transform=transform, ml_iterations=0), progress=False
+    )  # as the lognormal_wirg card: score matching alone, 300 warm-up steps
+    drawn = generate(
+        lensing,
+        None,
+        GeneratorSettings(samples=count, warmup=60 if SMALL else 300, steps=generator.steps),
+        seed=12,
+        progress=False,
+    )
     tails[f"fitted to {lensing.transform.describe()}"] = tail_statistics(drawn.posterior["phi"].values, kappa_std)
 pd.DataFrame({label: {name: float(np.mean(v)) for name, v in values.items()} for label, values in tails.items()}).T

@@ -17,8 +17,20 @@ from rgppl.ensembles import ClusterSettings, reference_ensemble
 from rgppl.errors import InputError, SamplingDiverged
 from rgppl.exact import exact_observables
 from rgppl.flows import AutoNeuralRG, FlowSettings
-from rgppl.hamiltonians import (Custom, DoubleWell, Gradient, Hamiltonian, Hopping, IsingDual, Mass, Quartic,
-                                free_field, ising_dual, phi4_hopping, phi4_lattice_qft)
+from rgppl.hamiltonians import (
+    Custom,
+    DoubleWell,
+    Gradient,
+    Hamiltonian,
+    Hopping,
+    IsingDual,
+    Mass,
+    Quartic,
+    free_field,
+    ising_dual,
+    phi4_hopping,
+    phi4_lattice_qft,
+)
 from rgppl.infer import MISSettings, SVISettings, TrainedFlow, free_energy, grow, train_flow
 from rgppl.lattice import Lattice
 from rgppl.mcmc import NUTSSettings
@@ -32,10 +44,45 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = [
-    "MIS", "WIRG", "AutoNeuralRG", "Card", "ClusterSettings", "Custom", "DoubleWell", "FitSettings", "FlowSettings",
-    "GeneratorSettings", "Gradient", "Hamiltonian", "Hopping", "InputError", "IsingDual", "Lattice", "MISSettings",
-    "Mass", "NUTSSettings", "NeuTra", "Quartic", "SVISettings", "SamplingDiverged", "TrainedFlow", "WIRGModel",
-    "__version__", "compare", "exact_observables", "fit_wirg", "free_energy", "free_field", "grow", "ising_dual",
-    "load_card", "phi4_hopping", "phi4_lattice_qft", "read_record", "reference_ensemble", "sample", "summary",
+    "MIS",
+    "WIRG",
+    "AutoNeuralRG",
+    "Card",
+    "ClusterSettings",
+    "Custom",
+    "DoubleWell",
+    "FitSettings",
+    "FlowSettings",
+    "GeneratorSettings",
+    "Gradient",
+    "Hamiltonian",
+    "Hopping",
+    "InputError",
+    "IsingDual",
+    "Lattice",
+    "MISSettings",
+    "Mass",
+    "NUTSSettings",
+    "NeuTra",
+    "Quartic",
+    "SVISettings",
+    "SamplingDiverged",
+    "TrainedFlow",
+    "WIRGModel",
+    "__version__",
+    "compare",
+    "exact_observables",
+    "fit_wirg",
+    "free_energy",
+    "free_field",
+    "grow",
+    "ising_dual",
+    "load_card",
+    "phi4_hopping",
+    "phi4_lattice_qft",
+    "read_record",
+    "reference_ensemble",
+    "sample",
+    "summary",
     "train_flow",
 ]

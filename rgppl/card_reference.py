@@ -47,17 +47,23 @@ def card_reference() -> str:
     """The reference of every card section, as markdown."""
     sections, used_by = {}, {}
     for sampler in SAMPLERS:
-        card = parse_card({"name": "reference", "lattice": {"shape": 8}, "run": {"sampler": sampler},
-                           **MINIMAL[sampler]}, Path("reference.toml"))
+        card = parse_card(
+            {"name": "reference", "lattice": {"shape": 8}, "run": {"sampler": sampler}, **MINIMAL[sampler]},
+            Path("reference.toml"),
+        )
         for name, settings in card.sections().items():
             if name not in sections or not is_dataclass(sections[name][0]):  # a settings class documents itself
                 sections[name] = (settings, card.resolved()[name])
             used_by.setdefault(name, []).append(sampler)
-    lines = ["# Card reference", "",
-             "Generated from the settings classes by `rgppl cards --reference`; do not edit. A card is a TOML file",
-             "with `name`, `[lattice] shape`, a `[hamiltonian]` (a `preset` with its couplings, or `terms`) and",
-             "`[run] sampler` and `seed`; each section below is optional and every key in it has the default",
-             "shown. An unknown key is an error that names it.", ""]
+    lines = [
+        "# Card reference",
+        "",
+        "Generated from the settings classes by `rgppl cards --reference`; do not edit. A card is a TOML file",
+        "with `name`, `[lattice] shape`, a `[hamiltonian]` (a `preset` with its couplings, or `terms`) and",
+        "`[run] sampler` and `seed`; each section below is optional and every key in it has the default",
+        "shown. An unknown key is an error that names it.",
+        "",
+    ]
     for name, (settings, resolved) in sections.items():
         types = _types(settings)
         samplers = ", ".join(f'`sampler = "{sampler}"`' for sampler in used_by[name])

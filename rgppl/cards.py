@@ -41,8 +41,23 @@ RENAMED = {  # card section: {old key: new key}, answered with an error that nam
     "svi": {"data": "data.path"},
     "free_energy": {"draws": "samples"},
 }
-TOP_LEVEL = {"name", "description", "lattice", "hamiltonian", "run", "nuts", "cluster", "flow", "svi", "free_energy",
-             "mis", "neutra", "data", "fit", "generator"}
+TOP_LEVEL = {
+    "name",
+    "description",
+    "lattice",
+    "hamiltonian",
+    "run",
+    "nuts",
+    "cluster",
+    "flow",
+    "svi",
+    "free_energy",
+    "mis",
+    "neutra",
+    "data",
+    "fit",
+    "generator",
+}
 
 
 @dataclass(frozen=True)
@@ -80,9 +95,15 @@ class Card:
             return {"cluster": self.cluster}
         if self.sampler == "neuralrg":
             svi = {**asdict(self.svi), "grow": [{"side": side, **asdict(settings)} for side, settings in self.grow]}
-            return {"data": {"path": None if self.data is None else str(self.data)}, "flow": self.flow, "svi": svi,
-                    "free_energy": {"samples": self.free_energy_samples}, "mis": self.mis, "neutra": self.neutra,
-                    "nuts": self.nuts}
+            return {
+                "data": {"path": None if self.data is None else str(self.data)},
+                "flow": self.flow,
+                "svi": svi,
+                "free_energy": {"samples": self.free_energy_samples},
+                "mis": self.mis,
+                "neutra": self.neutra,
+                "nuts": self.nuts,
+            }
         sections = {"data": self.source, "fit": self.fit, "generator": self.generator}
         if self.hamiltonian is not None:
             sections["cluster"] = self.cluster
@@ -94,22 +115,31 @@ class Card:
         """What a resumed run must share with the run it continues: a fingerprint of the resolved card
         without its output and sample counts (a finished run may be extended to more samples) and of the
         source file of every custom term."""
+
         def without_counts(value):
             if isinstance(value, dict):
                 return {k: without_counts(v) for k, v in value.items() if k not in ("samples", "output")}
             return [without_counts(v) for v in value] if isinstance(value, list) else value
 
         terms = () if self.hamiltonian is None else self.hamiltonian.terms
-        sources = [Path(inspect.getsourcefile(t.fn)).read_bytes().decode(errors="replace")
-                   for t in terms if isinstance(t, Custom) and inspect.getsourcefile(t.fn)]
+        sources = [
+            Path(inspect.getsourcefile(t.fn)).read_bytes().decode(errors="replace")
+            for t in terms
+            if isinstance(t, Custom) and inspect.getsourcefile(t.fn)
+        ]
         return fingerprint(without_counts(self.resolved()), sources)
 
     def resolved(self) -> dict:
         """Every setting of the card with its default filled in: the ``card`` of a run's record."""
         sections = {name: asdict(value) if is_dataclass(value) else value for name, value in self.sections().items()}
-        return {"name": self.name, "description": self.description, "lattice": {"shape": list(self.lattice.shape)},
-                "hamiltonian": None if self.hamiltonian is None else self.hamiltonian.describe(),
-                "run": {"sampler": self.sampler, "seed": self.seed, "output": str(self.output)}, **sections}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "lattice": {"shape": list(self.lattice.shape)},
+            "hamiltonian": None if self.hamiltonian is None else self.hamiltonian.describe(),
+            "run": {"sampler": self.sampler, "seed": self.seed, "output": str(self.output)},
+            **sections,
+        }
 
 
 def _table(data: dict, key: str, required: bool = True) -> dict:
@@ -150,8 +180,12 @@ def _import_function(spec: str, where: str):
         for part in attribute.split("."):
             target = getattr(target, part)
     except Exception as error:  # noqa: BLE001 -- the user's module may raise anything while it is imported
-        raise InputError(where, spec, f"it could not be imported ({type(error).__name__}: {error}); give "
-                                      "'package.module:function' of a module that imports cleanly") from None
+        raise InputError(
+            where,
+            spec,
+            f"it could not be imported ({type(error).__name__}: {error}); give "
+            "'package.module:function' of a module that imports cleanly",
+        ) from None
     require(callable(target), where, spec, "it must name a callable phi[Lx, Ly] -> scalar")
     return target
 
@@ -171,8 +205,13 @@ def _term(entry, index: int):
     cls = TERM_TYPES[kind]
     couplings = {name: f for name, f in cls.__dataclass_fields__.items() if name not in ("kind", "confining")}
     missing = [name for name, f in couplings.items() if name not in params and f.default is MISSING]
-    require(not missing, f"{where}.{missing[0] if missing else ''}", None,
-            f"a {kind} term needs {' and '.join(missing)}, e.g. {{ type = \"{kind}\", {missing[0] if missing else ''} = 1.0 }}")
+    require(
+        not missing,
+        f"{where}.{missing[0] if missing else ''}",
+        None,
+        f"a {kind} term needs {' and '.join(missing)}, "
+        f'e.g. {{ type = "{kind}", {missing[0] if missing else ""} = 1.0 }}',
+    )
     return cls(**_couplings(params, list(couplings), where))
 
 
@@ -199,8 +238,12 @@ def _not_renamed(table: dict, section: str) -> None:
     """An old key of ``[section]`` is an error that names its new one (``RENAMED``)."""
     for old, new in RENAMED.get(section, {}).items():
         new = new if "." in new else f"{section}.{new}"
-        require(old not in table, f"{section}.{old}", table.get(old),
-                f"the key was renamed: write {new} (CHANGELOG.md lists every rename)")
+        require(
+            old not in table,
+            f"{section}.{old}",
+            table.get(old),
+            f"the key was renamed: write {new} (CHANGELOG.md lists every rename)",
+        )
 
 
 def _settings(data: dict, section: str, cls, **defaults):
@@ -240,27 +283,45 @@ def _wirg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian | None
             fit_table[key] = tuple(fit_table[key])
     fit = _settings({"fit": fit_table}, "fit", FitSettings)
     fit.resolved_levels(lattice.shape[0])
-    return {"source": source, "fit": fit,
-            "generator": _settings(data, "generator", GeneratorSettings), "compare_nuts": "nuts" in data}
+    return {
+        "source": source,
+        "fit": fit,
+        "generator": _settings(data, "generator", GeneratorSettings),
+        "compare_nuts": "nuts" in data,
+    }
 
 
 def _growth_stages(stages, svi: SVISettings, flow: FlowSettings, lattice: Lattice, hamiltonian: Hamiltonian) -> tuple:
     """``[[svi.grow]]``: ``((side, SVISettings), ...)``, sides powers of two increasing below the card's."""
-    require(isinstance(stages, list) and all(isinstance(stage, dict) for stage in stages), "svi.grow", stages,
-            "a list of [[svi.grow]] tables, each with a side and SVI settings")
+    require(
+        isinstance(stages, list) and all(isinstance(stage, dict) for stage in stages),
+        "svi.grow",
+        stages,
+        "a list of [[svi.grow]] tables, each with a side and SVI settings",
+    )
     grow, smallest = [], 4
     for i, stage in enumerate(stages):
         where, stage = f"svi.grow[{i}]", dict(stage)
         side = stage.pop("side", None)
-        valid = (f"a power of two from {smallest} (4, or larger than the stage before) "
-                 f"and below the lattice's side {lattice.shape[0]}")
-        require(is_integer(side) and smallest <= side < lattice.shape[0]
-                and side & (side - 1) == 0, f"{where}.side", side, valid)
+        valid = (
+            f"a power of two from {smallest} (4, or larger than the stage before) "
+            f"and below the lattice's side {lattice.shape[0]}"
+        )
+        require(
+            is_integer(side) and smallest <= side < lattice.shape[0] and side & (side - 1) == 0,
+            f"{where}.side",
+            side,
+            valid,
+        )
         flow.resolved_levels(Lattice(side))
         settings = _settings({where: stage}, where, SVISettings, **asdict(svi))
         if not ising_dual_only(hamiltonian):
-            require(not settings.trains_on_data, f"{where}.pretrain_steps", settings.pretrain_steps,
-                    "0 with the reverse objective: only the Ising dual draws data on a smaller lattice (its spins)")
+            require(
+                not settings.trains_on_data,
+                f"{where}.pretrain_steps",
+                settings.pretrain_steps,
+                "0 with the reverse objective: only the Ising dual draws data on a smaller lattice (its spins)",
+            )
         grow.append((side, settings))
         smallest = 2 * side
     return tuple(grow)
@@ -278,26 +339,44 @@ def _neuralrg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian, p
     _only(data_table, {"path"}, "data")
     data_file = _data_path(data_table["path"], "data.path", path, lattice) if "path" in data_table else None
     if data_file is None and not ising_dual_only(hamiltonian):
-        require(svi.objective == "reverse", "svi.objective", svi.objective,
-                "the forward and mixed objectives train on data: give [data] path = 'fields.npy'")
-        require(svi.pretrain_steps == 0, "svi.pretrain_steps", svi.pretrain_steps,
-                "pretraining is maximum likelihood on data: give [data] path = 'fields.npy'")
+        require(
+            svi.objective == "reverse",
+            "svi.objective",
+            svi.objective,
+            "the forward and mixed objectives train on data: give [data] path = 'fields.npy'",
+        )
+        require(
+            svi.pretrain_steps == 0,
+            "svi.pretrain_steps",
+            svi.pretrain_steps,
+            "pretraining is maximum likelihood on data: give [data] path = 'fields.npy'",
+        )
     free_energy = _table(data, "free_energy", required=False)
     _not_renamed(free_energy, "free_energy")
     _only(free_energy, {"samples"}, "free_energy")
     samples = free_energy.get("samples", 16384)
     require_integer("free_energy.samples", samples, 16)
-    return {"flow": flow, "svi": svi, "grow": grow, "mis": _settings(data, "mis", MISSettings),
-            "neutra": _settings(data, "neutra", NUTSSettings, warmup=300, samples=1000),
-            "free_energy_samples": samples, "data": data_file}
+    return {
+        "flow": flow,
+        "svi": svi,
+        "grow": grow,
+        "mis": _settings(data, "mis", MISSettings),
+        "neutra": _settings(data, "neutra", NUTSSettings, warmup=300, samples=1000),
+        "free_energy_samples": samples,
+        "data": data_file,
+    }
 
 
 def parse_card(data: dict, path: Path) -> Card:
     """Validate a card's parsed TOML ``data``; ``path`` is only used for messages and defaults."""
     _only(data, TOP_LEVEL, "")
     name = data.get("name")
-    require(isinstance(name, str) and re.fullmatch(r"[\w.-]+", name or "") is not None, "name", name,
-            "a card needs name = '...' made of letters, digits, '_', '-', '.'")
+    require(
+        isinstance(name, str) and re.fullmatch(r"[\w.-]+", name or "") is not None,
+        "name",
+        name,
+        "a card needs name = '...' made of letters, digits, '_', '-', '.'",
+    )
     description = data.get("description", "")
     require(isinstance(description, str), "description", description, "a string")
     lattice = _lattice(data)
@@ -308,15 +387,30 @@ def parse_card(data: dict, path: Path) -> Card:
     seed = require_seed(run.get("seed", 0), "run.seed")
     output = run.get("output", f"results/{name}")
     require(isinstance(output, str) and output != "", "run.output", output, "a directory path")
-    require("hamiltonian" in data or sampler == "wirg", "hamiltonian", None,
-            "the card must have a [hamiltonian] table (only sampler = 'wirg' learns fields of unknown energy)")
+    require(
+        "hamiltonian" in data or sampler == "wirg",
+        "hamiltonian",
+        None,
+        "the card must have a [hamiltonian] table (only sampler = 'wirg' learns fields of unknown energy)",
+    )
     hamiltonian = _hamiltonian(data, name, lattice) if "hamiltonian" in data else None
     if sampler == "cluster":
         check_cluster_model(hamiltonian)
     sections = {"neuralrg": _neuralrg_sections, "wirg": _wirg_sections}
     extra = sections[sampler](data, lattice, hamiltonian, path) if sampler in sections else {}
-    return Card(path, name, description, lattice, hamiltonian, sampler, seed, Path(output), _settings(data, "nuts", NUTSSettings),
-                _settings(data, "cluster", ClusterSettings), **extra)
+    return Card(
+        path,
+        name,
+        description,
+        lattice,
+        hamiltonian,
+        sampler,
+        seed,
+        Path(output),
+        _settings(data, "nuts", NUTSSettings),
+        _settings(data, "cluster", ClusterSettings),
+        **extra,
+    )
 
 
 def load_card(path) -> Card:

@@ -55,11 +55,15 @@ def check_resumable(out: Path, identity: str) -> None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError("--resume", str(out), f"its {RUN} cannot be read ({error}); {valid}") from None
     if saved.get("identity") != identity:
-        raise InputError("--resume", str(out), f"it holds a run of card {saved.get('card')!r} with other settings, "
-                                               f"model or custom terms; {valid}")
+        raise InputError(
+            "--resume",
+            str(out),
+            f"it holds a run of card {saved.get('card')!r} with other settings, model or custom terms; {valid}",
+        )
 
 
 def run(args) -> int:
+    """``rgppl run CARD``: run a card into its output directory; the exit status."""
     card = load_card(resolve_card(args.card))
     requested = Path(args.out) if args.out else card.output
     out = output_directory(requested, args.resume)
@@ -72,8 +76,10 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "card.toml", lambda tmp: shutil.copyfile(card.path, tmp))
     atomic_write_text(out / RUN, json.dumps({"card": card.name, "identity": identity}) + "\n")
-    print(f"{card.name}: {model_name(card)} on {card.lattice.shape[0]}x{card.lattice.shape[1]}, sampler {card.sampler}, "
-          f"seed {card.seed}")
+    print(
+        f"{card.name}: {model_name(card)} on {card.lattice.shape[0]}x{card.lattice.shape[1]}, sampler {card.sampler}, "
+        f"seed {card.seed}"
+    )
     job, written = JOBS[card.sampler]
     try:
         job(card, out, resume=args.resume, progress=not args.quiet)
@@ -82,8 +88,11 @@ def run(args) -> int:
             shutil.rmtree(out)
         raise
     except KeyboardInterrupt:
-        print(f"\ninterrupted; the work up to the last checkpoint is in {out} (*checkpoint.npz). "
-              f"Continue with: rgppl run {args.card} --out {out} --resume", file=sys.stderr)
+        print(
+            f"\ninterrupted; the work up to the last checkpoint is in {out} (*checkpoint.npz). "
+            f"Continue with: rgppl run {args.card} --out {out} --resume",
+            file=sys.stderr,
+        )
         return 130
     print((out / "summary.md").read_text())
     print(f"wrote {out}/: {written}")
@@ -98,27 +107,41 @@ def model_name(card) -> str:
 
 
 def check(args) -> int:
+    """``rgppl check CARD``: validate a card and its data files without running it."""
     card = load_card(resolve_card(args.card))
     model = card.hamiltonian.describe() if card.hamiltonian is not None else model_name(card)
-    print(json.dumps({"name": card.name, "model": model, "sampler": card.sampler,
-                      "seed": card.seed, "output": str(card.output)}, indent=2))
+    print(
+        json.dumps(
+            {"name": card.name, "model": model, "sampler": card.sampler, "seed": card.seed, "output": str(card.output)},
+            indent=2,
+        )
+    )
     return 0
 
 
 def cards(args) -> int:
+    """``rgppl cards``: list the built-in cards, or print the card reference (``--reference``)."""
     if args.reference:
         print(card_reference())
         return 0
     rows = []
     for path in sorted(BUILT_IN_CARDS.glob("*.toml")):
         card = load_card(path)
-        rows.append({"card": path.stem, "model": model_name(card), "lattice": "x".join(map(str, card.lattice.shape)),
-                     "sampler": card.sampler, "description": card.description})
+        rows.append(
+            {
+                "card": path.stem,
+                "model": model_name(card),
+                "lattice": "x".join(map(str, card.lattice.shape)),
+                "sampler": card.sampler,
+                "description": card.description,
+            }
+        )
     print(markdown_table(pd.DataFrame(rows).set_index("card")))
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
+    """The ``rgppl`` command's argument parser."""
     main = argparse.ArgumentParser(prog="rgppl", description="RG-inspired inference on lattice field theories")
     commands = main.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="run a model card")
@@ -145,19 +168,24 @@ def explain(error: BaseException) -> tuple[str, int] | None:
         return f"stopped: {error}", 3
     if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or os.strerror(errno.ENOSPC) in str(error):
         # HDF5 reports a full disk as a RuntimeError that quotes the system's message
-        return ("error: the disk is full; the last complete checkpoint is kept and no file is left half-written. "
-                "Free some space and continue with --resume."), 2
+        return (
+            "error: the disk is full; the last complete checkpoint is kept and no file is left half-written. "
+            "Free some space and continue with --resume."
+        ), 2
     if isinstance(error, OSError):
         where = f" {error.filename}" if error.filename else ""
         return f"error: {error.strerror or error}{where and ':' + where}; check the path and its permissions.", 2
     out_of_memory = isinstance(error, MemoryError) or "RESOURCE_EXHAUSTED" in str(error)
     if out_of_memory:
-        return ("error: out of memory; use a smaller lattice, fewer chains or smaller batches ([nuts] chains, "
-                "[svi] batch, [fit] batch, [generator] samples)."), 2
+        return (
+            "error: out of memory; use a smaller lattice, fewer chains or smaller batches ([nuts] chains, "
+            "[svi] batch, [fit] batch, [generator] samples)."
+        ), 2
     return None
 
 
 def main(argv=None) -> int:
+    """The ``rgppl`` command: parse ``argv``, run the verb, explain bad input in one paragraph."""
     args = parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -72,8 +72,12 @@ def compare_means(values: np.ndarray, reference: np.ndarray) -> dict:
     the two are identically zero, e.g. an empty tail)."""
     ours, theirs = mean_with_error(values), mean_with_error(reference)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"mean": ours["mean"], "reference": theirs["mean"], "ratio": ours["mean"] / theirs["mean"],
-                "z": (ours["mean"] - theirs["mean"]) / np.hypot(ours["mcse"], theirs["mcse"])}
+        return {
+            "mean": ours["mean"],
+            "reference": theirs["mean"],
+            "ratio": ours["mean"] / theirs["mean"],
+            "z": (ours["mean"] - theirs["mean"]) / np.hypot(ours["mcse"], theirs["mcse"]),
+        }
 
 
 def _scalar_error(values: np.ndarray) -> dict:
@@ -144,7 +148,12 @@ def compare(runs: dict, var_names: list[str] | None = None, exact: dict | None =
     Columns: mean, MCSE, bulk ESS, ESS per second, ESS per 1000 gradient evaluations, R-hat and,
     where ``exact`` has the observable, the exact value and the z-score ``(mean - exact)/MCSE``.
     """
-    tables = [summary(dt, var_names, exact).drop(columns=["sd", "ess_tail"]).rename(columns={"mcse_mean": "mcse"})
-              .assign(run=label) for label, dt in runs.items()]
+    tables = [
+        summary(dt, var_names, exact)
+        .drop(columns=["sd", "ess_tail"])
+        .rename(columns={"mcse_mean": "mcse"})
+        .assign(run=label)
+        for label, dt in runs.items()
+    ]
     table = pd.concat(tables).rename_axis("observable").set_index("run", append=True)
     return table.sort_index(level=0, sort_remaining=False)

@@ -163,20 +163,38 @@ def _require_finite_proposals(non_finite, hamiltonian) -> None:
     non-finite energy change: Metropolis would reject it silently and the chain would stop moving there."""
     count = int(np.sum(non_finite))
     if count:
-        raise SamplingDiverged(f"{count} Metropolis proposals of {hamiltonian.name} had a non-finite energy change: the "
-                               "site potential is NaN or infinite over part of the field's range. Check the terms.")
+        raise SamplingDiverged(
+            f"{count} Metropolis proposals of {hamiltonian.name} had a non-finite energy change: the "
+            "site potential is NaN or infinite over part of the field's range. Check the terms."
+        )
 
 
 def check_cluster_model(hamiltonian) -> None:
     """Raise :class:`InputError` unless the cluster sampler applies: phi^4 form, ``J >= 0``, even sides."""
     J, _ = hamiltonian.phi4_form()
-    require(float(J) >= 0, "hamiltonian.terms", float(J), "the Swendsen-Wang embedding needs a ferromagnetic coupling J >= 0")
-    require(all(side % 2 == 0 for side in hamiltonian.lattice.shape), "lattice.shape", list(hamiltonian.lattice.shape),
-            "the checkerboard update needs even lattice sides")
+    require(
+        float(J) >= 0,
+        "hamiltonian.terms",
+        float(J),
+        "the Swendsen-Wang embedding needs a ferromagnetic coupling J >= 0",
+    )
+    require(
+        all(side % 2 == 0 for side in hamiltonian.lattice.shape),
+        "lattice.shape",
+        list(hamiltonian.lattice.shape),
+        "the checkerboard update needs even lattice sides",
+    )
 
 
-def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, seed: int = 0, checkpoint=None,
-                resume: bool = False, progress: bool = True):
+def run_cluster(
+    hamiltonian,
+    settings: ClusterSettings = ClusterSettings(),
+    *,
+    seed: int = 0,
+    checkpoint=None,
+    resume: bool = False,
+    progress: bool = True,
+):
     """Sample ``hamiltonian`` with Metropolis + Swendsen-Wang sweeps; return a DataTree (``sampler = "cluster"``).
 
     ``sample_stats.acceptance_rate`` is the Metropolis acceptance per draw; the attributes record the
@@ -188,8 +206,11 @@ def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, s
     check_cluster_model(hamiltonian)
     meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": "cluster", "settings": asdict(settings)}
     key, k_init = jax.random.split(jax.random.PRNGKey(require_seed(seed)))
-    state = (key, 0.5 * jax.random.normal(k_init, (settings.chains, *hamiltonian.lattice.shape)),
-             jnp.full(settings.chains, 0.5))
+    state = (
+        key,
+        0.5 * jax.random.normal(k_init, (settings.chains, *hamiltonian.lattice.shape)),
+        jnp.full(settings.chains, 0.5),
+    )
 
     def adapt(state, n):
         key, phi, step_size = state
@@ -202,17 +223,27 @@ def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, s
     def draw(state, n):
         key, phi, step_size = state
         key, k = jax.random.split(key)
-        phi, (fields, acceptance, non_finite) = _draws(hamiltonian, jax.random.split(k, settings.chains), phi,
-                                                       step_size, settings.thin, n)
+        phi, (fields, acceptance, non_finite) = _draws(
+            hamiltonian, jax.random.split(k, settings.chains), phi, step_size, settings.thin, n
+        )
         _require_finite_proposals(non_finite, hamiltonian)
         return (key, phi, step_size), {"phi": fields, "acceptance": acceptance}
 
     live = lambda out: {"accept": f"{float(np.mean(out['acceptance'])):.2f}"}
-    phases = [Phase("warmup", settings.warmup, ADAPT_BLOCK, adapt, finite=("phi",), postfix=live),
-              Phase("sampling", settings.samples, settings.checkpoint_every, draw, keep=True, finite=("phi",), postfix=live)]
-    (_, _, step_size), done = run_phases(phases, state, label=f"cluster {hamiltonian.name}", meta=meta,
-                                         checkpoint=checkpoint, resume=resume, progress=progress,
-                                         hint="Check that the site potential is finite and bounded below.")
+    phases = [
+        Phase("warmup", settings.warmup, ADAPT_BLOCK, adapt, finite=("phi",), postfix=live),
+        Phase("sampling", settings.samples, settings.checkpoint_every, draw, keep=True, finite=("phi",), postfix=live),
+    ]
+    (_, _, step_size), done = run_phases(
+        phases,
+        state,
+        label=f"cluster {hamiltonian.name}",
+        meta=meta,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+        hint="Check that the site potential is finite and bounded below.",
+    )
     attrs = {
         "sampler": "cluster",
         "seed": seed,
@@ -223,8 +254,9 @@ def run_cluster(hamiltonian, settings: ClusterSettings = ClusterSettings(), *, s
         "step_size": np.asarray(step_size).tolist(),
         **{f"cluster_{k}": v for k, v in asdict(settings).items()},
     }
-    return make_datatree(hamiltonian, done.draws["phi"], sample_stats={"acceptance_rate": done.draws["acceptance"]},
-                         attrs=attrs)
+    return make_datatree(
+        hamiltonian, done.draws["phi"], sample_stats={"acceptance_rate": done.draws["acceptance"]}, attrs=attrs
+    )
 
 
 def ising_dual_only(hamiltonian) -> bool:
@@ -240,8 +272,12 @@ def ising_dual_fields(hamiltonian, n: int, *, seed: int = 0, chains: int = 256, 
     ``1 - exp(-2 beta)``), one draw every ``thin`` sweeps after ``warmup``, each turned into
     ``x = A s + A^{1/2} xi`` by FFT.  Training data for flows (forward KL), without any flow or MCMC on x.
     """
-    require(ising_dual_only(hamiltonian), "hamiltonian.terms",
-            [t.describe() for t in hamiltonian.terms], "a single ising_dual term")
+    require(
+        ising_dual_only(hamiltonian),
+        "hamiltonian.terms",
+        [t.describe() for t in hamiltonian.terms],
+        "a single ising_dual term",
+    )
     for name, value, least in (("n", n, 1), ("chains", chains, 1), ("warmup", warmup, 0), ("thin", thin, 1)):
         require_integer(name, value, least)
     term, shape = hamiltonian.terms[0], hamiltonian.lattice.shape
@@ -268,8 +304,9 @@ def ising_dual_fields(hamiltonian, n: int, *, seed: int = 0, chains: int = 256, 
     return np.asarray(fields.transpose(1, 0, 2, 3).reshape(-1, *shape))[:n]
 
 
-def reference_ensemble(hamiltonian, settings: ClusterSettings, *, seed: int = 0, cache_dir="results/ensembles",
-                       progress: bool = True):
+def reference_ensemble(
+    hamiltonian, settings: ClusterSettings, *, seed: int = 0, cache_dir="results/ensembles", progress: bool = True
+):
     """The cluster-sampler ensemble of ``hamiltonian``, cached on disk as netCDF under a hash of the model,
     the settings and the seed (a second call with the same arguments reads the file)."""
     recipe = {"hamiltonian": hamiltonian.describe(), "settings": asdict(settings), "seed": seed, "sampler": "cluster"}
@@ -287,23 +324,40 @@ def checked_ensemble(fields, lattice=None, *, field: str = "data", source: str =
     ``lattice``'s shape if given), real numbers (not complex, boolean or text), finite, and within float32's range,
     in which rgppl computes.  Otherwise an :class:`InputError` naming ``field`` and ``source`` says which."""
     fields = np.asarray(fields)
-    require(fields.ndim == 3 and len(fields) >= 2, field, f"{source} with shape {fields.shape}",
-            "an array of at least two fields, shape [n, Lx, Ly]")
+    require(
+        fields.ndim == 3 and len(fields) >= 2,
+        field,
+        f"{source} with shape {fields.shape}",
+        "an array of at least two fields, shape [n, Lx, Ly]",
+    )
     if lattice is not None:
-        require(fields.shape[1:] == tuple(lattice.shape), field, f"{source} with fields of shape {fields.shape[1:]}",
-                f"fields of the model's lattice shape {tuple(lattice.shape)}")
+        require(
+            fields.shape[1:] == tuple(lattice.shape),
+            field,
+            f"{source} with fields of shape {fields.shape[1:]}",
+            f"fields of the model's lattice shape {tuple(lattice.shape)}",
+        )
     real = np.issubdtype(fields.dtype, np.floating) or np.issubdtype(fields.dtype, np.integer)
-    require(real and fields.dtype != bool, field, f"{source} of dtype {fields.dtype}",
-            "real numbers (float or integer); complex, boolean and text data are not fields")
+    require(
+        real and fields.dtype != bool,
+        field,
+        f"{source} of dtype {fields.dtype}",
+        "real numbers (float or integer); complex, boolean and text data are not fields",
+    )
     require(bool(np.all(np.isfinite(fields))), field, source, "finite values only (NaN or inf found)")
     largest, ceiling = float(np.max(np.abs(fields))), float(np.finfo(np.float32).max)
-    require(largest <= ceiling, field, f"{source} with values up to {largest:.3g}",
-            f"values within float32's range, |phi| <= {ceiling:.3g}, in which rgppl computes")
+    require(
+        largest <= ceiling,
+        field,
+        f"{source} with values up to {largest:.3g}",
+        f"values within float32's range, |phi| <= {ceiling:.3g}, in which rgppl computes",
+    )
     return fields.astype(np.float32)
 
 
 def _read_fields(path: Path, suffix: str, variable: str) -> np.ndarray:
-    """The array at ``variable`` of a ``.npy``, ``.npz`` or netCDF file (an rgppl DataTree's ``(chain, draw)`` merged)."""
+    """The array at ``variable`` of a ``.npy``, ``.npz`` or netCDF file (an rgppl DataTree's ``(chain, draw)``
+    merged)."""
     if suffix == ".npy":
         return np.load(path, allow_pickle=False)
     if suffix == ".npz":
@@ -334,6 +388,10 @@ def load_ensemble(path, lattice=None, *, variable: str = "phi") -> np.ndarray:
     except InputError:
         raise
     except Exception as error:  # noqa: BLE001 -- a damaged or foreign file may fail in any reader's own way
-        raise InputError("data", str(path), f"it cannot be read as a {suffix} file of fields ({type(error).__name__}: "
-                                            f"{error}); pickled arrays are never loaded") from None
+        raise InputError(
+            "data",
+            str(path),
+            f"it cannot be read as a {suffix} file of fields ({type(error).__name__}: "
+            f"{error}); pickled arrays are never loaded",
+        ) from None
     return checked_ensemble(fields, lattice, source=str(path))

@@ -61,9 +61,7 @@ def ising_logz(L: int, beta: float, M: int | None = None) -> float:
 
     z2, s2 = log_prod_2sinh(odd)
     z4, s4 = log_prod_2sinh(even)
-    log_sum, sign = _signed_logsumexp(
-        [log_prod_2cosh(odd), z2, log_prod_2cosh(even), z4], [1.0, s2, 1.0, s4]
-    )
+    log_sum, sign = _signed_logsumexp([log_prod_2cosh(odd), z2, log_prod_2cosh(even), z4], [1.0, s2, 1.0, s4])
     assert sign > 0, "Kaufman sum must be positive"
     return float(-np.log(2) + 0.5 * L * M * np.log(2 * np.sinh(2 * K)) + log_sum)
 
@@ -107,7 +105,9 @@ def ising_magnetisation_pmf(L: int, beta: float, M: int | None = None) -> tuple[
     Returns ``(m_values, pmf, ln Z)`` with ``m = S / N``.
     """
     M = L if M is None else M
-    require(2 <= L <= MAX_TRANSFER_WIDTH, "L", L, f"the transfer matrix needs a row width 2 <= L <= {MAX_TRANSFER_WIDTH}")
+    require(
+        2 <= L <= MAX_TRANSFER_WIDTH, "L", L, f"the transfer matrix needs a row width 2 <= L <= {MAX_TRANSFER_WIDTH}"
+    )
     rows = np.array(list(itertools.product((-1.0, 1.0), repeat=L)))
     in_row = np.sum(rows * np.roll(rows, -1, axis=1), axis=1)
     between = rows @ rows.T
@@ -214,8 +214,15 @@ def exact_observables(hamiltonian) -> dict:
     spectrum = hamiltonian.quadratic_spectrum()
     if spectrum is not None:
         m2 = 1.0 / (N * spectrum[0, 0])
-        values.update(ln_z=gaussian_logz(spectrum), m2=m2, m4=3 * m2**2, abs_m=np.sqrt(2 * m2 / np.pi), binder=0.0,
-                      e=0.5, chi=N * m2 * (1 - 2 / np.pi))
+        values.update(
+            ln_z=gaussian_logz(spectrum),
+            m2=m2,
+            m4=3 * m2**2,
+            abs_m=np.sqrt(2 * m2 / np.pi),
+            binder=0.0,
+            e=0.5,
+            chi=N * m2 * (1 - 2 / np.pi),
+        )
     dual = hamiltonian.term("ising_dual")
     if dual is not None and len(hamiltonian.terms) == 1 and dual.beta > 0:
         Lx, Ly = hamiltonian.lattice.shape
@@ -226,6 +233,12 @@ def exact_observables(hamiltonian) -> dict:
             a0 = alpha + 4 * beta
             m2 = a0**2 * spins["m2"] + a0 / N
             m4 = a0**4 * spins["m4"] + 6 * a0**3 * spins["m2"] / N + 3 * a0**2 / N**2
-            values.update(spin_m2=spins["m2"], spin_m4=spins["m4"], spin_binder=spins["binder"], m2=m2, m4=m4,
-                          binder=1 - m4 / (3 * m2**2))
+            values.update(
+                spin_m2=spins["m2"],
+                spin_m4=spins["m4"],
+                spin_binder=spins["binder"],
+                m2=m2,
+                m4=m4,
+                binder=1 - m4 / (3 * m2**2),
+            )
     return values

@@ -24,7 +24,8 @@ Terms (sums over sites ``x`` and forward links ``mu``, see :mod:`rgppl.lattice`)
 """
 
 import abc
-from typing import Callable
+from collections.abc import Callable
+from typing import override
 
 import equinox as eqx
 import jax
@@ -34,8 +35,8 @@ import numpyro
 import numpyro.distributions as dist
 
 from rgppl.errors import InputError, is_number, require
-from rgppl.storage import fingerprint
 from rgppl.lattice import Lattice, apply_circulant, neighbour_sum
+from rgppl.storage import fingerprint
 
 BETA_C_ISING = 0.5 * np.log(1 + np.sqrt(2))  # 0.44068679350977147
 MAX_COUPLING = 1e6
@@ -51,9 +52,13 @@ def _coupling(term: str, name: str, value) -> float:
     """A coupling as a float, or an :class:`InputError` naming ``term.name``: a finite real number (numpy scalars
     included) of magnitude at most ``MAX_COUPLING``."""
     require(is_number(value), f"{term}.{name}", value, "a coupling must be a finite real number")
-    require(abs(value) <= MAX_COUPLING, f"{term}.{name}", value,
-            f"a coupling of magnitude at most {MAX_COUPLING:.0e}: float32, which the samplers run in, keeps about 7 "
-            "significant digits, so beside a larger coupling the other terms of a unit field vanish")
+    require(
+        abs(value) <= MAX_COUPLING,
+        f"{term}.{name}",
+        value,
+        f"a coupling of magnitude at most {MAX_COUPLING:.0e}: float32, which the samplers run in, keeps about 7 "
+        "significant digits, so beside a larger coupling the other terms of a unit field vanish",
+    )
     return float(value)
 
 
@@ -84,15 +89,19 @@ class Term(eqx.Module):
         """Raise :class:`InputError` if the term is ill-defined on ``lattice``."""
 
     def quadratic_spectrum(self, lattice: Lattice) -> np.ndarray | None:
+        """The eigenvalues ``M_k`` of ``1/2 phi^T M phi`` on ``lattice``'s momenta, or ``None`` if not quadratic."""
         return None
 
     def hopping_coupling(self) -> float | None:
+        """``J`` of ``-J sum_<xy> phi_x phi_y``, or ``None`` if the term is not of phi^4 form."""
         return None
 
     def site_energy(self, phi):
+        """``v(phi_x)`` elementwise, or ``None`` if the term is not of phi^4 form."""
         return None
 
     def describe(self) -> dict:
+        """The term as a card writes it: ``{type, coupling...}``."""
         couplings = {k: float(v) for k, v in vars(self).items() if k not in ("kind", "confining")}
         return {"type": self.kind, **couplings}
 
@@ -106,17 +115,21 @@ class Gradient(Term):
     def __post_init__(self):
         self.kappa = _coupling("gradient", "kappa", self.kappa)
 
+    @override
     def energy(self, phi):
         dx = jnp.roll(phi, -1, axis=-2) - phi
         dy = jnp.roll(phi, -1, axis=-1) - phi
         return 0.5 * self.kappa * _site_sum(dx**2 + dy**2)
 
+    @override
     def quadratic_spectrum(self, lattice):
         return float(self.kappa) * lattice.laplacian_eigenvalues
 
+    @override
     def hopping_coupling(self):
         return self.kappa  # sum_{x,mu} (phi_{x+mu} - phi_x)^2 = 4 sum_x phi_x^2 - 2 sum_<xy> phi_x phi_y
 
+    @override
     def site_energy(self, phi):
         return 2 * self.kappa * phi**2
 
@@ -130,15 +143,19 @@ class Hopping(Term):
     def __post_init__(self):
         self.beta = _coupling("hopping", "beta", self.beta)
 
+    @override
     def energy(self, phi):
         return -self.beta * _site_sum(phi * neighbour_sum(phi))
 
+    @override
     def quadratic_spectrum(self, lattice):
         return -float(self.beta) * lattice.adjacency_eigenvalues
 
+    @override
     def hopping_coupling(self):
         return self.beta
 
+    @override
     def site_energy(self, phi):
         return jnp.zeros_like(phi)
 
@@ -150,9 +167,11 @@ class LocalTerm(Term):
     def site_energy(self, phi):
         """``v(phi_x)``, elementwise."""
 
+    @override
     def energy(self, phi):
         return _site_sum(self.site_energy(phi))
 
+    @override
     def hopping_coupling(self):
         return 0.0
 
@@ -166,9 +185,11 @@ class Mass(LocalTerm):
     def __post_init__(self):
         self.m2 = _coupling("mass", "m2", self.m2)
 
+    @override
     def site_energy(self, phi):
         return 0.5 * self.m2 * phi**2
 
+    @override
     def quadratic_spectrum(self, lattice):
         return np.full(lattice.shape, float(self.m2))
 
@@ -184,6 +205,7 @@ class Quartic(LocalTerm):
         self.lam = _coupling("quartic", "lam", self.lam)
         require(self.lam > 0, "quartic.lam", self.lam, "the quartic coupling must be > 0 (else E is unbounded below)")
 
+    @override
     def site_energy(self, phi):
         return self.lam * phi**4
 
@@ -199,6 +221,7 @@ class DoubleWell(LocalTerm):
         self.coupling = _coupling("double_well", "coupling", self.coupling)
         require(self.coupling > 0, "double_well.coupling", self.coupling, "must be > 0 (else E is unbounded below)")
 
+    @override
     def site_energy(self, phi):
         return self.coupling * (phi**2 - 1) ** 2
 
@@ -226,6 +249,7 @@ class IsingDual(Term):
         """Fourier eigenvalues of ``A = K + alpha I`` (traceable in the couplings)."""
         return self.alpha + self.beta * lattice.adjacency_eigenvalues
 
+    @override
     def validate(self, lattice):
         smallest = float(np.min(self.a_eigenvalues(lattice)))
         lowest_alpha = float(self.alpha) - smallest
@@ -237,6 +261,7 @@ class IsingDual(Term):
             f"on this lattice (the default is {lowest_alpha + 0.1:.6g})",
         )
 
+    @override
     def energy(self, x):
         inverse = 1.0 / self.a_eigenvalues(Lattice(x.shape[-2:]))
         quadratic = 0.5 * _site_sum(x * apply_circulant(x, inverse.astype(x.dtype)))
@@ -259,11 +284,20 @@ class Custom(Term):
         try:
             out = jax.eval_shape(self.fn, jax.ShapeDtypeStruct(lattice.shape, jnp.float32))
         except Exception as error:  # noqa: BLE001 -- user code: whatever it raises is reported, not a traceback
-            raise InputError(where, function, f"it must trace as a JAX function phi[Lx, Ly] -> scalar, but on a "
-                                              f"{lattice.shape} field it raised {type(error).__name__}: {error}") from None
-        require(getattr(out, "shape", None) == (), where, function,
-                f"a function phi[Lx, Ly] -> scalar; on a {lattice.shape} field it returns {getattr(out, 'shape', out)}")
+            raise InputError(
+                where,
+                function,
+                f"it must trace as a JAX function phi[Lx, Ly] -> scalar, but on a "
+                f"{lattice.shape} field it raised {type(error).__name__}: {error}",
+            ) from None
+        require(
+            getattr(out, "shape", None) == (),
+            where,
+            function,
+            f"a function phi[Lx, Ly] -> scalar; on a {lattice.shape} field it returns {getattr(out, 'shape', out)}",
+        )
 
+    @override
     def energy(self, phi):
         return jnp.vectorize(self.fn, signature="(n,m)->()")(phi)
 
@@ -273,8 +307,12 @@ class Custom(Term):
         code = getattr(self.fn, "__code__", None)
         closure = [repr(cell.cell_contents) for cell in getattr(self.fn, "__closure__", None) or ()]
         source = repr(self.fn) if code is None else (code.co_code, repr(code.co_consts), code.co_names, closure)
-        return {"type": "custom", "name": self.name, "function": getattr(self.fn, "__qualname__", repr(self.fn)),
-                "code": fingerprint(source)}
+        return {
+            "type": "custom",
+            "name": self.name,
+            "function": getattr(self.fn, "__qualname__", repr(self.fn)),
+            "code": fingerprint(source),
+        }
 
 
 class Hamiltonian(eqx.Module):
@@ -304,15 +342,21 @@ class Hamiltonian(eqx.Module):
             raise InputError(
                 "hamiltonian.terms",
                 [t.describe() for t in self.terms],
-                f"a purely quadratic energy must be positive definite, but its eigenvalue at momentum index {tuple(map(int, k))} "
+                "a purely quadratic energy must be positive definite, "
+                f"but its eigenvalue at momentum index {tuple(map(int, k))} "
                 f"is {smallest:.6g}; add a mass m2 > 0 or a confining term",
             )
-        require(largest / smallest <= FLOAT32_CONDITION, "hamiltonian.terms", [t.describe() for t in self.terms],
-                f"a quadratic energy whose stiffest and softest modes differ by at most {FLOAT32_CONDITION:.2g} (1/eps of "
-                f"float32, which the samplers run in); here they differ by {largest / smallest:.3g}: raise the mass")
+        require(
+            largest / smallest <= FLOAT32_CONDITION,
+            "hamiltonian.terms",
+            [t.describe() for t in self.terms],
+            f"a quadratic energy whose stiffest and softest modes differ by at most {FLOAT32_CONDITION:.2g} (1/eps of "
+            f"float32, which the samplers run in); here they differ by {largest / smallest:.3g}: raise the mass",
+        )
 
     @property
     def n_sites(self) -> int:
+        """The number of lattice sites ``N``."""
         return self.lattice.n_sites
 
     def on(self, lattice: Lattice) -> "Hamiltonian":
@@ -341,12 +385,11 @@ class Hamiltonian(eqx.Module):
 
     def model(self):
         """NumPyro model ``p(phi) ∝ exp(-E(phi))``: an improper flat site ``phi`` and a factor ``-E``."""
-        phi = numpyro.sample(
-            "phi", dist.ImproperUniform(dist.constraints.real, (), event_shape=self.lattice.shape)
-        )
+        phi = numpyro.sample("phi", dist.ImproperUniform(dist.constraints.real, (), event_shape=self.lattice.shape))
         numpyro.factor("boltzmann_weight", -self.energy(phi))
 
     def describe(self) -> dict:
+        """The Hamiltonian as a card writes it, with its lattice, terms and name."""
         return {"name": self.name, "lattice": list(self.lattice.shape), "terms": [t.describe() for t in self.terms]}
 
     def phi4_form(self) -> tuple:
@@ -354,8 +397,13 @@ class Hamiltonian(eqx.Module):
         that form (Ising-dual and custom terms are not).  ``J`` is traceable (the couplings may be traced)."""
         couplings = [t.hopping_coupling() for t in self.terms]
         others = [t.kind for t, J in zip(self.terms, couplings, strict=True) if J is None]
-        require(not others, "hamiltonian.terms", others,
-                "this needs E = -J sum_<xy> phi_x phi_y + sum_x v(phi_x): gradient, hopping, mass, quartic, double_well terms")
+        require(
+            not others,
+            "hamiltonian.terms",
+            others,
+            "this needs E = -J sum_<xy> phi_x phi_y + sum_x v(phi_x): "
+            "gradient, hopping, mass, quartic, double_well terms",
+        )
         return sum(couplings), lambda phi: sum(t.site_energy(phi) for t in self.terms)
 
     def term(self, kind: str) -> Term | None:

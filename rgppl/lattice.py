@@ -44,10 +44,12 @@ class Lattice:
 
     @property
     def n_sites(self) -> int:
+        """The number of sites ``N = Lx Ly``."""
         return self.shape[0] * self.shape[1]
 
     @property
     def is_square(self) -> bool:
+        """Whether ``Lx == Ly``."""
         return self.shape[0] == self.shape[1]
 
     def require_power_of_two(self, what: str) -> int:
@@ -89,9 +91,7 @@ class Lattice:
         """Raise :class:`InputError` unless the last two axes of ``phi`` are this lattice."""
         shape = tuple(jnp.shape(phi))
         if shape[-2:] != self.shape:
-            raise InputError(
-                f"{name}.shape", shape, f"the last two axes must be the lattice {self.shape}"
-            )
+            raise InputError(f"{name}.shape", shape, f"the last two axes must be the lattice {self.shape}")
 
 
 def neighbour_sum(phi):

@@ -9,7 +9,8 @@ pure function of the state that draws its randomness from keys inside the state.
    ``finite`` is not finite (warm-up included), keeping the last good checkpoint;
 2. keeps ``out`` if the phase keeps its draws (``keep``; arrays ``[chain, draw, ...]`` joined along the draws);
 3. writes the whole state, the kept draws, the phase reached and the wall times so far to the checkpoint
-   (after every chunk, or every ``checkpoint_every`` units and at the phase's end) atomically (:mod:`rgppl.checkpoints`, arrays only), so a killed run resumes exactly where it stopped and
+   (after every chunk, or every ``checkpoint_every`` units and at the phase's end) atomically
+   (:mod:`rgppl.checkpoints`, arrays only), so a killed run resumes exactly where it stopped and
    gives the draws an uninterrupted run would have;
 4. moves the progress bar, whose postfix shows the phase's live figures (``postfix(out)``).
 
@@ -58,39 +59,67 @@ class Progress:
     totals: dict = field(default_factory=dict)  # "<phase>_<output>": the sum of a ``summed`` output
 
     def add(self, phase: Phase, out: dict, seconds: float) -> None:
+        """Count a chunk of ``phase``: its seconds and the sums of its ``summed`` outputs."""
         self.seconds[phase.name] = self.seconds.get(phase.name, 0.0) + seconds
         for key in phase.summed:
             name = f"{phase.name}_{key}"
             self.totals[name] = self.totals.get(name, 0.0) + float(np.sum(out[key]))
         if phase.keep:
-            self.draws.update({k: np.concatenate([self.draws[k], v], axis=1) if k in self.draws else v
-                               for k, v in out.items()})  # a key a chunk leaves out keeps its draws
+            self.draws.update(
+                {k: np.concatenate([self.draws[k], v], axis=1) if k in self.draws else v for k, v in out.items()}
+            )  # a key a chunk leaves out keeps its draws
 
 
 def _save(path: Path, meta: dict, state, progress: Progress) -> None:
     arrays = {f"state_{i}": leaf for i, leaf in enumerate(jax.tree.leaves(state))}
     arrays.update({f"draws_{k}": v for k, v in progress.draws.items()})
-    checkpoints.save(path, {**meta, "phase": progress.phase, "done": progress.done, "seconds": progress.seconds,
-                            "totals": progress.totals}, arrays)
+    checkpoints.save(
+        path,
+        {
+            **meta,
+            "phase": progress.phase,
+            "done": progress.done,
+            "seconds": progress.seconds,
+            "totals": progress.totals,
+        },
+        arrays,
+    )
 
 
 def _load(path: Path, meta: dict, template) -> tuple:
     saved, arrays = checkpoints.load(path, meta)
     if "phase" not in saved:
-        raise InputError("resume", str(path), "the checkpoint was written by an earlier rgppl, whose layout this one "
-                         "cannot continue; start afresh in a new output directory")
+        raise InputError(
+            "resume",
+            str(path),
+            "the checkpoint was written by an earlier rgppl, whose layout this one "
+            "cannot continue; start afresh in a new output directory",
+        )
     treedef = jax.tree.structure(template)
     leaves = [arrays.get(f"state_{i}") for i in range(treedef.num_leaves)]
     if any(leaf is None for leaf in leaves):
-        raise InputError("resume", str(path), "the checkpoint lacks part of the sampler's state; delete it to start "
-                         "afresh, or give a new output directory")
+        raise InputError(
+            "resume",
+            str(path),
+            "the checkpoint lacks part of the sampler's state; delete it to start "
+            "afresh, or give a new output directory",
+        )
     state = jax.tree.unflatten(treedef, leaves)
-    draws = {k[len("draws_"):]: v for k, v in arrays.items() if k.startswith("draws_")}
+    draws = {k[len("draws_") :]: v for k, v in arrays.items() if k.startswith("draws_")}
     return state, Progress(saved["phase"], saved["done"], draws, saved["seconds"], saved["totals"])
 
 
-def run_phases(phases: list[Phase], state, *, label: str, meta: dict, checkpoint=None, resume: bool = False,
-               progress: bool = True, hint: str = "") -> tuple:
+def run_phases(
+    phases: list[Phase],
+    state,
+    *,
+    label: str,
+    meta: dict,
+    checkpoint=None,
+    resume: bool = False,
+    progress: bool = True,
+    hint: str = "",
+) -> tuple:
     """Run ``phases`` from ``state``; return ``(state, Progress)``.
 
     ``meta`` identifies the run (model, seed, sampler, settings) in its checkpoint; ``resume=True`` continues
@@ -104,8 +133,13 @@ def run_phases(phases: list[Phase], state, *, label: str, meta: dict, checkpoint
         phase = phases[index]
         if index > where.phase:
             where.phase, where.done = index, 0
-        bar = tqdm(total=phase.total, initial=where.done, desc=f"{label} {phase.name}", disable=not progress,
-                   unit="draw" if phase.keep else "step")
+        bar = tqdm(
+            total=phase.total,
+            initial=where.done,
+            desc=f"{label} {phase.name}",
+            disable=not progress,
+            unit="draw" if phase.keep else "step",
+        )
         with bar:
             while where.done < phase.total:
                 n = min(phase.chunk, phase.total - where.done)
@@ -115,10 +149,15 @@ def run_phases(phases: list[Phase], state, *, label: str, meta: dict, checkpoint
                 seconds = time.perf_counter() - start
                 bad = [k for k in phase.finite if not np.all(np.isfinite(out[k]))]
                 if bad:
-                    kept = (f"the last good checkpoint is kept at {checkpoint}" if checkpoint and checkpoint.exists()
-                            else "no checkpoint had been written")
-                    raise SamplingDiverged(f"{label} produced non-finite {' and '.join(bad)} in its {phase.name} after "
-                                           f"{where.done} of {phase.total}; {kept}. {hint}".strip())
+                    kept = (
+                        f"the last good checkpoint is kept at {checkpoint}"
+                        if checkpoint and checkpoint.exists()
+                        else "no checkpoint had been written"
+                    )
+                    raise SamplingDiverged(
+                        f"{label} produced non-finite {' and '.join(bad)} in its {phase.name} after "
+                        f"{where.done} of {phase.total}; {kept}. {hint}".strip()
+                    )
                 where.add(phase, out, seconds)
                 where.done += n
                 due = phase.checkpoint_every is None or where.done % phase.checkpoint_every == 0

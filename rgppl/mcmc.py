@@ -86,8 +86,11 @@ def _compiled_chunk(kernel, settings: NUTSSettings):
     deterministic site of a reparameterised model included) and ``EXTRA_FIELDS``, each ``[chain, draw, ...]``.
     """
     postprocess = kernel.postprocess_fn((), {})
-    record = lambda state: {"phi": postprocess(state.z)["phi"], "step_size": state.adapt_state.step_size,
-                            **{k: getattr(state, k) for k in EXTRA_FIELDS}}
+    record = lambda state: {
+        "phi": postprocess(state.z)["phi"],
+        "step_size": state.adapt_state.step_size,
+        **{k: getattr(state, k) for k in EXTRA_FIELDS},
+    }
 
     def scan(state, n: int, record):
         def transition(state, _):
@@ -145,23 +148,39 @@ def _stopping_on_non_finite(chunk, model):
                 raise SamplingDiverged(
                     f"NUTS chain {chain} diverged, and the energy or its gradient is not finite at {bad} of {PROBES} "
                     f"points one step ({step:.3g}) from it: a term is NaN or infinite over part of the field space. "
-                    "Check the terms, custom ones in particular.")
+                    "Check the terms, custom ones in particular."
+                )
             if n >= STUCK_DRAWS and diverging[chain].all():
-                raise SamplingDiverged(f"all {n} NUTS transitions of chain {chain} in a row diverged, though the energy "
-                                       f"and its gradient are finite one step ({step:.3g}) from it: the step size "
-                                       f"collapsed. {HINT}")
+                raise SamplingDiverged(
+                    f"all {n} NUTS transitions of chain {chain} in a row diverged, though the energy "
+                    f"and its gradient are finite one step ({step:.3g}) from it: the step size "
+                    f"collapsed. {HINT}"
+                )
         return state, draws
 
     return checked
 
 
 def _live_figures(draws: dict) -> dict:
-    return {"divergent": int(draws["diverging"].sum()), "accept": f"{draws['accept_prob'].mean():.2f}",
-            "steps": f"{draws['num_steps'].mean():.0f}"}
+    return {
+        "divergent": int(draws["diverging"].sum()),
+        "accept": f"{draws['accept_prob'].mean():.2f}",
+        "steps": f"{draws['num_steps'].mean():.0f}",
+    }
 
 
-def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int = 0, checkpoint=None,
-             resume: bool = False, progress: bool = True, model=None, label: str = "nuts", fingerprint: str = ""):
+def run_nuts(
+    hamiltonian,
+    settings: NUTSSettings = NUTSSettings(),
+    *,
+    seed: int = 0,
+    checkpoint=None,
+    resume: bool = False,
+    progress: bool = True,
+    model=None,
+    label: str = "nuts",
+    fingerprint: str = "",
+):
     """Sample ``p(phi) ∝ exp(-E(phi))`` with NUTS; return a DataTree (see :mod:`rgppl.diagnostics`).
 
     ``checkpoint`` is an ``.npz`` path written after every chunk of warm-up and of draws
@@ -173,19 +192,52 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
     NeuTra model of :mod:`rgppl.infer.neutra`, where ``phi`` is a deterministic site); ``label``
     names the sampler and ``fingerprint`` identifies the reparameterisation in checkpoints.
     """
-    kernel = NUTS(model or hamiltonian.model, target_accept_prob=settings.target_accept,
-                  max_tree_depth=settings.max_tree_depth, dense_mass=settings.dense_mass)
-    meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": label, "settings": asdict(settings),
-            "fingerprint": fingerprint}
+    kernel = NUTS(
+        model or hamiltonian.model,
+        target_accept_prob=settings.target_accept,
+        max_tree_depth=settings.max_tree_depth,
+        dense_mass=settings.dense_mass,
+    )
+    meta = {
+        "hamiltonian": hamiltonian.describe(),
+        "seed": seed,
+        "sampler": label,
+        "settings": asdict(settings),
+        "fingerprint": fingerprint,
+    }
     state = _initial_state(kernel, settings, jax.random.PRNGKey(require_seed(seed)), hamiltonian.name)
     chunk = _stopping_on_non_finite(_compiled_chunk(kernel, settings), model or hamiltonian.model)
     size = min(settings.checkpoint_every, settings.samples)
-    phases = [Phase("warmup", settings.warmup, size, chunk, finite=("potential_energy",), summed=("num_steps",),
-                    postfix=_live_figures),
-              Phase("sampling", settings.samples, size, chunk, keep=True, finite=("phi", "potential_energy"),
-                    postfix=_live_figures)]
-    _, done = run_phases(phases, state, label=f"{label} {hamiltonian.name}", meta=meta, checkpoint=checkpoint,
-                         resume=resume, progress=progress, hint=HINT)
+    phases = [
+        Phase(
+            "warmup",
+            settings.warmup,
+            size,
+            chunk,
+            finite=("potential_energy",),
+            summed=("num_steps",),
+            postfix=_live_figures,
+        ),
+        Phase(
+            "sampling",
+            settings.samples,
+            size,
+            chunk,
+            keep=True,
+            finite=("phi", "potential_energy"),
+            postfix=_live_figures,
+        ),
+    ]
+    _, done = run_phases(
+        phases,
+        state,
+        label=f"{label} {hamiltonian.name}",
+        meta=meta,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+        hint=HINT,
+    )
     draws = done.draws
     tree_depth = np.log2(draws["num_steps"]).astype(int) + 1  # as ArviZ's from_numpyro derives it
     sample_stats = {  # under ArviZ's names, so that az.bfmi and plot_energy work
@@ -205,6 +257,8 @@ def run_nuts(hamiltonian, settings: NUTSSettings = NUTSSettings(), *, seed: int 
         "warmup_gradient_evaluations": int(done.totals.get("warmup_num_steps", 0)),
         "warmup_time_s": done.seconds.get("warmup", 0.0),
         "sampling_time_s": done.seconds["sampling"],
-        **{f"nuts_{k}": int(v) if isinstance(v, bool) else v for k, v in asdict(settings).items()},  # netCDF has no bool
+        **{
+            f"nuts_{k}": int(v) if isinstance(v, bool) else v for k, v in asdict(settings).items()
+        },  # netCDF has no bool
     }
     return make_datatree(hamiltonian, draws["phi"], sample_stats=sample_stats, attrs=attrs)

@@ -42,7 +42,7 @@ def plot_distributions(runs: dict, var_names: list[str], path, exact: dict | Non
             ax.axvline(exact[name], color="k", ls="--", lw=1, label=f"exact mean: {exact[name]:.4g}")
         ax.set_title(name)
         ax.legend(fontsize=7)
-    for ax in axes.flat[len(var_names):]:
+    for ax in axes.flat[len(var_names) :]:
         ax.set_visible(False)
     fig.tight_layout()
     _save(fig, path, dpi=110)
@@ -68,7 +68,9 @@ def plot_field_statistics(runs: dict, path, spectrum: np.ndarray | None = None) 
     if spectrum is not None:
         exact_power = np.asarray(radial_average(jnp.asarray(1.0 / spectrum), index, len(k)))
         axes[0].loglog(k, exact_power, "k--", lw=1, label="exact")
-        axes[1].plot(np.arange(lattice.shape[0]), np.real(np.fft.ifft2(1.0 / spectrum))[:, 0], "k--", lw=1, label="exact")
+        axes[1].plot(
+            np.arange(lattice.shape[0]), np.real(np.fft.ifft2(1.0 / spectrum))[:, 0], "k--", lw=1, label="exact"
+        )
     axes[0].set(xlabel="|k|", ylabel="P(|k|) = <|phi_k|^2>", title="radial power spectrum")
     axes[0].xaxis.set_minor_formatter(NullFormatter())  # a decade or two: minor labels overlap
     axes[1].set(xlabel="r (lattice units)", ylabel="G(r, 0)", title="two-point function")
@@ -88,10 +90,21 @@ def plot_training(losses: np.ndarray, monitor: list, path, ln_z_exact: float | N
     steps = np.arange(1, len(losses) + 1)
     window = max(1, len(losses) // 50)
     ax.plot(steps, losses, color="0.75", lw=0.6, label="loss per step")
-    ax.plot(steps[window - 1:], np.convolve(losses, np.ones(window) / window, "valid"), lw=1.4, label=f"running mean ({window})")
+    ax.plot(
+        steps[window - 1 :],
+        np.convolve(losses, np.ones(window) / window, "valid"),
+        lw=1.4,
+        label=f"running mean ({window})",
+    )
     if monitor:
-        ax.errorbar([m["step"] for m in monitor], [m["F_q"] for m in monitor], [m["F_q_err"] for m in monitor],
-                    fmt="o", ms=4, label="F_q estimate")
+        ax.errorbar(
+            [m["step"] for m in monitor],
+            [m["F_q"] for m in monitor],
+            [m["F_q_err"] for m in monitor],
+            fmt="o",
+            ms=4,
+            label="F_q estimate",
+        )
     if ln_z_exact is not None:
         ax.axhline(-ln_z_exact, color="k", ls="--", lw=1, label="-ln Z (exact)")
     low = np.percentile(losses, 1) if ln_z_exact is None else -ln_z_exact
@@ -131,11 +144,13 @@ def plot_wirg_scales(model, deviations: dict, path) -> None:
         if not ansatz.centres:
             continue
         grid = np.linspace(*scale.support, 200)
-        weights = np.asarray(scale.theta)[ansatz.n_quadratic:ansatz.n_quadratic + len(ansatz.centres)]
+        weights = np.asarray(scale.theta)[ansatz.n_quadratic : ansatz.n_quadratic + len(ansatz.centres)]
         centres, widths = np.asarray(ansatz.centres), np.asarray(ansatz.widths)
         potential = (weights / (1 + np.exp(-(grid[:, None] - centres) / widths))).sum(axis=1)
         kind = "E_J" if ansatz.coarsest else "conditional"
-        axes[1].plot(grid, potential - potential[0], label=f"{kind}, phi_j side {ansatz.side * (1 if ansatz.coarsest else 2)}")
+        axes[1].plot(
+            grid, potential - potential[0], label=f"{kind}, phi_j side {ansatz.side * (1 if ansatz.coarsest else 2)}"
+        )
     axes[1].set(xlabel=f"{model.transform.describe()} / rms", ylabel="v_j(phi)", title="learned scalar potentials")
     axes[1].legend(fontsize=7)
     fig.tight_layout()

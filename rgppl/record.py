@@ -47,8 +47,9 @@ def schema() -> dict:
 def _git(*args: str) -> str | None:
     """``git args`` in the directory of the rgppl source that is running (None outside a git checkout)."""
     try:
-        done = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10,
-                              check=True)
+        done = subprocess.run(
+            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10, check=True
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip()
@@ -79,14 +80,22 @@ def provenance() -> dict:
 
     tracked = _git("ls-files", "--error-unmatch", Path(__file__).name)  # not an installed copy inside some repo
     commit = _git("rev-parse", "HEAD") if tracked else None
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", f":(top,exclude){RESULTS}") if commit else None
+    status = (
+        _git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", f":(top,exclude){RESULTS}")
+        if commit
+        else None
+    )
     return {
         "commit": commit,
         "dirty": None if status is None else status != "",
         "versions": {"python": platform.python_version(), **{name: metadata.version(name) for name in VERSIONED}},
-        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "memory_gib": _memory_gib(),
-                    "platform": platform.platform(), "devices": [f"{d.platform}:{d.id} {d.device_kind}"
-                                                                 for d in jax.devices()]},
+        "machine": {
+            "cpu": _cpu_model(),
+            "cores": os.cpu_count(),
+            "memory_gib": _memory_gib(),
+            "platform": platform.platform(),
+            "devices": [f"{d.platform}:{d.id} {d.device_kind}" for d in jax.devices()],
+        },
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -99,6 +108,7 @@ class Stopwatch:
 
     @contextmanager
     def stage(self, name: str):
+        """Time the ``with`` block as stage ``name``."""
         start = time.perf_counter()
         try:
             yield
@@ -114,8 +124,17 @@ def _number(value):
     return value if math.isfinite(value) else None
 
 
-def figure(name: str, value, stderr=None, *, reference=None, reference_source: str | None = None, run: str | None = None,
-           z=None, **extra) -> dict:
+def figure(
+    name: str,
+    value,
+    stderr=None,
+    *,
+    reference=None,
+    reference_source: str | None = None,
+    run: str | None = None,
+    z=None,
+    **extra,
+) -> dict:
     """One figure: ``value ± stderr``, judged against ``reference`` (from ``reference_source``) by
     ``z = (value - reference) / stderr`` where both are known, or by the ``z`` given (a comparison whose
     reference has its own error); ``extra`` numbers (ESS, R-hat, ...) ride along."""
@@ -140,8 +159,16 @@ def table_figures(table: pd.DataFrame, run: str | None = None) -> list[dict]:
     for index, row in table.iterrows():
         name, label = index if isinstance(index, tuple) else (index, run)
         values = {TABLE_COLUMNS.get(column, column): row[column] for column in table.columns if column != "z"}
-        figures.append(figure(name, values.pop("value"), values.pop("stderr", None), reference=values.pop("reference", None),
-                              run=label, **values))
+        figures.append(
+            figure(
+                name,
+                values.pop("value"),
+                values.pop("stderr", None),
+                reference=values.pop("reference", None),
+                run=label,
+                **values,
+            )
+        )
     return figures
 
 
@@ -161,9 +188,17 @@ def _json_ready(value):
 
 def write_record(out, *, job: str, card: dict, stages: dict, figures: list[dict], details: dict | None = None) -> dict:
     """Write ``out/record.json`` atomically and return it."""
-    record = _json_ready({"schema": SCHEMA_ID, "job": job, "card": card, "provenance": provenance(),
-                          "stages": {name: seconds for name, seconds in stages.items()},
-                          "figures": figures, "details": details or {}})
+    record = _json_ready(
+        {
+            "schema": SCHEMA_ID,
+            "job": job,
+            "card": card,
+            "provenance": provenance(),
+            "stages": {name: seconds for name, seconds in stages.items()},
+            "figures": figures,
+            "details": details or {},
+        }
+    )
     atomic_write_text(Path(out) / RECORD, json.dumps(record, indent=2) + "\n")
     return record
 

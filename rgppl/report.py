@@ -52,13 +52,17 @@ def markdown_table(table: pd.DataFrame) -> str:
 def run_cost(dt) -> dict:
     """What a run cost: draws, warm-up and sampling wall time, gradient evaluations, divergences."""
     stats = getattr(dt, "sample_stats", None)
-    return {**cost_figures(dt), "warmup_time_s": dt.attrs.get("warmup_time_s"),
-            "warmup_gradient_evaluations": dt.attrs.get("warmup_gradient_evaluations"),
-            "divergences": int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else None}
+    return {
+        **cost_figures(dt),
+        "warmup_time_s": dt.attrs.get("warmup_time_s"),
+        "warmup_gradient_evaluations": dt.attrs.get("warmup_gradient_evaluations"),
+        "divergences": int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else None,
+    }
 
 
-def write_run(dt, out: Path, *, exact: dict, name: str, description: str = "",
-              spectrum: np.ndarray | None = None) -> pd.DataFrame:
+def write_run(
+    dt, out: Path, *, exact: dict, name: str, description: str = "", spectrum: np.ndarray | None = None
+) -> pd.DataFrame:
     """Write ``posterior.nc``, ``summary.{md,csv}``, ``trace.png``, ``distributions.png``, ``fields.png``;
     return the summary table (:func:`rgppl.diagnostics.summary`) whose rows are the run's figures."""
     out.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ The type of ``config`` selects the sampler:
 ==========================================  ==================================================================
 ``NUTSSettings(...)``                       NumPyro's NUTS on ``p ∝ exp(-E)`` (:func:`rgppl.mcmc.run_nuts`)
 ``ClusterSettings(...)``                    Metropolis + Swendsen-Wang sweeps (:func:`rgppl.ensembles.run_cluster`)
-``MIS(trained_flow, MISSettings(...))``     the independence sampler with a flow as proposal (:func:`rgppl.infer.run_mis`)
+``MIS(trained_flow, MISSettings(...))``     the independence sampler with a flow as proposal
+(:func:`rgppl.infer.run_mis`)
 ``NeuTra(trained_flow, NUTSSettings(...))`` NUTS in the flow's latent space (:func:`rgppl.infer.run_neutra`)
 ``WIRG(fitted_model, GeneratorSettings())`` coarse-to-fine generation (:func:`rgppl.wirg.generate`)
 ==========================================  ==================================================================
@@ -30,13 +31,22 @@ from rgppl.wirg.sampler import GeneratorSettings, generate
 
 
 def _require_parts(config, name: str, fitted: type, settings: type) -> None:
-    """The config's first field is a ``fitted`` object (a trained flow, a fitted model), its ``settings`` of their class."""
+    """The config's first field is a ``fitted`` object (a trained flow, a fitted model), its ``settings`` of their
+    class."""
     first = getattr(config, "flow", None) if hasattr(config, "flow") else config.model
     where = "flow" if hasattr(config, "flow") else "model"
-    require(isinstance(first, fitted), f"{name}.{where}", type(first).__name__,
-            f"a {fitted.__name__} ({'rgppl.train_flow' if fitted is TrainedFlow else 'rgppl.fit_wirg'} makes one)")
-    require(isinstance(config.settings, settings), f"{name}.settings", type(config.settings).__name__,
-            f"a {settings.__name__}")
+    require(
+        isinstance(first, fitted),
+        f"{name}.{where}",
+        type(first).__name__,
+        f"a {fitted.__name__} ({'rgppl.train_flow' if fitted is TrainedFlow else 'rgppl.fit_wirg'} makes one)",
+    )
+    require(
+        isinstance(config.settings, settings),
+        f"{name}.settings",
+        type(config.settings).__name__,
+        f"a {settings.__name__}",
+    )
 
 
 @dataclass(frozen=True)
@@ -75,14 +85,21 @@ class WIRG:
 
 
 def _same_model(hamiltonian, trained: TrainedFlow) -> None:
-    require(trained.hamiltonian.describe() == hamiltonian.describe(), "hamiltonian", hamiltonian.name,
-            f"the flow was trained on {trained.hamiltonian.describe()}; sample the model it was trained on")
+    require(
+        trained.hamiltonian.describe() == hamiltonian.describe(),
+        "hamiltonian",
+        hamiltonian.name,
+        f"the flow was trained on {trained.hamiltonian.describe()}; sample the model it was trained on",
+    )
 
 
 @singledispatch
 def _run(config, hamiltonian, seed, checkpoint, resume, progress):
-    raise InputError("config", type(config).__name__,
-                     "one of NUTSSettings, ClusterSettings, MIS(flow), NeuTra(flow) or WIRG(model) (rgppl.sampling)")
+    raise InputError(
+        "config",
+        type(config).__name__,
+        "one of NUTSSettings, ClusterSettings, MIS(flow), NeuTra(flow) or WIRG(model) (rgppl.sampling)",
+    )
 
 
 @_run.register
@@ -109,8 +126,16 @@ def _(config: NeuTra, hamiltonian, seed, checkpoint, resume, progress):
 
 @_run.register
 def _(config: WIRG, hamiltonian, seed, checkpoint, resume, progress):
-    return generate(config.model, hamiltonian, config.settings, seed=seed, coarse=config.coarse, checkpoint=checkpoint,
-                    resume=resume, progress=progress)
+    return generate(
+        config.model,
+        hamiltonian,
+        config.settings,
+        seed=seed,
+        coarse=config.coarse,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+    )
 
 
 def sample(hamiltonian, config, *, seed: int = 0, checkpoint=None, resume: bool = False, progress: bool = True):
@@ -119,6 +144,10 @@ def sample(hamiltonian, config, *, seed: int = 0, checkpoint=None, resume: bool 
     ``hamiltonian`` may be ``None`` only for :class:`WIRG` on fields of unknown energy.  One root key
     ``PRNGKey(seed)`` per run: the same seed gives the same draws.
     """
-    require(hamiltonian is not None or isinstance(config, WIRG), "hamiltonian", None,
-            "a Hamiltonian (only the WIRG generator samples fields of unknown energy)")
+    require(
+        hamiltonian is not None or isinstance(config, WIRG),
+        "hamiltonian",
+        None,
+        "a Hamiltonian (only the WIRG generator samples fields of unknown energy)",
+    )
     return _run(config, hamiltonian, seed, checkpoint, resume, progress)

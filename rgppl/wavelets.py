@@ -16,7 +16,7 @@ shape ``(..., 3, L/2^j, L/2^j)`` and ``j = 1`` the finest scale (Marchand, Ozawa
 Everything is differentiable and batched over leading axes.
 """
 
-from functools import lru_cache
+from functools import cache
 
 import jax.numpy as jnp
 import numpy as np
@@ -28,7 +28,7 @@ from rgppl.lattice import Lattice
 WAVELETS = ("haar", "db2", "db4")
 
 
-@lru_cache(maxsize=None)
+@cache
 def filters(name: str) -> tuple[np.ndarray, np.ndarray]:
     """Decomposition filters ``(h, g)`` of the orthogonal wavelet ``name`` (pywt's ``dec_lo``, ``dec_hi``)."""
     require(name in pywt.wavelist(kind="discrete"), "wavelet", name, f"a discrete pywt wavelet, e.g. {WAVELETS}")
@@ -38,7 +38,8 @@ def filters(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _taps(taps: int):
-    """For each tap ``k``, the sample it meets at output ``i``, ``2 i + taps/2 - k = 2 (i + q) + parity``: ``(k, parity, q)``."""
+    """For each tap ``k``, the sample it meets at output ``i``, ``2 i + taps/2 - k = 2 (i + q) + parity``: ``(k,
+    parity, q)``."""
     for k in range(taps):
         offset = taps // 2 - k
         yield k, offset % 2, offset // 2

@@ -14,5 +14,6 @@ def valid_record(out) -> dict:
 
 def figures_by(record: dict, *keys: str) -> dict:
     """The record's figures keyed by ``(name, run)`` (or by ``name`` alone)."""
-    return {tuple(entry.get(key) for key in keys) if len(keys) > 1 else entry[keys[0]]: entry
-            for entry in record["figures"]}
+    return {
+        tuple(entry.get(key) for key in keys) if len(keys) > 1 else entry[keys[0]]: entry for entry in record["figures"]
+    }

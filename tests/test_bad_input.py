@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from rgppl.cli import main
-from rgppl.errors import InputError
 from rgppl.ensembles import ClusterSettings
+from rgppl.errors import InputError
 from rgppl.flows import FlowSettings
 from rgppl.infer import MISSettings, SVISettings
 from rgppl.mcmc import NUTSSettings
@@ -23,18 +23,33 @@ from rgppl.wirg.sampler import GeneratorSettings
 from rgppl.wirg.sources import DataSource
 
 HEADER = 'name = "fuzz"\n[lattice]\nshape = [{L}, {L}]\n'
-MODEL = {"free_field": '[hamiltonian]\npreset = "free_field"\nm2 = 0.5\n',
-         "phi4": '[hamiltonian]\npreset = "phi4_hopping"\n'}
+MODEL = {
+    "free_field": '[hamiltonian]\npreset = "free_field"\nm2 = 0.5\n',
+    "phi4": '[hamiltonian]\npreset = "phi4_hopping"\n',
+}
 BASE = {  # sampler: (lattice side, model) of the smallest card whose sections the cases fill
-    "nuts": (4, "free_field"), "cluster": (4, "phi4"), "neuralrg": (4, "free_field"), "wirg": (8, "phi4"),
+    "nuts": (4, "free_field"),
+    "cluster": (4, "phi4"),
+    "neuralrg": (4, "free_field"),
+    "wirg": (8, "phi4"),
     "surrogate": (8, None),
 }
 SECTIONS = {  # card section: (settings class, base card)
-    "nuts": (NUTSSettings, "nuts"), "neutra": (NUTSSettings, "neuralrg"), "cluster": (ClusterSettings, "cluster"),
-    "flow": (FlowSettings, "neuralrg"), "svi": (SVISettings, "neuralrg"), "mis": (MISSettings, "neuralrg"),
-    "fit": (FitSettings, "wirg"), "generator": (GeneratorSettings, "wirg"), "data": (DataSource, "surrogate"),
+    "nuts": (NUTSSettings, "nuts"),
+    "neutra": (NUTSSettings, "neuralrg"),
+    "cluster": (ClusterSettings, "cluster"),
+    "flow": (FlowSettings, "neuralrg"),
+    "svi": (SVISettings, "neuralrg"),
+    "mis": (MISSettings, "neuralrg"),
+    "fit": (FitSettings, "wirg"),
+    "generator": (GeneratorSettings, "wirg"),
+    "data": (DataSource, "surrogate"),
 }
-TINY = HEADER.format(L=4) + MODEL["free_field"] + '[run]\nsampler = "nuts"\n[nuts]\nchains = 2\nwarmup = 50\nsamples = 50\n'
+TINY = (
+    HEADER.format(L=4)
+    + MODEL["free_field"]
+    + '[run]\nsampler = "nuts"\n[nuts]\nchains = 2\nwarmup = 50\nsamples = 50\n'
+)
 
 
 def card(base: str, extra: str = "") -> str:
@@ -72,8 +87,12 @@ def setting_cases():
                 table = f"[{section}]\n"
                 if section == "data" and field.name != "surrogate":
                     table += 'surrogate = "lognormal"\n'
-                yield pytest.param(base, f"{table}{field.name} = {value}\n", f"{section}.{field.name}",
-                                   id=f"{section}.{field.name}={value}")
+                yield pytest.param(
+                    base,
+                    f"{table}{field.name} = {value}\n",
+                    f"{section}.{field.name}",
+                    id=f"{section}.{field.name}={value}",
+                )
 
 
 CARD_CASES = [  # (id, card text, the field the error must name)
@@ -101,9 +120,13 @@ CARD_CASES = [  # (id, card text, the field the error must name)
     ("unknown top-level table", card("nuts", "[hmc]\nsteps = 3\n"), "hmc"),
     ("name with a space", card("nuts").replace('"fuzz"', '"my run"'), "name"),
     ("name a number", card("nuts").replace('"fuzz"', "3"), "name"),
-    ("description a number", card("nuts").replace('name = "fuzz"\n', 'name = "fuzz"\ndescription = 3\n'), "description"),
-    ("hamiltonian not a table", card("nuts").replace(MODEL["free_field"], 'hamiltonian = 3\n'), "hamiltonian"),
-    ("preset and terms", card("nuts").replace("m2 = 0.5", 'm2 = 0.5\nterms = []'), "hamiltonian"),
+    (
+        "description a number",
+        card("nuts").replace('name = "fuzz"\n', 'name = "fuzz"\ndescription = 3\n'),
+        "description",
+    ),
+    ("hamiltonian not a table", card("nuts").replace(MODEL["free_field"], "hamiltonian = 3\n"), "hamiltonian"),
+    ("preset and terms", card("nuts").replace("m2 = 0.5", "m2 = 0.5\nterms = []"), "hamiltonian"),
     ("unknown preset", card("nuts").replace('"free_field"', '"xy_model"'), "hamiltonian.preset"),
     ("unknown coupling", card("nuts").replace("m2 = 0.5", "m2 = 0.5\nlam = 2.0"), "hamiltonian.lam"),
     ("negative mass", card("nuts").replace("m2 = 0.5", "m2 = -0.5"), "m2"),
@@ -112,59 +135,84 @@ CARD_CASES = [  # (id, card text, the field the error must name)
     ("mass a string", card("nuts").replace("m2 = 0.5", 'm2 = "heavy"'), "m2"),
     ("mass a boolean", card("nuts").replace("m2 = 0.5", "m2 = true"), "m2"),
     ("mass below float32's resolution", card("nuts").replace("m2 = 0.5", "m2 = 1e-30"), "hamiltonian.terms"),
-    ("coupling beyond float32", card("nuts").replace('"free_field"\nm2 = 0.5', '"ising_dual"\nalpha = 1e30'),
-     "ising_dual.alpha"),
-    ("Ising dual alpha too small", card("nuts").replace('"free_field"\nm2 = 0.5', '"ising_dual"\nalpha = 0.1'),
-     "ising_dual.alpha"),
+    (
+        "coupling beyond float32",
+        card("nuts").replace('"free_field"\nm2 = 0.5', '"ising_dual"\nalpha = 1e30'),
+        "ising_dual.alpha",
+    ),
+    (
+        "Ising dual alpha too small",
+        card("nuts").replace('"free_field"\nm2 = 0.5', '"ising_dual"\nalpha = 0.1'),
+        "ising_dual.alpha",
+    ),
     ("empty terms", with_terms("[]"), "hamiltonian.terms"),
     ("terms not tables", with_terms("[1, 2]"), "hamiltonian.terms[0]"),
-    ("term without a type", with_terms("[{ beta = 1.0 }]"),
-     "hamiltonian.terms[0].type"),
-    ("unknown term type", with_terms('[{ type = "cubic" }]'),
-     "hamiltonian.terms[0].type"),
-    ("term without its coupling", with_terms('[{ type = "hopping" }, { type = "mass", m2 = 1.0 }]'),
-     "hamiltonian.terms[0].beta"),
-    ("term with an unknown coupling", with_terms('[{ type = "mass", m2 = 1.0, mu = 2 }]'),
-     "hamiltonian.terms[0].mu"),
-    ("quadratic energy not positive", with_terms('[{ type = "gradient", kappa = 1.0 }]'),
-     "hamiltonian.terms"),
-    ("custom term without a function", with_terms('[{ type = "custom" }]'),
-     "hamiltonian.terms[0].function"),
-    ("custom term of a missing module", with_terms('[{ type = "custom", function = "nowhere:f" }]'),
-     "function"),
-    ("custom term not module:function", with_terms('[{ type = "custom", function = "f" }]'),
-     "function"),
-    ("custom term not callable", with_terms('[{ type = "custom", function = "math:pi" }]'),
-     "function"),
-    ("custom term whose module raises", with_terms('[{ type = "custom", function = "tests.custom_terms_broken:f" }]'),
-     "function"),
-    ("custom term returning a field", with_terms('[{ type = "custom", function = "tests.custom_terms:field_valued" }]'),
-     "custom"),
-    ("custom term that cannot trace", with_terms('[{ type = "custom", function = "tests.custom_terms:untraceable" }]'),
-     "custom"),
-    ("custom name a number", with_terms('[{ type = "custom", function = "tests.custom_terms:quartic", '
-                                           'name = 3 }]'), "hamiltonian.terms[0].name"),
+    ("term without a type", with_terms("[{ beta = 1.0 }]"), "hamiltonian.terms[0].type"),
+    ("unknown term type", with_terms('[{ type = "cubic" }]'), "hamiltonian.terms[0].type"),
+    (
+        "term without its coupling",
+        with_terms('[{ type = "hopping" }, { type = "mass", m2 = 1.0 }]'),
+        "hamiltonian.terms[0].beta",
+    ),
+    ("term with an unknown coupling", with_terms('[{ type = "mass", m2 = 1.0, mu = 2 }]'), "hamiltonian.terms[0].mu"),
+    ("quadratic energy not positive", with_terms('[{ type = "gradient", kappa = 1.0 }]'), "hamiltonian.terms"),
+    ("custom term without a function", with_terms('[{ type = "custom" }]'), "hamiltonian.terms[0].function"),
+    ("custom term of a missing module", with_terms('[{ type = "custom", function = "nowhere:f" }]'), "function"),
+    ("custom term not module:function", with_terms('[{ type = "custom", function = "f" }]'), "function"),
+    ("custom term not callable", with_terms('[{ type = "custom", function = "math:pi" }]'), "function"),
+    (
+        "custom term whose module raises",
+        with_terms('[{ type = "custom", function = "tests.custom_terms_broken:f" }]'),
+        "function",
+    ),
+    (
+        "custom term returning a field",
+        with_terms('[{ type = "custom", function = "tests.custom_terms:field_valued" }]'),
+        "custom",
+    ),
+    (
+        "custom term that cannot trace",
+        with_terms('[{ type = "custom", function = "tests.custom_terms:untraceable" }]'),
+        "custom",
+    ),
+    (
+        "custom name a number",
+        with_terms('[{ type = "custom", function = "tests.custom_terms:quartic", name = 3 }]'),
+        "hamiltonian.terms[0].name",
+    ),
     ("settings table not a table", card("nuts", "nuts = 3\n"), "nuts"),
     ("unknown settings key", card("nuts", "[nuts]\nsteps = 3\n"), "nuts.steps"),
     ("forward objective without data", card("neuralrg", '[svi]\nobjective = "forward"\n'), "svi.objective"),
     ("pretraining without data", card("neuralrg", "[svi]\npretrain_steps = 100\n"), "svi.pretrain_steps"),
     ("growth stages not a list", card("neuralrg", "[svi]\ngrow = 3\n"), "svi.grow"),
-    ("growth side too large", card("neuralrg").replace("[4, 4]", "[8, 8]") + "[[svi.grow]]\nside = 8\n",
-     "svi.grow[0].side"),
+    (
+        "growth side too large",
+        card("neuralrg").replace("[4, 4]", "[8, 8]") + "[[svi.grow]]\nside = 8\n",
+        "svi.grow[0].side",
+    ),
     ("free energy samples too few", card("neuralrg", "[free_energy]\nsamples = 2\n"), "free_energy.samples"),
     ("unknown free energy key", card("neuralrg", "[free_energy]\nbatch = 2\n"), "free_energy.batch"),
-    ("path data on a neuralrg card, with a surrogate", card("neuralrg", '[data]\nsurrogate = "lognormal"\n'),
-     "data.surrogate"),
+    (
+        "path data on a neuralrg card, with a surrogate",
+        card("neuralrg", '[data]\nsurrogate = "lognormal"\n'),
+        "data.surrogate",
+    ),
     ("wirg without a hamiltonian or data", card("surrogate", "[data]\nfields = 100\n"), "hamiltonian"),
     ("wirg surrogate beside a hamiltonian", card("wirg", '[data]\nsurrogate = "lognormal"\n'), "data.surrogate"),
     ("wirg holdout beside a hamiltonian", card("wirg", "[data]\nholdout = 0.3\n"), "data.holdout"),
     ("wirg data path and surrogate", card("surrogate", '[data]\nsurrogate = "lognormal"\npath = "x.npy"\n'), "data"),
-    ("mirror images of skewed data", card("wirg", '[fit]\nmirror_images = true\ntransform = "shifted_log"\n'),
-     "fit.mirror_images"),
+    (
+        "mirror images of skewed data",
+        card("wirg", '[fit]\nmirror_images = true\ntransform = "shifted_log"\n'),
+        "fit.mirror_images",
+    ),
     ("too many fit levels", card("wirg", "[fit]\nlevels = 4\n"), "fit.levels"),
     ("ML steps off the record grid", card("wirg", "[fit]\nml_steps = 10\nml_record_every = 4\n"), "fit.ml_steps"),
-    ("wirg samples not a multiple of the groups", card("wirg", "[generator]\nsamples = 10\ngroups = 4\n"),
-     "generator.samples"),
+    (
+        "wirg samples not a multiple of the groups",
+        card("wirg", "[generator]\nsamples = 10\ngroups = 4\n"),
+        "generator.samples",
+    ),
     ("a folded flow without q_sym", card("neuralrg", "[flow]\nfold = true\nsymmetric = false\n"), "flow.symmetric"),
 ]
 
@@ -180,7 +228,11 @@ def watched(tmp_path_factory):
 
 
 def _hashes(directory: Path) -> dict:
-    return {p.relative_to(directory): hashlib.sha256(p.read_bytes()).hexdigest() for p in directory.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(directory): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in directory.rglob("*")
+        if p.is_file()
+    }
 
 
 def clear_error(capsys, *words: str) -> str:
@@ -216,12 +268,19 @@ def test_a_bad_card_is_named(text, field, tmp_path, capsys, watched):
 
 
 def test_there_are_at_least_250_bad_inputs():
-    assert len(list(setting_cases())) + len(CARD_CASES) + len(DATA_CASES) + len(OUTPUT_CASES) + len(CHECKPOINT_CASES) \
-        + len(API_CASES) >= 250
+    assert (
+        len(list(setting_cases()))
+        + len(CARD_CASES)
+        + len(DATA_CASES)
+        + len(OUTPUT_CASES)
+        + len(CHECKPOINT_CASES)
+        + len(API_CASES)
+        >= 250
+    )
 
 
 def test_a_card_that_cannot_be_read_is_named(tmp_path, capsys, watched):
-    refused(["check", str(write(tmp_path, b"name = \"\xff\xfe\"\n"))], "not UTF-8", capsys, watched)
+    refused(["check", str(write(tmp_path, b'name = "\xff\xfe"\n'))], "not UTF-8", capsys, watched)
     refused(["check", str(tmp_path / "missing.toml")], "no such file", capsys, watched)
     (tmp_path / "folder.toml").mkdir()
     refused(["check", str(tmp_path / "folder.toml")], "no such file", capsys, watched)
@@ -261,8 +320,11 @@ DATA_CASES = [  # (id, file name, file contents or None for no file, the words t
 def test_a_bad_data_file_is_named_at_check_time(sampler, name, contents, words, tmp_path, capsys, watched):
     if contents is not None:
         write(tmp_path, contents, name)
-    text = card("wirg", f'[data]\npath = "{name}"\n') if sampler == "wirg" else \
-        card("neuralrg", f'[data]\npath = "{name}"\n').replace("[4, 4]", "[8, 8]")
+    text = (
+        card("wirg", f'[data]\npath = "{name}"\n')
+        if sampler == "wirg"
+        else card("neuralrg", f'[data]\npath = "{name}"\n').replace("[4, 4]", "[8, 8]")
+    )
     err = refused(["check", str(write(tmp_path, text))], "data.path", capsys, watched)
     assert words in err
 
@@ -329,8 +391,19 @@ def test_a_damaged_checkpoint_is_refused_on_resume(case, tmp_path, capsys, watch
 def _api_cases():
     import jax.numpy as jnp
 
-    from rgppl import (MIS, WIRG, FlowSettings, Gradient, Hamiltonian, Lattice, NUTSSettings, free_field,
-                       ising_dual, phi4_hopping, sample)
+    from rgppl import (
+        MIS,
+        WIRG,
+        FlowSettings,
+        Gradient,
+        Hamiltonian,
+        Lattice,
+        NUTSSettings,
+        free_field,
+        ising_dual,
+        phi4_hopping,
+        sample,
+    )
     from rgppl.hamiltonians import Custom
     from rgppl.infer import train_flow
     from rgppl.wirg import fit_wirg
@@ -353,12 +426,14 @@ def _api_cases():
         ("lattice side one", lambda: Lattice(1), "shape"),
         ("a term that is not a term", lambda: Hamiltonian(Lattice(4), ("mass",)), "hamiltonian.terms"),
         ("no terms", lambda: Hamiltonian(Lattice(4), ()), "hamiltonian.terms"),
-        ("custom term returning a field", lambda: Hamiltonian(Lattice(4), (Gradient(1.0), Custom(lambda p: p))),
-         "custom"),
+        (
+            "custom term returning a field",
+            lambda: Hamiltonian(Lattice(4), (Gradient(1.0), Custom(lambda p: p))),
+            "custom",
+        ),
         ("custom term not callable", lambda: Custom(3.0), "custom.fn"),
         ("a flow on an odd lattice", lambda: train_flow(free_field(6), FlowSettings()), "lattice.shape"),
-        ("a flow on data of another lattice", lambda: train_flow(h, FlowSettings(), data=np.zeros((8, 8, 8))),
-         "data"),
+        ("a flow on data of another lattice", lambda: train_flow(h, FlowSettings(), data=np.zeros((8, 8, 8))), "data"),
         ("a flow on complex data", lambda: train_flow(h, FlowSettings(), data=data.astype(complex)), "data"),
         ("a WIRG fit on three fields", lambda: fit_wirg(data[:3]), "data"),
         ("a WIRG fit on strings", lambda: fit_wirg(np.full((40, 4, 4), "a")), "data"),

@@ -41,8 +41,7 @@ def test_derived_quantities_of_independent_gaussian_draws():
 def test_compare_puts_runs_side_by_side(tmp_path):
     h = free_field(4, m2=0.5)
     runs = {
-        "nuts": run_nuts(h, NUTSSettings(chains=2, warmup=200, samples=500, checkpoint_every=500),
-                         progress=False),
+        "nuts": run_nuts(h, NUTSSettings(chains=2, warmup=200, samples=500, checkpoint_every=500), progress=False),
         "exact": exact_free_field_run(h, chains=2, draws=500),
     }
     truth = exact.exact_observables(h)
@@ -61,8 +60,18 @@ def test_summary_columns_and_exact_z():
     h = free_field(4, m2=0.5)
     dt = exact_free_field_run(h, draws=2000)
     table = summary(dt, exact=exact.exact_observables(h))
-    assert list(table.columns) == ["mean", "sd", "mcse_mean", "ess_bulk", "ess_tail", "r_hat", "ess_per_s",
-                                   "ess_per_1k_grad", "exact", "z"]
+    assert list(table.columns) == [
+        "mean",
+        "sd",
+        "mcse_mean",
+        "ess_bulk",
+        "ess_tail",
+        "r_hat",
+        "ess_per_s",
+        "ess_per_1k_grad",
+        "exact",
+        "z",
+    ]
     assert table["ess_per_1k_grad"].isna().all()  # the exact sampler uses no gradients
     assert table.loc["e", "exact"] == pytest.approx(0.5)
     z = table["z"].dropna()

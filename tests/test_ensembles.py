@@ -90,15 +90,35 @@ def test_models_without_an_embedded_ising_form_are_refused():
 
 def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     h = phi4_hopping(4)
-    whole = run_cluster(h, ClusterSettings(chains=2, warmup=50, samples=40, checkpoint_every=20), seed=5, progress=False)
+    whole = run_cluster(
+        h, ClusterSettings(chains=2, warmup=50, samples=40, checkpoint_every=20), seed=5, progress=False
+    )
     path = tmp_path / "cluster.npz"
-    run_cluster(h, ClusterSettings(chains=2, warmup=50, samples=20, checkpoint_every=20), seed=5, checkpoint=path, progress=False)
-    resumed = run_cluster(h, ClusterSettings(chains=2, warmup=50, samples=40, checkpoint_every=20), seed=5, checkpoint=path,
-                          resume=True, progress=False)
+    run_cluster(
+        h,
+        ClusterSettings(chains=2, warmup=50, samples=20, checkpoint_every=20),
+        seed=5,
+        checkpoint=path,
+        progress=False,
+    )
+    resumed = run_cluster(
+        h,
+        ClusterSettings(chains=2, warmup=50, samples=40, checkpoint_every=20),
+        seed=5,
+        checkpoint=path,
+        resume=True,
+        progress=False,
+    )
     np.testing.assert_array_equal(resumed.posterior["phi"].values, whole.posterior["phi"].values)
     with pytest.raises(InputError, match="different model"):
-        run_cluster(phi4_hopping(4, beta=0.5), ClusterSettings(chains=2, warmup=50, samples=40, checkpoint_every=20), seed=5,
-                    checkpoint=path, resume=True, progress=False)
+        run_cluster(
+            phi4_hopping(4, beta=0.5),
+            ClusterSettings(chains=2, warmup=50, samples=40, checkpoint_every=20),
+            seed=5,
+            checkpoint=path,
+            resume=True,
+            progress=False,
+        )
 
 
 def test_ising_dual_fields_match_the_transfer_matrix_moments():
@@ -125,7 +145,8 @@ def test_a_site_energy_that_is_nan_over_part_of_the_range_stops_the_cluster_samp
 
     h = phi4_hopping(4, 0.68)
     J, site_energy = h.phi4_form()
-    monkeypatch.setattr(Hamiltonian, "phi4_form",
-                        lambda self: (J, lambda phi: jnp.where(jnp.abs(phi) > 1.5, jnp.nan, site_energy(phi))))
+    monkeypatch.setattr(
+        Hamiltonian, "phi4_form", lambda self: (J, lambda phi: jnp.where(jnp.abs(phi) > 1.5, jnp.nan, site_energy(phi)))
+    )
     with pytest.raises(SamplingDiverged, match="non-finite energy change"):
         run_cluster(h, ClusterSettings(chains=2, warmup=20, samples=20, thin=1), progress=False)

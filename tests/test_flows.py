@@ -17,9 +17,13 @@ from rgppl.infer.training import FlowObjective, SVISettings, train_flow
 from rgppl.lattice import Lattice
 from tests.stats import family_threshold
 
-ARCHITECTURES = [FlowSettings(), FlowSettings(kernel=1, knots=0, couplings=4, circulant=False),
-                 FlowSettings(levels=1, hidden=1, width=8), FlowSettings(knots=5, couplings=3, kernel=5),
-                 FlowSettings(knots=4, couplings=2, fold=True)]
+ARCHITECTURES = [
+    FlowSettings(),
+    FlowSettings(kernel=1, knots=0, couplings=4, circulant=False),
+    FlowSettings(levels=1, hidden=1, width=8),
+    FlowSettings(knots=5, couplings=3, kernel=5),
+    FlowSettings(knots=4, couplings=2, fold=True),
+]
 IDS = ["default", "affine-kernel1 (Li & Wang)", "one-level", "spline-kernel5", "folded"]
 
 
@@ -132,11 +136,15 @@ def test_a_grown_flow_copies_each_level_and_interpolates_the_circulant():
     between = 0.5 * (small.log_spectrum + jnp.roll(small.log_spectrum, -1, axis=0))
     np.testing.assert_allclose(large.log_spectrum[1::2, ::2], between, atol=1e-7)
     z = jax.random.normal(jax.random.PRNGKey(1), (8, 8))
-    np.testing.assert_array_equal(grown(small, Lattice(8), settings).transform_and_log_det(z)[0],
-                                  small.transform_and_log_det(z)[0])
+    np.testing.assert_array_equal(
+        grown(small, Lattice(8), settings).transform_and_log_det(z)[0], small.transform_and_log_det(z)[0]
+    )
     with pytest.raises(InputError, match="lattice.shape"):
         grown(small, Lattice(4), FlowSettings(circulant=True, couplings=2, width=4, knots=4))
-    for other in (FlowSettings(circulant=True, couplings=2, width=4), FlowSettings(circulant=True, couplings=2, width=8, knots=4)):
+    for other in (
+        FlowSettings(circulant=True, couplings=2, width=4),
+        FlowSettings(circulant=True, couplings=2, width=8, knots=4),
+    ):
         with pytest.raises(InputError, match="the settings the flow was built with"):
             grown(small, Lattice(16), other)
 
@@ -160,7 +168,9 @@ def test_guide_symmetrised_density_is_even_and_normalised_like_q():
     assert jnp.abs(q.log_prob(x) - q.log_prob(-x)).max() > 1e-2  # the trained q itself is not even
     assert jnp.all(q_sym.log_prob(x) >= jnp.minimum(q.log_prob(x), q.log_prob(-x)) - 1e-4)
     drawn, intermediates = q_sym.sample_with_intermediates(jax.random.PRNGKey(2), (16,))
-    assert jnp.abs(q_sym.log_prob(drawn, intermediates) - q_sym.log_prob(drawn)).max() < 1e-4  # one inverse pass, same value
+    assert (
+        jnp.abs(q_sym.log_prob(drawn, intermediates) - q_sym.log_prob(drawn)).max() < 1e-4
+    )  # one inverse pass, same value
 
 
 @pytest.mark.usefixtures("float64")
@@ -194,7 +204,9 @@ def test_the_normal_fold_is_the_gaussian_softplus_and_inverts_far_into_its_tail(
     """m -> s G(m/s), G(t) = t Phi(t) + phi(t), ln|det| = ln Phi(m/s), against scipy; inverse down to G ~ 1e-7."""
     from scipy.stats import norm
 
-    fresh = NeuralRGFlow(jax.random.PRNGKey(0), Lattice(4), FlowSettings(fold=True, knots=0, circulant=False))  # identity but the fold
+    fresh = NeuralRGFlow(
+        jax.random.PRNGKey(0), Lattice(4), FlowSettings(fold=True, knots=0, circulant=False)
+    )  # identity but the fold
     flow = eqx.tree_at(lambda f: f.fold_log_scale, fresh, jnp.asarray(np.log(0.3)))
     t = np.array([-5.0, -2.0, -0.1, 0.0, 0.4, 3.0, 12.0])
     z = jax.random.normal(jax.random.PRNGKey(1), (7, 4, 4))
@@ -202,7 +214,9 @@ def test_the_normal_fold_is_the_gaussian_softplus_and_inverts_far_into_its_tail(
     x, log_det = flow.transform_and_log_det(z)
     np.testing.assert_allclose(x.mean(axis=(-2, -1)), 0.3 * (t * norm.cdf(t) + norm.pdf(t)), rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(log_det, norm.logcdf(t), rtol=1e-9)
-    np.testing.assert_allclose(x - x.mean(axis=(-2, -1), keepdims=True), z - z.mean(axis=(-2, -1), keepdims=True), atol=1e-12)
+    np.testing.assert_allclose(
+        x - x.mean(axis=(-2, -1), keepdims=True), z - z.mean(axis=(-2, -1), keepdims=True), atol=1e-12
+    )
     z_back, inverse_log_det = flow.inverse_and_log_det(x)
     np.testing.assert_allclose(z_back, z, atol=1e-8)  # the mean of x holds G(-5) ~ 1e-7 to ~1e-16
     np.testing.assert_allclose(inverse_log_det, -log_det, rtol=1e-9)
@@ -238,8 +252,9 @@ def test_svi_can_train_the_plain_flow_while_the_guide_reports_the_symmetrised_on
     params = {name: site["value"] for name, site in trace.items() if site["type"] == "param"}
     reported = [site["fn"] for site in trace.values() if site["type"] == "sample"][0]
     assert isinstance(reported, Z2Symmetrized) and isinstance(guide.get_posterior(params), Z2Symmetrized)
-    plain, symmetrised = (FlowObjective(1.0, 8, train_q_sym=q_sym).trained_distribution(guide)(params)
-                          for q_sym in (False, True))
+    plain, symmetrised = (
+        FlowObjective(1.0, 8, train_q_sym=q_sym).trained_distribution(guide)(params) for q_sym in (False, True)
+    )
     assert type(plain).__name__ == "NeuralRGDistribution"  # SVI's draws by default: q alone, one pass
     assert isinstance(symmetrised, Z2Symmetrized)
 
@@ -251,7 +266,11 @@ def test_the_batched_free_energy_objective_estimates_what_trace_elbo_does():
 
     h = ising_dual(4)
     guide = set_up(AutoNeuralRG(h.model, FlowSettings(width=8, couplings=2, kernel=1, knots=0, symmetric=False)))
-    params = {guide.param_name: eqx.partition(perturbed_flow(FlowSettings(width=8, couplings=2, kernel=1, knots=0), size=0.1), eqx.is_array)[0]}
+    params = {
+        guide.param_name: eqx.partition(
+            perturbed_flow(FlowSettings(width=8, couplings=2, kernel=1, knots=0), size=0.1), eqx.is_array
+        )[0]
+    }
     n = 4096
     batched = FlowObjective(1.0, n).loss(jax.random.PRNGKey(1), params, h.model, guide)
     stock = Trace_ELBO(num_particles=n, vectorize_particles=True).loss(jax.random.PRNGKey(2), params, h.model, guide)
@@ -292,8 +311,12 @@ def test_path_gradient_vanishes_at_the_exact_flow_and_agrees_with_the_total_grad
     params = {guide.param_name: eqx.partition(perturbed_flow(settings, size=0.1), eqx.is_array)[0]}
     flat = lambda grads: jnp.concatenate([g.reshape(g.shape[0], -1) for g in jax.tree.leaves(grads)], axis=1)
     replicates = 64
-    path = flat(_objective_gradients(guide, params, h.model, True, jax.random.split(jax.random.PRNGKey(2), replicates), 64))
-    total = flat(_objective_gradients(guide, params, h.model, False, jax.random.split(jax.random.PRNGKey(3), replicates), 64))
+    path = flat(
+        _objective_gradients(guide, params, h.model, True, jax.random.split(jax.random.PRNGKey(2), replicates), 64)
+    )
+    total = flat(
+        _objective_gradients(guide, params, h.model, False, jax.random.split(jax.random.PRNGKey(3), replicates), 64)
+    )
     directions = jax.random.normal(jax.random.PRNGKey(4), (path.shape[1], 3))
     path, total = np.asarray(path @ directions), np.asarray(total @ directions)
     error = np.sqrt((path.var(axis=0, ddof=1) + total.var(axis=0, ddof=1)) / replicates)
@@ -307,7 +330,11 @@ def test_neutra_potential_identity():
     h = free_field(4, m2=0.5)
     guide = AutoNeuralRG(h.model, FlowSettings(width=8, couplings=2, kernel=1, knots=0, symmetric=False))
     set_up(guide)
-    params = {guide.param_name: eqx.partition(perturbed_flow(FlowSettings(width=8, couplings=2, kernel=1, knots=0), side=4), eqx.is_array)[0]}
+    params = {
+        guide.param_name: eqx.partition(
+            perturbed_flow(FlowSettings(width=8, couplings=2, kernel=1, knots=0), side=4), eqx.is_array
+        )[0]
+    }
     neutra = NeuTraReparam(guide, params)
     model = neutra.reparam(h.model)
     z = jax.random.normal(jax.random.PRNGKey(3), (16,))
@@ -324,8 +351,12 @@ def test_neutra_potential_identity():
         field, log_det = flow.transform_and_log_det(u.reshape(4, 4))
         return -h.energy(field) + log_det
 
-    np.testing.assert_allclose(jax.jit(jax.grad(lambda u: log_density(model, (), {}, {latent_name: u})[0]))(z),
-                               jax.grad(pulled_back)(z), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        jax.jit(jax.grad(lambda u: log_density(model, (), {}, {latent_name: u})[0]))(z),
+        jax.grad(pulled_back)(z),
+        rtol=1e-4,
+        atol=1e-4,
+    )
     # ... and the log-det it keeps is never the answer for another point
     transform = guide.get_transform(params)
     transform(z)
@@ -353,7 +384,9 @@ def test_the_guides_stock_numpyro_calls_draw_from_q_sym_the_distribution_rgppl_r
     guide = set_up(AutoNeuralRG(h.model, settings))
     params = {guide.param_name: eqx.partition(perturbed_flow(settings), eqx.is_array)[0]}
     drawn = guide.sample_posterior(jax.random.PRNGKey(0), params, sample_shape=(n,))["phi"]
-    predicted = Predictive(h.model, guide=guide, params=params, num_samples=n, return_sites=["phi"])(jax.random.PRNGKey(1))["phi"]
+    predicted = Predictive(h.model, guide=guide, params=params, num_samples=n, return_sites=["phi"])(
+        jax.random.PRNGKey(1)
+    )["phi"]
     q_alone = guide.get_flow_posterior(params).sample(jax.random.PRNGKey(2), (n,))
     assert jnp.all(q_alone.mean(-1) > 0)  # the fold: q itself is one-sided
     for fields in (drawn, predicted):

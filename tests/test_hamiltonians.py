@@ -46,7 +46,9 @@ def test_quadratic_terms_against_dense_matrices(shape):
     ]
     for term, half_matrix in cases:
         expected = np.einsum("bi,ij,bj->b", flat, half_matrix, flat)
-        np.testing.assert_allclose(np.asarray(term.energy(jnp.asarray(phi, jnp.float32))), expected, rtol=2e-5, atol=2e-5)
+        np.testing.assert_allclose(
+            np.asarray(term.energy(jnp.asarray(phi, jnp.float32))), expected, rtol=2e-5, atol=2e-5
+        )
         spectrum = np.sort(term.quadratic_spectrum(Lattice(shape)).ravel())
         np.testing.assert_allclose(spectrum, np.sort(np.linalg.eigvalsh(2 * half_matrix)), atol=1e-10)
 
@@ -71,7 +73,9 @@ def test_ising_dual_against_dense_inverse(shape):
     flat = x.reshape(len(x), -1)
     expected = 0.5 * np.einsum("bi,ij,bj->b", flat, np.linalg.inv(a_dense), flat) - np.log(np.cosh(flat)).sum(1)
     np.testing.assert_allclose(np.asarray(term.energy(jnp.asarray(x, jnp.float32))), expected, rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(np.sort(term.a_eigenvalues(Lattice(shape)).ravel()), np.linalg.eigvalsh(a_dense), atol=1e-10)
+    np.testing.assert_allclose(
+        np.sort(term.a_eigenvalues(Lattice(shape)).ravel()), np.linalg.eigvalsh(a_dense), atol=1e-10
+    )
 
 
 def test_log_cosh_is_stable():

@@ -14,8 +14,20 @@ from rgppl.errors import InputError, SamplingDiverged
 from rgppl.exact import exact_observables, free_field_spectrum, sample_gaussian_field
 from rgppl.flows import FlowSettings
 from rgppl.hamiltonians import Custom, Gradient, Hamiltonian, Mass, free_field
-from rgppl.infer import (MISSettings, SVISettings, TrainedFlow, coverage_by_bin, free_energy, grow, importance_statistics,
-                         latent_independence, latents_by_scale, resample_scales, run_mis, train_flow)
+from rgppl.infer import (
+    MISSettings,
+    SVISettings,
+    TrainedFlow,
+    coverage_by_bin,
+    free_energy,
+    grow,
+    importance_statistics,
+    latent_independence,
+    latents_by_scale,
+    resample_scales,
+    run_mis,
+    train_flow,
+)
 from rgppl.lattice import Lattice
 from tests.stats import family_threshold
 
@@ -31,7 +43,9 @@ def free_field_flow():
 
 def test_importance_statistics_of_exact_weights():
     stats = importance_statistics(np.full(1000, -3.0))
-    assert stats["F_q"] == 3.0 and stats["ln_z_is"] == pytest.approx(-3.0) and stats["ess_fraction"] == pytest.approx(1.0)
+    assert (
+        stats["F_q"] == 3.0 and stats["ln_z_is"] == pytest.approx(-3.0) and stats["ess_fraction"] == pytest.approx(1.0)
+    )
 
 
 def test_coverage_by_bin_recovers_a_shifted_gaussian_from_draws_of_another():
@@ -103,10 +117,21 @@ def test_a_flow_grown_to_a_larger_lattice_starts_near_its_target_and_trains_on(f
 def test_forward_mixed_and_pretrained_objectives_learn_from_data(tmp_path):
     h = free_field(4, m2=0.5)
     data = np.asarray(sample_gaussian_field(jax.random.PRNGKey(5), free_field_spectrum((4, 4), 0.5), (4096,)))
-    for objective, pretrain_steps, gradient in (("forward", 0, "total"), ("mixed", 0, "total"), ("reverse", 200, "total"),
-                                                ("reverse", 200, "path")):
-        settings = SVISettings(steps=400 - pretrain_steps, batch=128, learning_rate=1e-2, checkpoint_every=200,
-                               objective=objective, pretrain_steps=pretrain_steps, gradient=gradient)
+    for objective, pretrain_steps, gradient in (
+        ("forward", 0, "total"),
+        ("mixed", 0, "total"),
+        ("reverse", 200, "total"),
+        ("reverse", 200, "path"),
+    ):
+        settings = SVISettings(
+            steps=400 - pretrain_steps,
+            batch=128,
+            learning_rate=1e-2,
+            checkpoint_every=200,
+            objective=objective,
+            pretrain_steps=pretrain_steps,
+            gradient=gradient,
+        )
         checkpoint = tmp_path / f"{objective}_{gradient}.npz"
         trained = train_flow(h, FLOW, settings, data=data, seed=0, progress=False, checkpoint=checkpoint)
         stats = free_energy(trained, samples=8192, seed=6)
@@ -173,8 +198,13 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoin
     h = Hamiltonian(Lattice(4), (Gradient(1.0), Mass(0.05), cliff))
     path = tmp_path / "c.npz"
     with pytest.raises(SamplingDiverged, match="non-finite.*last good checkpoint is kept"):
-        train_flow(h, FLOW, SVISettings(steps=2000, batch=64, learning_rate=1e-2, report_every=10, checkpoint_every=10),
-                   checkpoint=path, progress=False)
+        train_flow(
+            h,
+            FLOW,
+            SVISettings(steps=2000, batch=64, learning_rate=1e-2, report_every=10, checkpoint_every=10),
+            checkpoint=path,
+            progress=False,
+        )
     assert np.load(path)["draws_losses"].size > 0
 
 

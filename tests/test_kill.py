@@ -20,23 +20,42 @@ from rgppl.cli import main
 
 pytestmark = pytest.mark.slow
 
-HEAD = 'name = "killed"\n[lattice]\nshape = [{L}, {L}]\n[hamiltonian]\npreset = "{preset}"\n[run]\nsampler = "{sampler}"\n'
-CASES = {  # stage: (card, checkpoint the stage writes, the phase (index) it has reached when the kill comes, the draws compared)
-    "nuts warm-up": (HEAD.format(L=8, preset="phi4_hopping", sampler="nuts")
-                     + "[nuts]\nchains = 2\nwarmup = 3000\nsamples = 100\ncheckpoint_every = 50\n",
-                     "checkpoint.npz", 0, "posterior.nc"),
-    "nuts sampling": (HEAD.format(L=8, preset="phi4_hopping", sampler="nuts")
-                      + "[nuts]\nchains = 2\nwarmup = 100\nsamples = 3000\ncheckpoint_every = 50\n",
-                      "checkpoint.npz", 1, "posterior.nc"),
-    "flow training": (HEAD.format(L=4, preset="free_field", sampler="neuralrg")
-                      + "[flow]\nwidth = 8\ncouplings = 2\n[svi]\nsteps = 3000\nbatch = 32\ncheckpoint_every = 50\n"
-                        "[free_energy]\nsamples = 256\n[mis]\nchains = 2\nsamples = 100\n[neutra]\nchains = 2\n"
-                        "warmup = 20\nsamples = 20\n[nuts]\nchains = 2\nwarmup = 20\nsamples = 20\n",
-                      "svi_checkpoint.npz", 0, "mis/posterior.nc"),
-    "wirg generation": (HEAD.format(L=16, preset="phi4_hopping", sampler="wirg")
-                        + "[cluster]\nchains = 2\nwarmup = 50\nsamples = 100\nthin = 2\n[fit]\nmirror_images = true\n"
-                          "ml_iterations = 0\n[generator]\nsamples = 400\nwarmup = 2000\nsteps = 50\n",
-                        "generate_checkpoint.npz", 0, "wirg/posterior.nc"),
+HEAD = (
+    'name = "killed"\n[lattice]\nshape = [{L}, {L}]\n[hamiltonian]\npreset = "{preset}"\n[run]\nsampler = "{sampler}"\n'
+)
+# stage: (card, checkpoint the stage writes, the phase (index) it has reached when the kill comes, the draws compared)
+CASES = {
+    "nuts warm-up": (
+        HEAD.format(L=8, preset="phi4_hopping", sampler="nuts")
+        + "[nuts]\nchains = 2\nwarmup = 3000\nsamples = 100\ncheckpoint_every = 50\n",
+        "checkpoint.npz",
+        0,
+        "posterior.nc",
+    ),
+    "nuts sampling": (
+        HEAD.format(L=8, preset="phi4_hopping", sampler="nuts")
+        + "[nuts]\nchains = 2\nwarmup = 100\nsamples = 3000\ncheckpoint_every = 50\n",
+        "checkpoint.npz",
+        1,
+        "posterior.nc",
+    ),
+    "flow training": (
+        HEAD.format(L=4, preset="free_field", sampler="neuralrg")
+        + "[flow]\nwidth = 8\ncouplings = 2\n[svi]\nsteps = 3000\nbatch = 32\ncheckpoint_every = 50\n"
+        "[free_energy]\nsamples = 256\n[mis]\nchains = 2\nsamples = 100\n[neutra]\nchains = 2\n"
+        "warmup = 20\nsamples = 20\n[nuts]\nchains = 2\nwarmup = 20\nsamples = 20\n",
+        "svi_checkpoint.npz",
+        0,
+        "mis/posterior.nc",
+    ),
+    "wirg generation": (
+        HEAD.format(L=16, preset="phi4_hopping", sampler="wirg")
+        + "[cluster]\nchains = 2\nwarmup = 50\nsamples = 100\nthin = 2\n[fit]\nmirror_images = true\n"
+        "ml_iterations = 0\n[generator]\nsamples = 400\nwarmup = 2000\nsteps = 50\n",
+        "generate_checkpoint.npz",
+        0,
+        "wirg/posterior.nc",
+    ),
 }
 
 
@@ -61,9 +80,13 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_draws(stage, tmp
     card.write_text(card_text)
     assert main(["run", str(card), "--out", str(tmp_path / "whole"), "--quiet"]) == 0
     killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "rgppl.cli", "run", str(card), "--out", str(killed), "--quiet"],
-                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rgppl.cli", "run", str(card), "--out", str(killed), "--quiet"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
     deadline = time.monotonic() + 600
     while _phase(killed / checkpoint) < phase:
         assert process.poll() is None, f"the run ended before its {phase} checkpoint"

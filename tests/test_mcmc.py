@@ -8,10 +8,9 @@ import pytest
 
 from rgppl import exact, loop
 from rgppl.diagnostics import mean_with_error, summary
-from rgppl.errors import InputError
+from rgppl.errors import InputError, SamplingDiverged
 from rgppl.hamiltonians import Custom, Gradient, Hamiltonian, Mass, free_field, ising_dual
 from rgppl.lattice import Lattice
-from rgppl.errors import SamplingDiverged
 from rgppl.mcmc import NUTSSettings, run_nuts
 from rgppl.observables import momentum_power
 from tests.stats import family_threshold
@@ -32,8 +31,7 @@ def test_free_field_nuts_propagator_within_ess_error_bars(dense_mass):
 
 def test_ising_dual_nuts_m2_at_tc_on_4x4_matches_exact():
     h = ising_dual(4)
-    dt = run_nuts(h, NUTSSettings(chains=4, warmup=500, samples=2000, checkpoint_every=2000), seed=1,
-                  progress=False)
+    dt = run_nuts(h, NUTSSettings(chains=4, warmup=500, samples=2000, checkpoint_every=2000), seed=1, progress=False)
     reference = exact.ising_moments(4, h.terms[0].beta)
     assert abs(reference["m2"] - 0.7613589086) < 1e-9
     table = summary(dt, exact={"spin_m2": reference["m2"], "spin_binder": reference["binder"]})
@@ -100,8 +98,12 @@ def _compilations(run) -> int:
 def test_the_sampling_loop_is_compiled_once_per_run_whatever_its_number_of_chunks():
     """Through NumPyro's MCMC.run each chunk of a multi-chain run compiled afresh (94 programs for 2 chunks,
     254 for 10): 19 s a chunk for a NeuTra model on 16 x 16."""
-    run = lambda samples, seed: run_nuts(free_field(4), NUTSSettings(chains=2, warmup=20, samples=samples,
-                                                                     checkpoint_every=20), seed=seed, progress=False)
+    run = lambda samples, seed: run_nuts(
+        free_field(4),
+        NUTSSettings(chains=2, warmup=20, samples=samples, checkpoint_every=20),
+        seed=seed,
+        progress=False,
+    )
     run(20, 0)
     long, short = _compilations(lambda: run(200, 1)), _compilations(lambda: run(40, 2))
     assert max(long, short) <= 5, (long, short)
@@ -116,8 +118,10 @@ def test_non_finite_energy_stops_with_a_clear_message():
 def test_an_energy_that_is_nan_over_part_of_the_field_space_stops_the_run():
     """NumPyro rejects a proposal of NaN energy as a divergence and goes on; rgppl measures the energy one step from
     the chain that diverged, finds it non-finite and stops."""
-    walled = Hamiltonian(Lattice(4), (Gradient(1.0), Mass(1.0), Custom(
-        lambda p: jnp.where(jnp.mean(p) > 0.3, jnp.nan, 0.0), name="walled")))
+    walled = Hamiltonian(
+        Lattice(4),
+        (Gradient(1.0), Mass(1.0), Custom(lambda p: jnp.where(jnp.mean(p) > 0.3, jnp.nan, 0.0), name="walled")),
+    )
     with pytest.raises(SamplingDiverged, match="not finite at .* points one step"):
         run_nuts(walled, NUTSSettings(chains=2, warmup=100, samples=100, checkpoint_every=50), progress=False)
 
@@ -132,8 +136,7 @@ def test_settings_are_validated():
 
 
 def test_a_single_chain_keeps_the_chain_axis():
-    dt = run_nuts(free_field(4), NUTSSettings(chains=1, warmup=30, samples=40, checkpoint_every=20),
-                  progress=False)
+    dt = run_nuts(free_field(4), NUTSSettings(chains=1, warmup=30, samples=40, checkpoint_every=20), progress=False)
     assert dt.posterior["phi"].shape == (1, 40, 4, 4)
     assert dt.sample_stats["n_steps"].shape == (1, 40)
 
@@ -143,7 +146,9 @@ def test_ising_dual_nuts_moments_at_tc_on_8x8_match_the_transfer_matrix():
     dt = run_nuts(h, NUTSSettings(chains=4, warmup=1000, samples=4000, checkpoint_every=4000), seed=4, progress=False)
     reference = exact.ising_moments(8, h.terms[0].beta)
     assert abs(reference["m2"] - 0.6469115750) < 1e-9
-    table = summary(dt, ["spin_m2", "spin_binder"], exact={"spin_m2": reference["m2"], "spin_binder": reference["binder"]})
+    table = summary(
+        dt, ["spin_m2", "spin_binder"], exact={"spin_m2": reference["m2"], "spin_binder": reference["binder"]}
+    )
     assert np.all(table["ess_bulk"] > 400)
     assert np.all(np.abs(table["z"]) < family_threshold(2)), table
 
@@ -177,8 +182,14 @@ def test_a_checkpoint_of_an_earlier_layout_is_refused_with_a_clear_error(tmp_pat
 
     h, settings = free_field(4, m2=1.0), NUTSSettings(chains=2, warmup=10, samples=20, checkpoint_every=10)
     path = tmp_path / "old.npz"
-    meta = {"hamiltonian": h.describe(), "seed": 0, "sampler": "nuts", "settings": vars(settings), "fingerprint": "",
-            "draws_done": 10}  # as run_nuts wrote it before the run loop
+    meta = {
+        "hamiltonian": h.describe(),
+        "seed": 0,
+        "sampler": "nuts",
+        "settings": vars(settings),
+        "fingerprint": "",
+        "draws_done": 10,
+    }  # as run_nuts wrote it before the run loop
     checkpoints.save(path, meta, {"state_0": np.zeros(2)})
     with pytest.raises(InputError, match="earlier rgppl"):
         run_nuts(h, settings, seed=0, checkpoint=path, resume=True, progress=False)

@@ -12,8 +12,9 @@ def test_notebook_runs_end_to_end_at_a_small_size(path, tmp_path, monkeypatch):
     monkeypatch.setenv("RGPPL_NOTEBOOK_SMALL", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = jupytext.read(path)
-    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any(p.suffix == ".png" for p in tmp_path.iterdir())

@@ -29,8 +29,10 @@ def test_figures_carry_their_reference_and_z():
     assert figure("m2", 1.1, 0.05, reference=1.0)["z"] == pytest.approx(2.0)
     assert figure("m2", 1.1, None, reference=1.0)["z"] is None  # no error bar, no z
     assert figure("x", float("nan"))["value"] is None  # JSON has no NaN
-    table = pd.DataFrame({"mean": [0.5, 0.7], "mcse": [0.1, 0.1], "ess_bulk": [100.0, 200.0], "exact": [0.4, np.nan]},
-                         index=pd.MultiIndex.from_tuples([("m2", "nuts"), ("m2", "mis")], names=["observable", "run"]))
+    table = pd.DataFrame(
+        {"mean": [0.5, 0.7], "mcse": [0.1, 0.1], "ess_bulk": [100.0, 200.0], "exact": [0.4, np.nan]},
+        index=pd.MultiIndex.from_tuples([("m2", "nuts"), ("m2", "mis")], names=["observable", "run"]),
+    )
     record = {"figures": table_figures(table)}
     assert find_figure(record, "m2", "nuts")["z"] == pytest.approx(1.0)
     assert find_figure(record, "m2", "mis")["reference"] is None and find_figure(record, "m2", "mis")["ess_bulk"] == 200

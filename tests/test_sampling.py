@@ -8,9 +8,24 @@ import jax
 import numpy as np
 import pytest
 
-from rgppl import (MIS, WIRG, ClusterSettings, FitSettings, FlowSettings, GeneratorSettings, InputError, MISSettings,
-                   NeuTra, NUTSSettings, SVISettings, fit_wirg, free_field, sample, train_flow)
-from rgppl import loop
+from rgppl import (
+    MIS,
+    WIRG,
+    ClusterSettings,
+    FitSettings,
+    FlowSettings,
+    GeneratorSettings,
+    InputError,
+    MISSettings,
+    NeuTra,
+    NUTSSettings,
+    SVISettings,
+    fit_wirg,
+    free_field,
+    loop,
+    sample,
+    train_flow,
+)
 from rgppl.ensembles import run_cluster
 from rgppl.mcmc import run_nuts
 
@@ -20,17 +35,25 @@ NUTS_SMALL = NUTSSettings(chains=2, warmup=100, samples=200, checkpoint_every=20
 @pytest.fixture(scope="module")
 def rough_flow():
     """A barely trained flow on a 4 x 4 free field: the samplers are exact whatever the flow."""
-    return train_flow(free_field(4, m2=0.5), FlowSettings(width=8, couplings=2, kernel=1, knots=0, symmetric=False),
-                      SVISettings(steps=50, batch=32, checkpoint_every=50), seed=0, progress=False)
+    return train_flow(
+        free_field(4, m2=0.5),
+        FlowSettings(width=8, couplings=2, kernel=1, knots=0, symmetric=False),
+        SVISettings(steps=50, batch=32, checkpoint_every=50),
+        seed=0,
+        progress=False,
+    )
 
 
 def test_nuts_through_sample_keeps_arviz_statistics_and_stock_diagnostics_run():
     h = free_field(4, m2=0.5)
     dt = sample(h, NUTS_SMALL, seed=4, progress=False)
-    np.testing.assert_array_equal(dt.posterior["phi"].values,
-                                  run_nuts(h, NUTS_SMALL, seed=4, progress=False).posterior["phi"].values)
+    np.testing.assert_array_equal(
+        dt.posterior["phi"].values, run_nuts(h, NUTS_SMALL, seed=4, progress=False).posterior["phi"].values
+    )
     stats = dt.sample_stats
-    assert {"energy", "step_size", "tree_depth", "diverging", "n_steps", "acceptance_rate", "lp"} <= set(stats.data_vars)
+    assert {"energy", "step_size", "tree_depth", "diverging", "n_steps", "acceptance_rate", "lp"} <= set(
+        stats.data_vars
+    )
     kinetic = stats["energy"].values + stats["lp"].values  # H = U + K with lp = -U, so K >= 0 at every draw
     assert np.all(kinetic >= 0)
     assert np.all(stats["step_size"].values == stats["step_size"].values[:, :1])  # fixed after warm-up, per chain
@@ -45,8 +68,9 @@ def test_the_cluster_sampler_through_sample_is_run_cluster():
     h = free_field(4, m2=0.5)
     settings = ClusterSettings(chains=2, warmup=50, samples=100, checkpoint_every=50)
     dt = sample(h, settings, seed=1, progress=False)
-    np.testing.assert_array_equal(dt.posterior["phi"].values,
-                                  run_cluster(h, settings, seed=1, progress=False).posterior["phi"].values)
+    np.testing.assert_array_equal(
+        dt.posterior["phi"].values, run_cluster(h, settings, seed=1, progress=False).posterior["phi"].values
+    )
     assert "acceptance_rate" in dt.sample_stats
 
 
@@ -76,9 +100,13 @@ def test_a_config_that_selects_no_sampler_is_named():
         sample(None, NUTS_SMALL)
 
 
-def test_mis_killed_mid_run_resumes_to_the_uninterrupted_draws_and_only_with_its_flow(rough_flow, tmp_path,
-                                                                                      monkeypatch):
-    h, config = rough_flow.hamiltonian, MIS(rough_flow, MISSettings(chains=2, warmup=20, samples=60, checkpoint_every=20))
+def test_mis_killed_mid_run_resumes_to_the_uninterrupted_draws_and_only_with_its_flow(
+    rough_flow, tmp_path, monkeypatch
+):
+    h, config = (
+        rough_flow.hamiltonian,
+        MIS(rough_flow, MISSettings(chains=2, warmup=20, samples=60, checkpoint_every=20)),
+    )
     whole = sample(h, config, seed=3, progress=False)
     path, real_save, saves = tmp_path / "mis.npz", loop._save, []
 
@@ -100,8 +128,9 @@ def test_mis_killed_mid_run_resumes_to_the_uninterrupted_draws_and_only_with_its
         sample(h, MIS(other, config.settings), seed=3, checkpoint=path, resume=True, progress=False)
 
 
-def test_a_nan_mid_run_stops_mis_and_the_wirg_generator_and_keeps_the_last_checkpoint(rough_flow, tmp_path,
-                                                                                        monkeypatch):
+def test_a_nan_mid_run_stops_mis_and_the_wirg_generator_and_keeps_the_last_checkpoint(
+    rough_flow, tmp_path, monkeypatch
+):
     """NaN injected into the second chunk of proposals (MIS) and into the third scale (the WIRG generator): each run
     stops with SamplingDiverged, and the checkpoint of the work before is on disk."""
     from rgppl.errors import SamplingDiverged
@@ -118,8 +147,13 @@ def test_a_nan_mid_run_stops_mis_and_the_wirg_generator_and_keeps_the_last_check
     monkeypatch.setattr(TrainedFlow, "draw", poisoned_draw)  # draw 1 starts the chains, draw 2 is the first chunk
     path = tmp_path / "mis.npz"
     with pytest.raises(SamplingDiverged, match="non-finite field or weight"):
-        sample(rough_flow.hamiltonian, MIS(rough_flow, MISSettings(chains=2, warmup=0, samples=60, checkpoint_every=20)),
-               seed=3, checkpoint=path, progress=False)
+        sample(
+            rough_flow.hamiltonian,
+            MIS(rough_flow, MISSettings(chains=2, warmup=0, samples=60, checkpoint_every=20)),
+            seed=3,
+            checkpoint=path,
+            progress=False,
+        )
     assert path.stat().st_size > 0
 
     fields = np.random.default_rng(0).normal(size=(64, 8, 8)).astype(np.float32)
@@ -134,6 +168,11 @@ def test_a_nan_mid_run_stops_mis_and_the_wirg_generator_and_keeps_the_last_check
     monkeypatch.setattr(sampler, "sample_scale", poisoned_scale)
     path = tmp_path / "generate.npz"
     with pytest.raises(SamplingDiverged):
-        sample(None, WIRG(model, GeneratorSettings(samples=8, groups=2, warmup=10, steps=5)), seed=0, checkpoint=path,
-               progress=False)
+        sample(
+            None,
+            WIRG(model, GeneratorSettings(samples=8, groups=2, warmup=10, steps=5)),
+            seed=0,
+            checkpoint=path,
+            progress=False,
+        )
     assert path.stat().st_size > 0

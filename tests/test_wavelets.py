@@ -7,7 +7,6 @@ import pywt
 from rgppl.errors import InputError
 from rgppl.wavelets import WAVELETS, dwt2, idwt2, pyramid
 
-
 pytestmark = pytest.mark.usefixtures("float64")
 
 

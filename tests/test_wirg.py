@@ -10,9 +10,16 @@ from rgppl.errors import InputError
 from rgppl.exact import free_field_propagator, free_field_spectrum, sample_gaussian_field
 from rgppl.hamiltonians import free_field
 from rgppl.observables import momentum_power
-from rgppl.wirg.ansatz import ScaleAnsatz, sigmoid_series
-from rgppl.wirg.fit import FitSettings, exact_quadratic_theta, fit_wirg, refine_maximum_likelihood, score_matching, score_matching_errors
 from rgppl.wavelets import pyramid
+from rgppl.wirg.ansatz import ScaleAnsatz, sigmoid_series
+from rgppl.wirg.fit import (
+    FitSettings,
+    exact_quadratic_theta,
+    fit_wirg,
+    refine_maximum_likelihood,
+    score_matching,
+    score_matching_errors,
+)
 from rgppl.wirg.model import ScaleFit
 from rgppl.wirg.sampler import GeneratorSettings, generate
 from tests.stats import family_threshold
@@ -29,8 +36,9 @@ def free_field_data(L: int, n: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("coarsest", [False, True], ids=["conditional", "coarsest"])
 @pytest.mark.parametrize("side, radius", [(1, 2), (2, 2), (4, 2)])
 def test_feature_gram_projections_laplacians_energy_and_its_gradient_equal_autodiff(coarsest, side, radius, widths):
-    ansatz = ScaleAnsatz(side=side, radius=radius, centres=(-1.0, 0.2, 1.3), widths=widths, wavelet="db2",
-                         coarsest=coarsest)
+    ansatz = ScaleAnsatz(
+        side=side, radius=radius, centres=(-1.0, 0.2, 1.3), widths=widths, wavelet="db2", coarsest=coarsest
+    )
     coarse = jax.random.normal(jax.random.PRNGKey(0), (side, side))
     free = jax.random.normal(jax.random.PRNGKey(1), ansatz.free_shape)
     features = lambda f: ansatz.features(coarse, f)  # noqa: E731
@@ -38,8 +46,9 @@ def test_feature_gram_projections_laplacians_energy_and_its_gradient_equal_autod
     np.testing.assert_allclose(ansatz.feature_gram(coarse, free), gradients @ gradients.T, atol=1e-11)
     field = jax.random.normal(jax.random.PRNGKey(3), ansatz.free_shape)
     np.testing.assert_allclose(ansatz.feature_projections(coarse, free, field), gradients @ field.ravel(), atol=1e-12)
-    laplacians = jax.vmap(lambda k: jnp.trace(
-        jax.hessian(lambda f: features(f)[k])(free).reshape(free.size, free.size)))(jnp.arange(ansatz.n_params))
+    laplacians = jax.vmap(
+        lambda k: jnp.trace(jax.hessian(lambda f: features(f)[k])(free).reshape(free.size, free.size))
+    )(jnp.arange(ansatz.n_params))
     np.testing.assert_allclose(ansatz.feature_laplacians(coarse, free), laplacians, atol=1e-11)
     theta = jax.random.normal(jax.random.PRNGKey(2), (ansatz.n_params,))
     np.testing.assert_allclose(ansatz.energy(theta, coarse, free), theta @ features(free), rtol=1e-12)
@@ -64,9 +73,12 @@ def test_quadratic_features_are_the_papers_9_plus_15s_and_linearly_independent(s
     ansatz = ScaleAnsatz(side=side, radius=2, wavelet="haar")
     if side > 4:
         assert ansatz.n_quadratic == 9 + 15 * 12
+
     def features(key):
         coarse_key, free_key = jax.random.split(key)
-        return ansatz.features(jax.random.normal(coarse_key, (side, side)), jax.random.normal(free_key, (3, side, side)))
+        return ansatz.features(
+            jax.random.normal(coarse_key, (side, side)), jax.random.normal(free_key, (3, side, side))
+        )
 
     samples = jax.vmap(features)(jax.random.split(jax.random.PRNGKey(0), 4 * ansatz.n_params))
     assert np.linalg.matrix_rank(np.asarray(samples, np.float64)) == ansatz.n_quadratic
@@ -78,7 +90,9 @@ def test_ln_p_factorises_over_wavelet_scales_with_unit_jacobian():
     every factor the exact Gaussian marginal or conditional in the wavelet basis (the transform has Jacobian 1)."""
     L, wavelet = 8, "db2"
     n = L * L
-    covariance = np.linalg.inv(np.asarray(jax.jacfwd(jax.grad(free_field((L, L), M2).energy))(jnp.zeros((L, L)))).reshape(n, n))
+    covariance = np.linalg.inv(
+        np.asarray(jax.jacfwd(jax.grad(free_field((L, L), M2).energy))(jnp.zeros((L, L)))).reshape(n, n)
+    )
     basis = np.eye(n).reshape(n, L, L)
     coarse_basis, detail_basis = pyramid(basis, wavelet, 3)
     phi = np.random.default_rng(0).multivariate_normal(np.zeros(n), covariance).reshape(L, L)
@@ -87,12 +101,14 @@ def test_ln_p_factorises_over_wavelet_scales_with_unit_jacobian():
     def gaussian_logpdf(x, cov):
         return -0.5 * (x @ np.linalg.solve(cov, x) + np.linalg.slogdet(2 * np.pi * cov)[1])
 
-    total = gaussian_logpdf(np.asarray(coarse[3]).ravel(), (lambda g: g @ covariance @ g.T)(
-        np.asarray(coarse_basis[3]).reshape(n, -1).T))
+    total = gaussian_logpdf(
+        np.asarray(coarse[3]).ravel(), (lambda g: g @ covariance @ g.T)(np.asarray(coarse_basis[3]).reshape(n, -1).T)
+    )
     for j in range(1, 4):
         # the joint (phi_j, phibar_j) is the orthogonal image of phi_{j-1}: condition the details on the coarse field
-        g = np.concatenate([np.asarray(coarse_basis[j]).reshape(n, -1), np.asarray(detail_basis[j - 1]).reshape(n, -1)],
-                           axis=1).T
+        g = np.concatenate(
+            [np.asarray(coarse_basis[j]).reshape(n, -1), np.asarray(detail_basis[j - 1]).reshape(n, -1)], axis=1
+        ).T
         joint = g @ covariance @ g.T
         m = np.asarray(coarse[j]).size
         c, d = np.asarray(coarse[j]).ravel(), np.asarray(details[j - 1]).ravel()
@@ -121,10 +137,18 @@ def test_score_matching_and_maximum_likelihood_recover_the_exact_free_field_cond
 
     # maximum likelihood from a start 50 % off comes back to the exact parameters (ML is at least as
     # efficient as score matching, so the score-matching errors bound its statistical error)
-    start = ScaleFit(ansatz, 1.5 * exact_theta, np.asarray(jnp.std(details[0], axis=(0, 2, 3))), (-50.0, 50.0),
-                     {"time_s": 0.0})
-    refined = refine_maximum_likelihood(jax.random.PRNGKey(0), start, coarse[1], details[0],
-                                        FitSettings(ml_steps=40, ml_record_every=2), iterations=8, fields=len(fields))
+    start = ScaleFit(
+        ansatz, 1.5 * exact_theta, np.asarray(jnp.std(details[0], axis=(0, 2, 3))), (-50.0, 50.0), {"time_s": 0.0}
+    )
+    refined = refine_maximum_likelihood(
+        jax.random.PRNGKey(0),
+        start,
+        coarse[1],
+        details[0],
+        FitSettings(ml_steps=40, ml_record_every=2),
+        iterations=8,
+        fields=len(fields),
+    )
     assert refined.report["ml_mismatch"][0] > 100 * min(refined.report["ml_mismatch"])
     z = (refined.theta - exact_theta) / errors
     assert np.max(np.abs(z)) < family_threshold(ansatz.n_params), np.max(np.abs(z))
@@ -134,8 +158,14 @@ def test_generated_free_field_has_the_exact_spectrum():
     L = 8
     data = free_field_data(L, 4000)
     model = fit_wirg(data, FitSettings(wavelet="db2", radius=2, potentials=0), progress=False)
-    dt = generate(model, free_field((L, L), M2), GeneratorSettings(samples=2000, warmup=200, steps=60), seed=1,
-                  data=data, progress=False)
+    dt = generate(
+        model,
+        free_field((L, L), M2),
+        GeneratorSettings(samples=2000, warmup=200, steps=60),
+        seed=1,
+        data=data,
+        progress=False,
+    )
     records = json.loads(dt.attrs["scales"])
     assert all(0.45 < r["acceptance"] < 0.7 for r in records)
     assert all(r["tau_energy"] < 0.2 * 260 for r in records)  # every chain ran many autocorrelation times
@@ -148,12 +178,26 @@ def test_generated_free_field_has_the_exact_spectrum():
 
 def test_fit_resumes_from_saved_scales_and_refuses_other_data(tmp_path):
     data = free_field_data(8, 400)
-    settings = FitSettings(wavelet="haar", radius=(1, 1, 1, 0), potentials=4, ml_iterations=2, ml_max_side=1,
-                           ml_steps=10, ml_fields=300, ml_record_every=5)
+    settings = FitSettings(
+        wavelet="haar",
+        radius=(1, 1, 1, 0),
+        potentials=4,
+        ml_iterations=2,
+        ml_max_side=1,
+        ml_steps=10,
+        ml_fields=300,
+        ml_record_every=5,
+    )
     first = fit_wirg(data, settings, checkpoint_dir=tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "free_energy_1.npz", "free_energy_2.npz", "free_energy_3.npz", "scale_1.npz", "scale_2.npz", "scale_3.npz",
-        "scale_top.npz"]
+        "free_energy_1.npz",
+        "free_energy_2.npz",
+        "free_energy_3.npz",
+        "scale_1.npz",
+        "scale_2.npz",
+        "scale_3.npz",
+        "scale_top.npz",
+    ]
     (tmp_path / "free_energy_2.npz").unlink()  # as if interrupted after the second conditional was saved
     again = fit_wirg(data, settings, checkpoint_dir=tmp_path, progress=False)
     for a, b in zip(first.scales + first.free_energies, again.scales + again.free_energies, strict=True):
@@ -193,29 +237,42 @@ def test_conditioning_on_a_coarse_field_keeps_it_and_draws_the_details():
     data = free_field_data(L, 2000)
     model = fit_wirg(data, FitSettings(radius=1, potentials=0), progress=False)
     coarse, details = pyramid(data[:1], model.wavelet, 1)
-    dt = generate(model, free_field((L, L), M2), GeneratorSettings(samples=1000, warmup=100, steps=20),
-                  coarse=coarse[1][0], seed=4, progress=False)
+    dt = generate(
+        model,
+        free_field((L, L), M2),
+        GeneratorSettings(samples=1000, warmup=100, steps=20),
+        coarse=coarse[1][0],
+        seed=4,
+        progress=False,
+    )
     phi = dt.posterior.phi.values.reshape(-1, L, L)
     regenerated, new_details = pyramid(phi, model.wavelet, 1)
     np.testing.assert_allclose(regenerated[1], np.broadcast_to(coarse[1], regenerated[1].shape), atol=1e-5)
     assert float(jnp.std(new_details[0][:, :, 0, 0])) > 0.1  # the details are drawn, not copied
-    unknown_energy = generate(model, None, GeneratorSettings(samples=1000, warmup=100, steps=20), coarse=coarse[1][0],
-                              seed=4, progress=False)  # fields without a Hamiltonian: the same draws, no energy
+    unknown_energy = generate(
+        model, None, GeneratorSettings(samples=1000, warmup=100, steps=20), coarse=coarse[1][0], seed=4, progress=False
+    )  # fields without a Hamiltonian: the same draws, no energy
     np.testing.assert_array_equal(unknown_energy.posterior.phi.values, dt.posterior.phi.values)
     assert "m2" in unknown_energy.posterior and "e" not in unknown_energy.posterior
     with pytest.raises(InputError, match="coarse"):
         generate(model, free_field((L, L), M2), GeneratorSettings(samples=8), coarse=np.zeros((3, 3)), progress=False)
 
 
-@pytest.mark.parametrize("call, field", [
-    (lambda: fit_wirg(np.zeros((4, 12, 12)) + 1.0, progress=False), "lattice"),
-    (lambda: fit_wirg(free_field_data(8, 10), FitSettings(radius=(1, 2)), progress=False), "fit.radius"),
-    (lambda: fit_wirg(free_field_data(8, 10), FitSettings(levels=4), progress=False), "fit.levels"),
-    (lambda: FitSettings(wavelet="morlet"), "wavelet"),
-    (lambda: FitSettings(ml_steps=10, ml_record_every=4), "fit.ml_steps"),
-    (lambda: fit_wirg(free_field_data(8, 10), FitSettings(ml_fields=(8, 8, 1, 8)), progress=False), "fit.ml_fields"),
-    (lambda: GeneratorSettings(samples=10, groups=4), "generator.samples"),
-])
+@pytest.mark.parametrize(
+    "call, field",
+    [
+        (lambda: fit_wirg(np.zeros((4, 12, 12)) + 1.0, progress=False), "lattice"),
+        (lambda: fit_wirg(free_field_data(8, 10), FitSettings(radius=(1, 2)), progress=False), "fit.radius"),
+        (lambda: fit_wirg(free_field_data(8, 10), FitSettings(levels=4), progress=False), "fit.levels"),
+        (lambda: FitSettings(wavelet="morlet"), "wavelet"),
+        (lambda: FitSettings(ml_steps=10, ml_record_every=4), "fit.ml_steps"),
+        (
+            lambda: fit_wirg(free_field_data(8, 10), FitSettings(ml_fields=(8, 8, 1, 8)), progress=False),
+            "fit.ml_fields",
+        ),
+        (lambda: GeneratorSettings(samples=10, groups=4), "generator.samples"),
+    ],
+)
 def test_bad_input_names_the_field(call, field):
     with pytest.raises(InputError, match=field):
         call()

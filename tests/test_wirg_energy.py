@@ -77,12 +77,15 @@ def test_hierarchical_log_density_is_the_microscopic_energy_in_wavelet_coordinat
     # eager float64 features after the float32 fit: the closed-form Gram matrix is still the autodiff one
     finest = model.scales[-1].ansatz
     gradients = jax.jacrev(finest.features, argnums=1)(coarse[1], details[0]).reshape(finest.n_params, -1)
-    np.testing.assert_allclose(finest.feature_gram(coarse[1], details[0]), gradients @ gradients.T, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(
+        finest.feature_gram(coarse[1], details[0]), gradients @ gradients.T, rtol=1e-9, atol=1e-10
+    )
 
 
 def nuts_draws(model_fn, args, seed: int):
-    mcmc = MCMC(NUTS(model_fn), num_warmup=400, num_samples=1000, num_chains=2, chain_method="sequential",
-                progress_bar=False)
+    mcmc = MCMC(
+        NUTS(model_fn), num_warmup=400, num_samples=1000, num_chains=2, chain_method="sequential", progress_bar=False
+    )
     mcmc.run(jax.random.PRNGKey(seed), *args)
     return mcmc.get_samples(group_by_chain=True)
 
@@ -132,7 +135,9 @@ def test_inpainting_draws_the_missing_pixels_from_the_fitted_field(fitted):
     covariance = np.linalg.inv(k[np.ix_(u, u)])
     mean = -covariance @ k[np.ix_(u, o)] @ data[2].ravel()[o]
     assert gaussian_check(np.asarray(draws["unknown"]), mean, np.diag(covariance)) < family_threshold(2 * len(u))
-    np.testing.assert_array_equal(np.asarray(draws["phi"])[..., known], np.broadcast_to(data[2][known], (2, 1000, known.sum())))
+    np.testing.assert_array_equal(
+        np.asarray(draws["phi"])[..., known], np.broadcast_to(data[2][known], (2, 1000, known.sum()))
+    )
 
 
 def test_numpyro_models_name_bad_conditioning(fitted):

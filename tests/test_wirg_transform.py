@@ -29,14 +29,28 @@ def test_zero_skewness_shift_recovers_a_shifted_lognormals_shift():
     assert abs(t) < student_threshold(1, len(shifts) - 1), (shifts, t)
 
 
-@pytest.mark.parametrize("call, field, valid", [
-    (lambda: zero_skewness_shift(-np.random.default_rng(0).lognormal(size=1000)), "fit.transform", "positive tail"),
-    (lambda: fit_wirg(np.random.default_rng(0).lognormal(size=(4, 8, 8)),
-                      FitSettings(transform="shifted_log", shift=-0.5), progress=False), "fit.shift", "above -min"),
-    (lambda: FitSettings(shift=1.0), "fit.shift", "only with transform = 'shifted_log'"),
-    (lambda: FitSettings(transform="log"), "fit.transform", "shifted_log"),
-    (lambda: FitSettings(transform="shifted_log", mirror_images=True), "fit.mirror_images", "no phi -> -phi symmetry"),
-])
+@pytest.mark.parametrize(
+    "call, field, valid",
+    [
+        (lambda: zero_skewness_shift(-np.random.default_rng(0).lognormal(size=1000)), "fit.transform", "positive tail"),
+        (
+            lambda: fit_wirg(
+                np.random.default_rng(0).lognormal(size=(4, 8, 8)),
+                FitSettings(transform="shifted_log", shift=-0.5),
+                progress=False,
+            ),
+            "fit.shift",
+            "above -min",
+        ),
+        (lambda: FitSettings(shift=1.0), "fit.shift", "only with transform = 'shifted_log'"),
+        (lambda: FitSettings(transform="log"), "fit.transform", "shifted_log"),
+        (
+            lambda: FitSettings(transform="shifted_log", mirror_images=True),
+            "fit.mirror_images",
+            "no phi -> -phi symmetry",
+        ),
+    ],
+)
 def test_bad_transform_settings_name_the_field(call, field, valid):
     with pytest.raises(InputError, match=field) as error:
         call()
@@ -85,6 +99,8 @@ def test_shifted_log_model_generates_the_surrogates_tails_and_spectrum(surrogate
     ours |= dict(enumerate(np.asarray(ours_p).T))
     theirs |= dict(enumerate(np.asarray(theirs_p).T))
     n = len(reference)
-    z = {name: (ours[name].mean() - theirs[name].mean()) / np.hypot(ours[name].std(), theirs[name].std()) * np.sqrt(n)
-         for name in theirs}
+    z = {
+        name: (ours[name].mean() - theirs[name].mean()) / np.hypot(ours[name].std(), theirs[name].std()) * np.sqrt(n)
+        for name in theirs
+    }
     assert max(map(abs, z.values())) < family_threshold(len(z)), z

@@ -3,14 +3,16 @@
 A sublayer cuts a batch of periodic grids ``y[M, M, N]`` (M even; the batch axis last) into ``(M/2)^2``
 blocks of four sites, stored as the first axis of ``blocks[4, M/2, M/2, N]`` in the order (0,0), (0,1),
 (1,0), (1,1).  Every operation then runs over the long trailing axes (blocks x batch): on a CPU the flow
-and its gradient run about twice as fast as on small per-configuration arrays under ``vmap``.  Coupling ``k`` splits the four
+and its gradient run about twice as fast as on small per-configuration arrays under ``vmap``.  Coupling ``k`` splits
+the four
 into a conditioning pair ``C_k`` and a transformed pair ``T_k`` and maps, in the generative direction,
 
     y_T  <-  y_T * exp(s) + t,     s = scale * tanh(a),   (a, t) = NN(y_C),
     ln |det| = sum over blocks of (s_1 + s_2),
 
 or, with ``knots = K > 0``, ``y_T <- f(y_T)`` with ``f`` a monotone rational-quadratic spline of ``K`` bins
-on ``[-B, B]`` (``B = SPLINE_BOUND``, in field units) whose ``3K - 1`` parameters per site are ``NN(y_C)`` (:mod:`rgppl.flows.spline`;
+on ``[-B, B]`` (``B = SPLINE_BOUND``, in field units) whose ``3K - 1`` parameters per site are ``NN(y_C)``
+(:mod:`rgppl.flows.spline`;
 Durkan et al. 2019): non-affine in ``y_T``, so a single coupling can make a conditional skewed or bimodal.
 
 All blocks of a sublayer share the network: it is a convolution over the grid of blocks.  With
@@ -47,7 +49,8 @@ def _conv_periodic(h, weight, bias):
 
 
 class BlockCouplings(eqx.Module):
-    """``couplings`` affine (``knots = 0``) or spline couplings on 2x2 blocks; parameters stacked along a leading axis."""
+    """``couplings`` affine (``knots = 0``) or spline couplings on 2x2 blocks; parameters stacked along a leading
+    axis."""
 
     weights: tuple
     biases: tuple
@@ -70,6 +73,7 @@ class BlockCouplings(eqx.Module):
 
     @property
     def n_couplings(self) -> int:
+        """The number of block couplings stacked in the parameters."""
         return self.scale.shape[0]
 
     def _layers(self):

@@ -15,6 +15,8 @@ The flow's weights are one NumPyro ``param`` (an Equinox pytree) initialised fro
 key, so one root key fixes the whole run.
 """
 
+from typing import override
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -62,12 +64,15 @@ class NeuralRGTransform(Transform):
 
     @property
     def flow(self) -> NeuralRGFlow:
+        """The bijection, its arrays recombined with its static structure."""
         return eqx.combine(self.params, self.static)
 
+    @override
     def call_with_intermediates(self, z):
         flow = self.flow
         return _batched(flow.transform_and_log_det, z, flow.side)
 
+    @override
     def __call__(self, z):
         x, log_det = self.call_with_intermediates(z)
         self._last_call = (z, x, log_det)
@@ -77,12 +82,14 @@ class NeuralRGTransform(Transform):
         flow = self.flow
         return _batched(flow.inverse_and_log_det, x, flow.side)[0]
 
+    @override
     def log_abs_det_jacobian(self, z, x, intermediates=None):
         if intermediates is not None:
             return intermediates
         last_z, last_x, log_det = getattr(self, "_last_call", (None, None, None))
         return log_det if z is last_z and x is last_x else self.call_with_intermediates(z)[1]
 
+    @override
     def tree_flatten(self):
         return (self.params,), (("params",), {"static": self.static})
 
@@ -94,6 +101,7 @@ class NeuralRGDistribution(dist.TransformedDistribution):
     (the stock one follows its inverse pass with a generative pass for the log-det: twice the cost).
     """
 
+    @override
     def log_prob(self, value, intermediates=None):
         if intermediates is not None:
             return super().log_prob(value, intermediates)
@@ -117,6 +125,7 @@ class Z2Symmetrized(dist.Distribution):
         self.flow, self.folded = flow, folded
         super().__init__(batch_shape=flow.batch_shape, event_shape=flow.event_shape)
 
+    @override
     def sample(self, key, sample_shape=()):
         return self.sample_with_intermediates(key, sample_shape)[0]
 
@@ -158,15 +167,23 @@ class AutoNeuralRG(AutoContinuous):
 
     @property
     def param_name(self) -> str:
+        """The name of the guide's parameter site in NumPyro's parameter store."""
         return f"{self.prefix}_neuralrg"
 
     def _setup_prototype(self, *args, **kwargs):
         super()._setup_prototype(*args, **kwargs)
-        sites = [s for s in self.prototype_trace.values() if s["type"] == "sample" and not s["is_observed"]
-                 and not s["infer"].get("is_auxiliary")]
+        sites = [
+            s
+            for s in self.prototype_trace.values()
+            if s["type"] == "sample" and not s["is_observed"] and not s["infer"].get("is_auxiliary")
+        ]
         shapes = [tuple(np.shape(s["value"])) for s in sites]
-        require(len(sites) == 1 and len(shapes[0]) == 2, "model", shapes,
-                "AutoNeuralRG needs a model with exactly one latent site, a 2D lattice field phi[L, L]")
+        require(
+            len(sites) == 1 and len(shapes[0]) == 2,
+            "model",
+            shapes,
+            "AutoNeuralRG needs a model with exactly one latent site, a 2D lattice field phi[L, L]",
+        )
         self.lattice = Lattice(shapes[0])
         self.settings.resolved_levels(self.lattice)
         self._static = eqx.partition(self._build(jax.random.PRNGKey(0)), eqx.is_array)[1]
@@ -182,6 +199,7 @@ class AutoNeuralRG(AutoContinuous):
         params = numpyro.param(self.param_name, lambda key: eqx.partition(self._build(key), eqx.is_array)[0])
         return self._flow_distribution(eqx.combine(params, self._static), self.settings.symmetric)
 
+    @override
     def get_base_dist(self):
         return dist.Normal(jnp.zeros(self.latent_dim), 1.0).to_event(1)
 
@@ -195,6 +213,7 @@ class AutoNeuralRG(AutoContinuous):
         """The trained bijection (an Equinox module) from SVI's ``params``."""
         return eqx.combine(params[self.param_name], self._static)
 
+    @override
     def get_transform(self, params):
         return NeuralRGTransform(self.flow(params))
 

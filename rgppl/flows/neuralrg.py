@@ -83,9 +83,18 @@ class FlowSettings:
             require_integer(f"flow.{name}", getattr(self, name), 1)
         require(self.kernel in (1, 3, 5), "flow.kernel", self.kernel, "1 (own block, as Li & Wang), 3 or 5")
         require_integer("flow.knots", self.knots, 0)
-        require(self.knots != 1, "flow.knots", self.knots, "0 (affine couplings, as Li & Wang) or a spline's number of bins >= 2")
-        require(self.symmetric or not self.fold, "flow.symmetric", self.symmetric,
-                "true with a fold: a folded flow covers m > 0 only, q_sym adds its mirror image")
+        require(
+            self.knots != 1,
+            "flow.knots",
+            self.knots,
+            "0 (affine couplings, as Li & Wang) or a spline's number of bins >= 2",
+        )
+        require(
+            self.symmetric or not self.fold,
+            "flow.symmetric",
+            self.symmetric,
+            "true with a fold: a folded flow covers m > 0 only, q_sym adds its mirror image",
+        )
 
     def resolved_levels(self, lattice: Lattice) -> int:
         """The number of levels for ``lattice`` (square, side a power of two); an InputError otherwise."""
@@ -217,8 +226,14 @@ class NeuralRGFlow(eqx.Module):
         self.side = lattice.shape[0]
         self.fold = settings.fold
         keys = iter(jax.random.split(key, 2 * self.levels))
-        make = lambda: BlockCouplings(next(keys), couplings=settings.couplings, width=settings.width,
-                                      hidden=settings.hidden, kernel=settings.kernel, knots=settings.knots)
+        make = lambda: BlockCouplings(
+            next(keys),
+            couplings=settings.couplings,
+            width=settings.width,
+            hidden=settings.hidden,
+            kernel=settings.kernel,
+            knots=settings.knots,
+        )
         self.sublayers = tuple((make(), make()) for _ in range(self.levels))
         self.log_scales = jnp.zeros(self.levels + 1)
         self.log_spectrum = jnp.zeros(lattice.shape) if settings.circulant else None
@@ -226,6 +241,7 @@ class NeuralRGFlow(eqx.Module):
 
     @property
     def scale_index(self) -> np.ndarray:
+        """The RG scale of every site (0 finest), as the bijection's levels assign them."""
         return scale_index(self.side, self.levels)
 
     def _circulant_log_eigenvalues(self):
@@ -290,7 +306,8 @@ def level_sources(small: int, large: int) -> list[int]:
 
 
 def _interpolate_periodic(theta: np.ndarray, side: int) -> np.ndarray:
-    """``theta[M, M]`` on the momenta ``2 pi n / M`` -> ``[side, side]`` on ``2 pi n / side``, linear in ``k``, periodic."""
+    """``theta[M, M]`` on the momenta ``2 pi n / M`` -> ``[side, side]`` on ``2 pi n / side``, linear in ``k``,
+    periodic."""
     position = np.arange(side) * theta.shape[0] / side
     low = np.floor(position).astype(int)
     weight, high = position - low, (low + 1) % theta.shape[0]
@@ -307,13 +324,22 @@ def grown(flow: NeuralRGFlow, lattice: Lattice, settings: FlowSettings) -> Neura
     further training, has KL 1.9 nats (a fresh flow, N(0, I): 246).
     """
     larger = NeuralRGFlow(jax.random.PRNGKey(0), lattice, settings)
-    require(larger.side >= flow.side, "lattice.shape", list(lattice.shape),
-            f"a lattice at least as large as the flow's {flow.side} x {flow.side}")
+    require(
+        larger.side >= flow.side,
+        "lattice.shape",
+        list(lattice.shape),
+        f"a lattice at least as large as the flow's {flow.side} x {flow.side}",
+    )
     source = level_sources(flow.levels, larger.levels)
     shapes = lambda tree: (jax.tree.structure(tree), [leaf.shape for leaf in jax.tree.leaves(tree)])
-    require(shapes(flow.sublayers[0]) == shapes(larger.sublayers[0])
-            and (flow.log_spectrum is None) == (larger.log_spectrum is None) and flow.fold == larger.fold, "flow", settings,
-            "the settings the flow was built with")
+    require(
+        shapes(flow.sublayers[0]) == shapes(larger.sublayers[0])
+        and (flow.log_spectrum is None) == (larger.log_spectrum is None)
+        and flow.fold == larger.fold,
+        "flow",
+        settings,
+        "the settings the flow was built with",
+    )
     larger = eqx.tree_at(lambda f: f.sublayers, larger, tuple(flow.sublayers[level] for level in source))
     larger = eqx.tree_at(lambda f: f.log_scales, larger, flow.log_scales[np.array([*source, flow.levels])])
     if flow.log_spectrum is not None:

@@ -37,9 +37,9 @@ def _knots(raw, bound: float, knots: int):
         edge = jnp.full((1,) + widths.shape[1:], bound, widths.dtype)
         return jnp.concatenate([-edge, inner, edge], axis=0)
 
-    inner_slopes = MIN_DERIVATIVE + jax.nn.softplus(raw[2 * knots:] + _IDENTITY_SHIFT)
+    inner_slopes = MIN_DERIVATIVE + jax.nn.softplus(raw[2 * knots :] + _IDENTITY_SHIFT)
     ones = jnp.ones((1,) + raw.shape[1:], raw.dtype)
-    return positions(raw[:knots]), positions(raw[knots:2 * knots]), jnp.concatenate([ones, inner_slopes, ones], 0)
+    return positions(raw[:knots]), positions(raw[knots : 2 * knots]), jnp.concatenate([ones, inner_slopes, ones], 0)
 
 
 def rational_quadratic(values, raw, bound: float, inverse: bool = False):
@@ -69,6 +69,8 @@ def rational_quadratic(values, raw, bound: float, inverse: bool = False):
         xi = (clipped - x0) / width
     denominator = slope + curvature * xi * (1 - xi)
     mapped = x0 + xi * width if inverse else y0 + height * (slope * xi**2 + d0 * xi * (1 - xi)) / denominator
-    log_slope = jnp.log(slope**2 * (d1 * xi**2 + 2 * slope * xi * (1 - xi) + d0 * (1 - xi) ** 2)) - 2 * jnp.log(denominator)
+    log_slope = jnp.log(slope**2 * (d1 * xi**2 + 2 * slope * xi * (1 - xi) + d0 * (1 - xi) ** 2)) - 2 * jnp.log(
+        denominator
+    )
     log_slope = jnp.where(inside, -log_slope if inverse else log_slope, 0.0)
     return jnp.where(inside, mapped, values), log_slope

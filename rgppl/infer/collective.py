@@ -62,7 +62,7 @@ def _same_scale_pairs(index: np.ndarray, level: int) -> tuple[np.ndarray, np.nda
 def _pair_statistics(values: np.ndarray, first: np.ndarray, second: np.ndarray) -> dict:
     a, b = values[:, first].ravel(), values[:, second].ravel()
     rho = np.corrcoef(a, b)[0, 1]
-    return {"corr": rho, "abs_corr": np.corrcoef(np.abs(a), np.abs(b))[0, 1], "mi_gauss": -0.5 * np.log1p(-rho**2)}
+    return {"corr": rho, "abs_corr": np.corrcoef(np.abs(a), np.abs(b))[0, 1], "mi_gauss": -0.5 * np.log1p(-(rho**2))}
 
 
 def latent_independence(flow, phi) -> pd.DataFrame:
@@ -76,6 +76,13 @@ def latent_independence(flow, phi) -> pd.DataFrame:
         if len(first) == 0:
             continue
         latent, physical = _pair_statistics(z, first, second), _pair_statistics(x, first, second)
-        rows.append({"scale": level, "distance": 2**level, "pairs": len(first),
-                     **{f"{k}_latent": v for k, v in latent.items()}, **{f"{k}_physical": v for k, v in physical.items()}})
+        rows.append(
+            {
+                "scale": level,
+                "distance": 2**level,
+                "pairs": len(first),
+                **{f"{k}_latent": v for k, v in latent.items()},
+                **{f"{k}_physical": v for k, v in physical.items()},
+            }
+        )
     return pd.DataFrame(rows).set_index("scale")

@@ -52,8 +52,12 @@ def free_energy(trained, *, samples: int = 16384, seed: int = 0) -> dict:
     stats["F_q_per_site"] = stats["F_q"] / n_sites
     ln_z = exact_observables(trained.hamiltonian).get("ln_z")
     if ln_z is not None:
-        stats.update(ln_z_exact=ln_z, kl_nats=stats["F_q"] + ln_z, relative_error_F=(stats["F_q"] + ln_z) / abs(ln_z),
-                     z_ln_z_is=(stats["ln_z_is"] - ln_z) / stats["ln_z_is_err"])
+        stats.update(
+            ln_z_exact=ln_z,
+            kl_nats=stats["F_q"] + ln_z,
+            relative_error_F=(stats["F_q"] + ln_z) / abs(ln_z),
+            z_ln_z_is=(stats["ln_z_is"] - ln_z) / stats["ln_z_is_err"],
+        )
     return stats
 
 
@@ -67,16 +71,27 @@ def coverage_by_bin(values, log_weights, edges) -> pd.DataFrame:
     """
     values, w = np.asarray(values, dtype=np.float64).ravel(), np.asarray(log_weights, dtype=np.float64).ravel()
     edges = np.asarray(edges, dtype=np.float64)
-    require(edges.ndim == 1 and len(edges) >= 2 and np.all(np.diff(edges) > 0), "edges", edges.tolist(),
-            "at least two increasing bin edges")
+    require(
+        edges.ndim == 1 and len(edges) >= 2 and np.all(np.diff(edges) > 0),
+        "edges",
+        edges.tolist(),
+        "at least two increasing bin edges",
+    )
     require(values.shape == w.shape, "log_weights", w.shape, f"one log weight per value, shape {values.shape}")
     e = np.exp(w - w.max())
     rows = []
     for low, high in zip(edges[:-1], edges[1:]):
         inside = (values >= low) & (values < high)
         p = e[inside].sum() / e.sum()
-        rows.append({"low": low, "high": high, "q_fraction": inside.mean(), "p_fraction": p,
-                     "p_fraction_err": (e * (inside - p)).std(ddof=1) / (np.sqrt(len(e)) * e.mean()),
-                     "p_over_q": p / inside.mean() if inside.any() else np.inf,
-                     "log_weight_sd": w[inside].std(ddof=1) if inside.sum() > 1 else np.nan})
+        rows.append(
+            {
+                "low": low,
+                "high": high,
+                "q_fraction": inside.mean(),
+                "p_fraction": p,
+                "p_fraction_err": (e * (inside - p)).std(ddof=1) / (np.sqrt(len(e)) * e.mean()),
+                "p_over_q": p / inside.mean() if inside.any() else np.inf,
+                "log_weight_sd": w[inside].std(ddof=1) if inside.sum() > 1 else np.nan,
+            }
+        )
     return pd.DataFrame(rows)

@@ -38,16 +38,21 @@ class MISSettings:
 
 
 class MISState(NamedTuple):
+    """An independence-Metropolis chain: the current field and its log weight."""
+
     x: jax.Array  # the current field
     log_weight: jax.Array  # w(x) = -E(x) - ln q(x)
 
 
 class MISInfo(NamedTuple):
+    """One step's outcome: whether it moved, and its acceptance probability."""
+
     is_accepted: jax.Array
     acceptance_rate: jax.Array  # min(1, exp(w' - w))
 
 
 def init(x, log_weight) -> MISState:
+    """The sampler's state at field ``x`` with log weight ``-E(x) - ln q(x)``."""
     return MISState(x, log_weight)
 
 
@@ -71,8 +76,15 @@ def _chain_segment(keys, state: MISState, proposals, log_weights):
     return jax.lax.scan(one, state, (keys, proposals, log_weights))
 
 
-def run_mis(trained, settings: MISSettings = MISSettings(), *, seed: int = 0, checkpoint=None, resume: bool = False,
-            progress: bool = True):
+def run_mis(
+    trained,
+    settings: MISSettings = MISSettings(),
+    *,
+    seed: int = 0,
+    checkpoint=None,
+    resume: bool = False,
+    progress: bool = True,
+):
     """Sample ``p ∝ exp(-E)`` with the flow of ``trained`` as independence proposal; return a DataTree.
 
     ``sample_stats`` has ``is_accepted`` and ``acceptance_rate`` per draw; attributes record the
@@ -91,27 +103,53 @@ def run_mis(trained, settings: MISSettings = MISSettings(), *, seed: int = 0, ch
         x, _, w = trained.draw(key_propose, n * settings.chains)
         broken = int(np.sum(~np.isfinite(w)) + np.sum(~np.all(np.isfinite(x), axis=(-2, -1))))
         if broken:  # a proposal of NaN weight would be rejected silently, and the chain go on
-            raise SamplingDiverged(f"{broken} of the flow's {len(w)} proposals have a non-finite field or weight "
-                                   "-E - ln q: the flow or the energy is broken there. Check the flow's training.")
+            raise SamplingDiverged(
+                f"{broken} of the flow's {len(w)} proposals have a non-finite field or weight "
+                "-E - ln q: the flow or the energy is broken there. Check the flow's training."
+            )
         shape = (n, settings.chains)
-        chains, (fields, info) = _chain_segment(jax.random.split(key_accept, n), chains,
-                                                jnp.asarray(x).reshape(*shape, *h.lattice.shape),
-                                                jnp.asarray(w).reshape(shape))
+        chains, (fields, info) = _chain_segment(
+            jax.random.split(key_accept, n),
+            chains,
+            jnp.asarray(x).reshape(*shape, *h.lattice.shape),
+            jnp.asarray(w).reshape(shape),
+        )
         return (key, chains), {"phi": fields.swapaxes(0, 1), **{k: v.swapaxes(0, 1) for k, v in info._asdict().items()}}
 
     live = lambda out: {"accept": f"{np.mean(out['is_accepted']):.3f}"}
     every = settings.checkpoint_every
-    phases = [Phase("warmup", settings.warmup, every, advance, finite=("phi",), postfix=live),
-              Phase("sampling", settings.samples, every, advance, keep=True, finite=("phi",), postfix=live)]
-    meta = {"hamiltonian": h.describe(), "seed": seed, "sampler": "mis", "settings": asdict(settings),
-            "fingerprint": trained.fingerprint}
-    _, done = run_phases(phases, (key_run, init(jnp.asarray(x0), jnp.asarray(w0))), label=f"MIS {h.name}", meta=meta,
-                         checkpoint=checkpoint, resume=resume, progress=progress,
-                         hint="The flow's draws or the energy are not finite: check the flow.")
+    phases = [
+        Phase("warmup", settings.warmup, every, advance, finite=("phi",), postfix=live),
+        Phase("sampling", settings.samples, every, advance, keep=True, finite=("phi",), postfix=live),
+    ]
+    meta = {
+        "hamiltonian": h.describe(),
+        "seed": seed,
+        "sampler": "mis",
+        "settings": asdict(settings),
+        "fingerprint": trained.fingerprint,
+    }
+    _, done = run_phases(
+        phases,
+        (key_run, init(jnp.asarray(x0), jnp.asarray(w0))),
+        label=f"MIS {h.name}",
+        meta=meta,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+        hint="The flow's draws or the energy are not finite: check the flow.",
+    )
     draws = done.draws
-    attrs = {"sampler": "mis", "seed": seed, "gradient_evaluations": 0, "sampling_time_s": done.seconds["sampling"],
-             "warmup_time_s": done.seconds.get("warmup", 0.0),
-             "flow_evaluations": (settings.warmup + settings.samples) * settings.chains,
-             "acceptance": float(draws["is_accepted"].mean()), **{f"mis_{k}": v for k, v in asdict(settings).items()}}
-    return make_datatree(h, draws["phi"], sample_stats={k: draws[k] for k in ("is_accepted", "acceptance_rate")},
-                         attrs=attrs)
+    attrs = {
+        "sampler": "mis",
+        "seed": seed,
+        "gradient_evaluations": 0,
+        "sampling_time_s": done.seconds["sampling"],
+        "warmup_time_s": done.seconds.get("warmup", 0.0),
+        "flow_evaluations": (settings.warmup + settings.samples) * settings.chains,
+        "acceptance": float(draws["is_accepted"].mean()),
+        **{f"mis_{k}": v for k, v in asdict(settings).items()},
+    }
+    return make_datatree(
+        h, draws["phi"], sample_stats={k: draws[k] for k in ("is_accepted", "acceptance_rate")}, attrs=attrs
+    )

@@ -21,11 +21,27 @@ def neutra_model(trained):
     return NeuTraReparam(trained.guide, trained.params).reparam(trained.hamiltonian.model)
 
 
-def run_neutra(trained, settings: NUTSSettings = NUTSSettings(), *, seed: int = 0, checkpoint=None,
-               resume: bool = False, progress: bool = True):
+def run_neutra(
+    trained,
+    settings: NUTSSettings = NUTSSettings(),
+    *,
+    seed: int = 0,
+    checkpoint=None,
+    resume: bool = False,
+    progress: bool = True,
+):
     """NUTS on the NeuTra model of ``trained``; a DataTree of ``phi = g(z)`` labelled ``neutra``.
 
     Gradient evaluations count NUTS leapfrog steps, each a gradient of ``E(g(z))`` through the flow.
     """
-    return run_nuts(trained.hamiltonian, settings, seed=seed, checkpoint=checkpoint, resume=resume, progress=progress,
-                    model=neutra_model(trained), label="neutra", fingerprint=trained.fingerprint)
+    return run_nuts(
+        trained.hamiltonian,
+        settings,
+        seed=seed,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+        model=neutra_model(trained),
+        label="neutra",
+        fingerprint=trained.fingerprint,
+    )

@@ -38,6 +38,7 @@ the run with :class:`SamplingDiverged`; the last good checkpoint is kept.
 
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import override
 
 import equinox as eqx
 import jax
@@ -95,19 +96,35 @@ class SVISettings:
         for name in ("steps", "batch", "report_every", "checkpoint_every"):
             require_integer(f"svi.{name}", getattr(self, name), 1)
         require_integer("svi.pretrain_steps", self.pretrain_steps, 0)
-        require(self.pretrain_steps % self.report_every == 0, "svi.pretrain_steps", self.pretrain_steps,
-                f"a multiple of report_every = {self.report_every}")
+        require(
+            self.pretrain_steps % self.report_every == 0,
+            "svi.pretrain_steps",
+            self.pretrain_steps,
+            f"a multiple of report_every = {self.report_every}",
+        )
         for name in ("learning_rate", "clip_norm"):
             require(getattr(self, name) > 0, f"svi.{name}", getattr(self, name), "a positive number")
         require(self.objective in OBJECTIVES, "svi.objective", self.objective, f"one of {OBJECTIVES}")
-        require(self.gradient in GRADIENTS, "svi.gradient", self.gradient,
-                f"one of {GRADIENTS}: the reparameterisation gradient, or the path gradient (AutoNeuralRG only)")
+        require(
+            self.gradient in GRADIENTS,
+            "svi.gradient",
+            self.gradient,
+            f"one of {GRADIENTS}: the reparameterisation gradient, or the path gradient (AutoNeuralRG only)",
+        )
         weight = self.reverse_weight
         require(0 <= weight <= 1, "svi.reverse_weight", self.reverse_weight, "a number in [0, 1]")
-        require(self.steps % self.report_every == 0, "svi.steps", self.steps,
-                f"a multiple of report_every = {self.report_every}")
-        require(self.checkpoint_every % self.report_every == 0, "svi.checkpoint_every", self.checkpoint_every,
-                f"a multiple of report_every = {self.report_every}")
+        require(
+            self.steps % self.report_every == 0,
+            "svi.steps",
+            self.steps,
+            f"a multiple of report_every = {self.report_every}",
+        )
+        require(
+            self.checkpoint_every % self.report_every == 0,
+            "svi.checkpoint_every",
+            self.checkpoint_every,
+            f"a multiple of report_every = {self.report_every}",
+        )
 
 
 def _with_generative_value(inverse_log_q, generative_log_q):
@@ -134,11 +151,16 @@ class FlowObjective(ELBO):
     generative pass's, which the fold's inverse cannot always reproduce (:func:`_with_generative_value`).
     """
 
-    def __init__(self, reverse_weight: float, batch: int, data=None, path_gradient: bool = False,
-                 train_q_sym: bool = False):
+    def __init__(
+        self, reverse_weight: float, batch: int, data=None, path_gradient: bool = False, train_q_sym: bool = False
+    ):
         super().__init__(num_particles=batch)
-        require(reverse_weight == 1 or data is not None, "data", None,
-                "the forward and mixed objectives need a data ensemble of fields")
+        require(
+            reverse_weight == 1 or data is not None,
+            "data",
+            None,
+            "the forward and mixed objectives need a data ensemble of fields",
+        )
         self.reverse_weight, self.batch, self.path_gradient = reverse_weight, batch, path_gradient
         self.train_q_sym = train_q_sym
         self.data = None if data is None else jnp.asarray(data).reshape(len(data), -1)
@@ -160,6 +182,7 @@ class FlowObjective(ELBO):
             log_q = _with_generative_value(inverse_log_q, log_q) if guide.settings.fold else inverse_log_q
         return jnp.mean(log_q + guide.model_potential(latent, *args, **kwargs))
 
+    @override
     def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, **kwargs):
         key_reverse, key_data = jax.random.split(rng_key)
         loss = 0.0
@@ -203,7 +226,9 @@ class TrainedFlow:
                 return fields, log_q, -hamiltonian.energy(fields) - log_q
 
             self._compiled[batch] = jax.jit(draws)
-        chunks = [self._compiled[batch](self.hamiltonian, self.params, k) for k in jax.random.split(key, -(-n // batch))]
+        chunks = [
+            self._compiled[batch](self.hamiltonian, self.params, k) for k in jax.random.split(key, -(-n // batch))
+        ]
         return tuple(np.concatenate([np.asarray(c[i]) for c in chunks])[:n] for i in range(3))
 
     @property
@@ -213,18 +238,22 @@ class TrainedFlow:
 
     @property
     def n_params(self) -> int:
+        """The number of trained parameters."""
         return int(sum(np.size(leaf) for leaf in jax.tree.leaves(self.params)))
 
 
 def optimizer(settings: SVISettings):
+    """Adam with a cosine-decayed learning rate and global-norm clipping, as NumPyro's optimizer."""
     schedule = optax.cosine_decay_schedule(settings.learning_rate, settings.steps, alpha=0.01)
     return optax_to_numpyro(optax.chain(optax.clip_by_global_norm(settings.clip_norm), optax.adam(schedule)))
 
 
 def objective(settings: SVISettings, data=None):
+    """The SVI objective ``settings`` select (reverse, forward or mixed KL), on ``data`` where it needs them."""
     weight = {"reverse": 1.0, "forward": 0.0, "mixed": settings.reverse_weight}[settings.objective]
-    return FlowObjective(weight, settings.batch, data, path_gradient=settings.gradient == "path",
-                         train_q_sym=settings.train_q_sym)
+    return FlowObjective(
+        weight, settings.batch, data, path_gradient=settings.gradient == "path", train_q_sym=settings.train_q_sym
+    )
 
 
 def _run_defining(settings: SVISettings) -> dict:
@@ -244,9 +273,19 @@ def stages(settings: SVISettings) -> list[SVISettings]:
     return [replace(objective, objective="forward", steps=settings.pretrain_steps), objective]
 
 
-def train_flow(hamiltonian, flow: FlowSettings | AutoContinuous = FlowSettings(), settings: SVISettings = SVISettings(),
-               *, data=None, init: TrainedFlow | None = None, seed: int = 0, checkpoint=None, resume: bool = False,
-               progress: bool = True, monitor_samples: int = 1024) -> TrainedFlow:
+def train_flow(
+    hamiltonian,
+    flow: FlowSettings | AutoContinuous = FlowSettings(),
+    settings: SVISettings = SVISettings(),
+    *,
+    data=None,
+    init: TrainedFlow | None = None,
+    seed: int = 0,
+    checkpoint=None,
+    resume: bool = False,
+    progress: bool = True,
+    monitor_samples: int = 1024,
+) -> TrainedFlow:
     """Train a flow guide on ``hamiltonian`` (and/or ``data[n, L, L]``) through the :func:`stages` of ``settings``;
     one root key ``PRNGKey(seed)``.
 
@@ -257,33 +296,73 @@ def train_flow(hamiltonian, flow: FlowSettings | AutoContinuous = FlowSettings()
     With ``settings.pretrain_steps`` the maximum-likelihood stage checkpoints to ``<checkpoint>_pretrain.npz``,
     and the result's ``losses`` and ``monitor`` are the last stage's.
     """
-    require(not settings.trains_on_data or data is not None, "data", None,
-            "the forward and mixed objectives and svi.pretrain_steps train on data: give a data ensemble of fields")
+    require(
+        not settings.trains_on_data or data is not None,
+        "data",
+        None,
+        "the forward and mixed objectives and svi.pretrain_steps train on data: give a data ensemble of fields",
+    )
     trained, all_stages = init, stages(settings)
     for index, stage in enumerate(all_stages):
         path = checkpoint
         if checkpoint and index < len(all_stages) - 1:
             path = Path(checkpoint).with_name(f"{Path(checkpoint).stem}_pretrain.npz")
-        trained = train_stage(hamiltonian, flow, stage, data=data, init=trained, seed=seed, checkpoint=path,
-                              resume=resume, progress=progress, monitor_samples=monitor_samples)
+        trained = train_stage(
+            hamiltonian,
+            flow,
+            stage,
+            data=data,
+            init=trained,
+            seed=seed,
+            checkpoint=path,
+            resume=resume,
+            progress=progress,
+            monitor_samples=monitor_samples,
+        )
     return trained
 
 
 def _guide(hamiltonian, flow, init: TrainedFlow | None, settings: SVISettings):
-    guide = init.guide if init is not None else (
-        AutoNeuralRG(hamiltonian.model, flow) if isinstance(flow, FlowSettings) else flow)
-    require(settings.gradient == "total" or isinstance(guide, AutoNeuralRG), "svi.gradient", settings.gradient,
-            f'"total" for {type(guide).__name__}: the path gradient needs an AutoNeuralRG guide')
+    guide = (
+        init.guide
+        if init is not None
+        else (AutoNeuralRG(hamiltonian.model, flow) if isinstance(flow, FlowSettings) else flow)
+    )
+    require(
+        settings.gradient == "total" or isinstance(guide, AutoNeuralRG),
+        "svi.gradient",
+        settings.gradient,
+        f'"total" for {type(guide).__name__}: the path gradient needs an AutoNeuralRG guide',
+    )
     if isinstance(guide, AutoNeuralRG):
-        require(not settings.train_q_sym or guide.settings.symmetric, "svi.train_q_sym", settings.train_q_sym,
-                "false for a flow without flow.symmetric: its posterior is q itself")
-        require(settings.train_q_sym or not guide.settings.fold, "svi.train_q_sym", settings.train_q_sym,
-                "true for a folded flow (flow.fold): its q covers m > 0 only, the target and the data both signs")
+        require(
+            not settings.train_q_sym or guide.settings.symmetric,
+            "svi.train_q_sym",
+            settings.train_q_sym,
+            "false for a flow without flow.symmetric: its posterior is q itself",
+        )
+        require(
+            settings.train_q_sym or not guide.settings.fold,
+            "svi.train_q_sym",
+            settings.train_q_sym,
+            "true for a folded flow (flow.fold): its q covers m > 0 only, the target and the data both signs",
+        )
     return guide
 
 
-def train_stage(hamiltonian, flow, settings: SVISettings, *, data=None, init: TrainedFlow | None = None, seed: int = 0,
-                checkpoint=None, resume: bool = False, progress: bool = True, monitor_samples: int = 1024) -> TrainedFlow:
+def train_stage(
+    hamiltonian,
+    flow,
+    settings: SVISettings,
+    *,
+    data=None,
+    init: TrainedFlow | None = None,
+    seed: int = 0,
+    checkpoint=None,
+    resume: bool = False,
+    progress: bool = True,
+    monitor_samples: int = 1024,
+) -> TrainedFlow:
     """One stage of SVI with one objective (``settings.pretrain_steps`` is 0), in chunks of ``report_every`` steps
     of :func:`rgppl.loop.run_phases`: the loss in the progress bar, and every ``checkpoint_every`` steps F_q and
     the importance-sampling ESS on ``monitor_samples`` fresh draws and the whole SVI state in ``checkpoint``.
@@ -304,11 +383,21 @@ def train_stage(hamiltonian, flow, settings: SVISettings, *, data=None, init: Tr
     except RuntimeError as error:
         if "valid initial parameters" not in str(error):
             raise
-        raise SamplingDiverged(f"SVI could not start: the energy of {hamiltonian.name} or its gradient is not finite "
-                               "at the initial point. Check the terms, in particular custom ones.") from None
-    meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": "svi",
-            "settings": {**_run_defining(settings), "flow": architecture, "data_shape": None if data is None else list(np.shape(data)),
-                         "init_losses": None if init is None else len(init.losses)}}
+        raise SamplingDiverged(
+            f"SVI could not start: the energy of {hamiltonian.name} or its gradient is not finite "
+            "at the initial point. Check the terms, in particular custom ones."
+        ) from None
+    meta = {
+        "hamiltonian": hamiltonian.describe(),
+        "seed": seed,
+        "sampler": "svi",
+        "settings": {
+            **_run_defining(settings),
+            "flow": architecture,
+            "data_shape": None if data is None else list(np.shape(data)),
+            "init_losses": None if init is None else len(init.losses),
+        },
+    }
     trained = TrainedFlow(hamiltonian, guide, svi.get_params(svi_state), np.zeros(0))
     run_chunk = jax.jit(lambda s: jax.lax.scan(lambda st, _: svi.update(st), s, None, length=settings.report_every))
     exploded = EXPLODED_NATS_PER_SITE * hamiltonian.n_sites
@@ -318,18 +407,24 @@ def train_stage(hamiltonian, flow, settings: SVISettings, *, data=None, init: Tr
         svi_state, losses = run_chunk(svi_state)
         losses, mean = np.asarray(losses), float(np.mean(losses))
         if np.isfinite(best) and np.max(losses) > best + exploded:
-            where = f"{checkpoint} keeps the last good state" if checkpoint and Path(checkpoint).exists() else \
-                "no checkpoint had been written yet"
-            raise SamplingDiverged(f"the training loss exploded (max {np.max(losses):.4g} against the best chunk's "
-                                   f"{best:.4g}); {where}. Lower svi.learning_rate or svi.clip_norm, or shrink the flow.")
+            where = (
+                f"{checkpoint} keeps the last good state"
+                if checkpoint and Path(checkpoint).exists()
+                else "no checkpoint had been written yet"
+            )
+            raise SamplingDiverged(
+                f"the training loss exploded (max {np.max(losses):.4g} against the best chunk's "
+                f"{best:.4g}); {where}. Lower svi.learning_rate or svi.clip_norm, or shrink the flow."
+            )
         out = {"losses": losses[None]}
         step = int(svi_state.optim_state[0])
         if step % settings.checkpoint_every == 0 or step == settings.steps:
             trained.params = svi.get_params(svi_state)
             seed_now = int(jax.random.randint(jax.random.fold_in(key_monitor, step), (), 0, 2**31 - 1))
             estimate = free_energy(trained, samples=monitor_samples, seed=seed_now)
-            out.update({"monitor_step": np.array([[step]]),
-                        **{f"monitor_{k}": np.array([[estimate[k]]]) for k in MONITORED}})
+            out.update(
+                {"monitor_step": np.array([[step]]), **{f"monitor_{k}": np.array([[estimate[k]]]) for k in MONITORED}}
+            )
         return (svi_state, np.float32(min(best, mean) if np.isfinite(mean) else best)), out
 
     def live(out):
@@ -338,14 +433,31 @@ def train_stage(hamiltonian, flow, settings: SVISettings, *, data=None, init: Tr
             shown.update(F_q=f"{out['monitor_F_q'].item():.4f}", ess=f"{out['monitor_ess_fraction'].item():.2f}")
         return shown
 
-    phase = Phase(settings.objective, settings.steps, settings.report_every, advance, keep=True, finite=("losses",),
-                  postfix=live, checkpoint_every=settings.checkpoint_every)
-    (svi_state, _), done = run_phases([phase], (svi_state, np.float32(np.inf)), label=f"SVI {hamiltonian.name}",
-                                      meta=meta, checkpoint=checkpoint, resume=resume, progress=progress,
-                                      hint="Lower svi.learning_rate or svi.clip_norm, or shrink the flow.")
+    phase = Phase(
+        settings.objective,
+        settings.steps,
+        settings.report_every,
+        advance,
+        keep=True,
+        finite=("losses",),
+        postfix=live,
+        checkpoint_every=settings.checkpoint_every,
+    )
+    (svi_state, _), done = run_phases(
+        [phase],
+        (svi_state, np.float32(np.inf)),
+        label=f"SVI {hamiltonian.name}",
+        meta=meta,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+        hint="Lower svi.learning_rate or svi.clip_norm, or shrink the flow.",
+    )
     trained.params, trained.losses = svi.get_params(svi_state), done.draws["losses"][0]
-    trained.monitor = [{"step": int(step), **{k: float(done.draws[f"monitor_{k}"][0, i]) for k in MONITORED}}
-                       for i, step in enumerate(done.draws["monitor_step"][0])]
+    trained.monitor = [
+        {"step": int(step), **{k: float(done.draws[f"monitor_{k}"][0, i]) for k in MONITORED}}
+        for i, step in enumerate(done.draws["monitor_step"][0])
+    ]
     trained.training_time_s = done.seconds[phase.name] + (init.training_time_s if init is not None else 0.0)
     return trained
 
@@ -354,8 +466,12 @@ def grow(trained: TrainedFlow, hamiltonian) -> TrainedFlow:
     """An :class:`AutoNeuralRG` trained on a smaller lattice, carried to ``hamiltonian``'s (:func:`rgppl.flows.grown`):
     a starting point for :func:`train_flow` (``init=``) that can be evaluated as it is.  Its training time
     is kept, so that what the larger flow cost in all is what its ``training_time_s`` says."""
-    require(isinstance(trained.guide, AutoNeuralRG), "init", type(trained.guide).__name__,
-            "a trained AutoNeuralRG: only the hierarchical flow can be grown to a larger lattice")
+    require(
+        isinstance(trained.guide, AutoNeuralRG),
+        "init",
+        type(trained.guide).__name__,
+        "a trained AutoNeuralRG: only the hierarchical flow can be grown to a larger lattice",
+    )
     settings = trained.guide.settings
     guide = AutoNeuralRG(hamiltonian.model, settings)
     handlers.seed(guide, rng_seed=0)()  # inspects the model: the lattice, and the flow's static structure

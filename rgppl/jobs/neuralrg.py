@@ -32,21 +32,35 @@ from rgppl.report import markdown_table, run_cost, write_run
 from rgppl.storage import atomic_write, atomic_write_text
 
 TRAINING_FIELDS = 65536
-WRITES = ("summary.md, record.json, comparison.md/csv, training.png, latents.md/png, distributions.png, fields.png "
-          "and mis/, neutra/, nuts/ (each with posterior.nc)")
-FREE_ENERGY_ROWS = [("F_q", "F_q_err"), ("ln_z_is", "ln_z_is_err"), ("ln_z_exact", None), ("kl_nats", "F_q_err"),
-                    ("relative_error_F", None), ("ess_fraction", None), ("k_hat", None)]
+WRITES = (
+    "summary.md, record.json, comparison.md/csv, training.png, latents.md/png, distributions.png, fields.png "
+    "and mis/, neutra/, nuts/ (each with posterior.nc)"
+)
+FREE_ENERGY_ROWS = [
+    ("F_q", "F_q_err"),
+    ("ln_z_is", "ln_z_is_err"),
+    ("ln_z_exact", None),
+    ("kl_nats", "F_q_err"),
+    ("relative_error_F", None),
+    ("ess_fraction", None),
+    ("k_hat", None),
+]
 
 
 def _free_energy_table(stats: dict) -> str:
-    rows = [f"| {name} | {stats[name]:.6g} | {stats[err]:.2g} |" if err else f"| {name} | {stats[name]:.6g} | |"
-            for name, err in FREE_ENERGY_ROWS if name in stats]
+    rows = [
+        f"| {name} | {stats[name]:.6g} | {stats[err]:.2g} |" if err else f"| {name} | {stats[name]:.6g} | |"
+        for name, err in FREE_ENERGY_ROWS
+        if name in stats
+    ]
     return "\n".join(["| quantity | value | standard error |", "|---|---|---|", *rows])
 
 
 def _steps(card) -> str:
     """The training in words: ``"1500 ML + 3000 SVI steps on 8 x 8, then 800 SVI steps"``."""
-    said = lambda svi: f"{svi.pretrain_steps} ML + {svi.steps} SVI steps" if svi.pretrain_steps else f"{svi.steps} SVI steps"
+    said = lambda svi: (
+        f"{svi.pretrain_steps} ML + {svi.steps} SVI steps" if svi.pretrain_steps else f"{svi.steps} SVI steps"
+    )
     return ", then ".join([f"{said(svi)} on {side} x {side}" for side, svi in card.grow] + [said(card.svi)])
 
 
@@ -54,12 +68,15 @@ def _free_energy_figures(stats: dict, mis_acceptance: float) -> list[dict]:
     """F_q, IS ln Z against the exact ln Z, the KL in nats (F_q + ln Z: F_q is a bound, not an estimate of -ln Z,
     so it has no z of its own), ESS fraction, k-hat, MIS acceptance."""
     ln_z = stats.get("ln_z_exact")
-    return [figure("F_q", stats["F_q"], stats["F_q_err"]),
-            figure("ln_z_is", stats["ln_z_is"], stats["ln_z_is_err"], reference=ln_z),
-            figure("kl_nats", stats.get("kl_nats"), stats["F_q_err"]),
-            figure("relative_error_F", stats.get("relative_error_F")),
-            figure("ess_fraction", stats["ess_fraction"]), figure("k_hat", stats["k_hat"]),
-            figure("mis_acceptance", mis_acceptance)]
+    return [
+        figure("F_q", stats["F_q"], stats["F_q_err"]),
+        figure("ln_z_is", stats["ln_z_is"], stats["ln_z_is_err"], reference=ln_z),
+        figure("kl_nats", stats.get("kl_nats"), stats["F_q_err"]),
+        figure("relative_error_F", stats.get("relative_error_F")),
+        figure("ess_fraction", stats["ess_fraction"]),
+        figure("k_hat", stats["k_hat"]),
+        figure("mis_acceptance", mis_acceptance),
+    ]
 
 
 def _training_data(h, svi, data_file, seed: int):
@@ -77,27 +94,65 @@ def run_neuralrg(card, out, *, resume: bool = False, progress: bool = True) -> d
         with clock.stage("data"):
             data = _training_data(smaller, settings, None, card.seed)
         with clock.stage("training"):
-            trained = train_flow(smaller, card.flow, settings, data=data,
-                                 init=None if trained is None else grow(trained, smaller), seed=card.seed,
-                                 checkpoint=out / f"svi_L{side}_checkpoint.npz", resume=resume, progress=progress)
+            trained = train_flow(
+                smaller,
+                card.flow,
+                settings,
+                data=data,
+                init=None if trained is None else grow(trained, smaller),
+                seed=card.seed,
+                checkpoint=out / f"svi_L{side}_checkpoint.npz",
+                resume=resume,
+                progress=progress,
+            )
     with clock.stage("data"):
         data = _training_data(h, card.svi, card.data, card.seed)
     with clock.stage("training"):
-        trained = train_flow(h, card.flow, card.svi, data=data, init=None if trained is None else grow(trained, h),
-                             seed=card.seed, checkpoint=out / "svi_checkpoint.npz", resume=resume, progress=progress)
+        trained = train_flow(
+            h,
+            card.flow,
+            card.svi,
+            data=data,
+            init=None if trained is None else grow(trained, h),
+            seed=card.seed,
+            checkpoint=out / "svi_checkpoint.npz",
+            resume=resume,
+            progress=progress,
+        )
     with clock.stage("sampling"):
-        runs = {"mis": run_mis(trained, card.mis, seed=card.seed, checkpoint=out / "mis_checkpoint.npz", resume=resume,
-                               progress=progress),
-                "neutra": run_neutra(trained, card.neutra, seed=card.seed, checkpoint=out / "neutra_checkpoint.npz",
-                                     resume=resume, progress=progress),
-                "nuts": run_nuts(h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint.npz", resume=resume,
-                                 progress=progress)}
+        runs = {
+            "mis": run_mis(
+                trained,
+                card.mis,
+                seed=card.seed,
+                checkpoint=out / "mis_checkpoint.npz",
+                resume=resume,
+                progress=progress,
+            ),
+            "neutra": run_neutra(
+                trained,
+                card.neutra,
+                seed=card.seed,
+                checkpoint=out / "neutra_checkpoint.npz",
+                resume=resume,
+                progress=progress,
+            ),
+            "nuts": run_nuts(
+                h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint.npz", resume=resume, progress=progress
+            ),
+        }
     with clock.stage("evaluation"):
         stats = free_energy(trained, samples=card.free_energy_samples, seed=card.seed)
         exact = exact_observables(h)
         for label, dt in runs.items():
-            write_run(dt, out / label, exact=exact, name=f"{card.name}: {label}", description=card.description,
-                      spectrum=h.quadratic_spectrum())
+            write_run(
+                dt,
+                out / label,
+                exact=exact,
+                name=f"{card.name}: {label}",
+                description=card.description,
+                spectrum=h.quadratic_spectrum(),
+            )
         names = scalar_names(runs["nuts"])
         table = compare(runs, exact=exact)
         atomic_write(out / "comparison.csv", table.to_csv)
@@ -110,15 +165,43 @@ def run_neuralrg(card, out, *, resume: bool = False, progress: bool = True) -> d
         atomic_write_text(out / "latents.md", markdown_table(latents) + "\n")
         plot_latent_independence(latents, out / "latents.png")
     mis_acceptance = runs["mis"].attrs["acceptance"]
-    details = {"n_params": trained.n_params, "training_time_s": trained.training_time_s,
-               "training_monitor": trained.monitor, "exact": exact,
-               "cost": {label: run_cost(dt) for label, dt in runs.items()}}
-    record = write_record(out, job="neuralrg", card=card.resolved(), stages=clock.seconds,
-                          figures=_free_energy_figures(stats, mis_acceptance) + table_figures(table), details=details)
-    text = [f"# {card.name}", "", card.description, "", f"Model: `{json.dumps(h.describe())}`", "",
-            f"NeuralRG flow: {trained.n_params} parameters, {_steps(card)} in {trained.training_time_s:.0f} s; "
-            f"MIS acceptance {mis_acceptance:.3f}.", "", "## Free energy (nats)", "", _free_energy_table(stats), "",
-            "## Samplers side by side", "", markdown_table(table), "", "## Latent variables per scale", "",
-            markdown_table(latents), ""]
+    details = {
+        "n_params": trained.n_params,
+        "training_time_s": trained.training_time_s,
+        "training_monitor": trained.monitor,
+        "exact": exact,
+        "cost": {label: run_cost(dt) for label, dt in runs.items()},
+    }
+    record = write_record(
+        out,
+        job="neuralrg",
+        card=card.resolved(),
+        stages=clock.seconds,
+        figures=_free_energy_figures(stats, mis_acceptance) + table_figures(table),
+        details=details,
+    )
+    text = [
+        f"# {card.name}",
+        "",
+        card.description,
+        "",
+        f"Model: `{json.dumps(h.describe())}`",
+        "",
+        f"NeuralRG flow: {trained.n_params} parameters, {_steps(card)} in {trained.training_time_s:.0f} s; "
+        f"MIS acceptance {mis_acceptance:.3f}.",
+        "",
+        "## Free energy (nats)",
+        "",
+        _free_energy_table(stats),
+        "",
+        "## Samplers side by side",
+        "",
+        markdown_table(table),
+        "",
+        "## Latent variables per scale",
+        "",
+        markdown_table(latents),
+        "",
+    ]
     atomic_write_text(out / "summary.md", "\n".join(text))
     return record

@@ -20,12 +20,19 @@ def run_sample(card, out, *, resume: bool = False, progress: bool = True) -> dic
     h, clock = card.hamiltonian, Stopwatch()
     sampler, section = SAMPLERS[card.sampler]
     with clock.stage("sampling"):
-        dt = sampler(h, getattr(card, section), seed=card.seed, checkpoint=out / CHECKPOINT, resume=resume,
-                     progress=progress)
+        dt = sampler(
+            h, getattr(card, section), seed=card.seed, checkpoint=out / CHECKPOINT, resume=resume, progress=progress
+        )
     with clock.stage("evaluation"):
         exact = exact_observables(h)
-        table = write_run(dt, out, exact=exact, name=card.name, description=card.description,
-                          spectrum=h.quadratic_spectrum())
-    return write_record(out, job="sample", card=card.resolved(), stages=clock.seconds,
-                        figures=table_figures(table, run=card.sampler),
-                        details={"cost": run_cost(dt), "exact": exact})
+        table = write_run(
+            dt, out, exact=exact, name=card.name, description=card.description, spectrum=h.quadratic_spectrum()
+        )
+    return write_record(
+        out,
+        job="sample",
+        card=card.resolved(),
+        stages=clock.seconds,
+        figures=table_figures(table, run=card.sampler),
+        details={"cost": run_cost(dt), "exact": exact},
+    )

@@ -32,22 +32,32 @@ from rgppl.plots import plot_distributions, plot_field_statistics, plot_wirg_sca
 from rgppl.record import Stopwatch, figure, table_figures, write_record
 from rgppl.report import markdown_table, write_run
 from rgppl.storage import atomic_write, atomic_write_text
+from rgppl.wavelets import pyramid
 from rgppl.wirg.fit import fit_wirg
 from rgppl.wirg.free_energy import compare_with_hamiltonian, microscopic_energy, project_couplings
-from rgppl.wavelets import pyramid
 from rgppl.wirg.sampler import generate
 
-
-WRITES = ("summary.md, record.json, comparison.md/csv, scales.png, distributions.png, fields.png, "
-          "fit/ (one file per scale) and wirg/, reference/ (each with posterior.nc)")
+WRITES = (
+    "summary.md, record.json, comparison.md/csv, scales.png, distributions.png, fields.png, "
+    "fit/ (one file per scale) and wirg/, reference/ (each with posterior.nc)"
+)
 ENERGY_FIELDS = 1000  # training fields the recovered microscopic energy is compared on
 
 
 def scale_table(model) -> list[dict]:
     """The fit's record per scale, coarsest first."""
-    return [{"side": s.ansatz.side, "kind": "energy" if s.ansatz.coarsest else "conditional",
-             "parameters": s.ansatz.n_params, "condition": s.report["condition"], "loss": s.report["loss"],
-             "iterations": s.report["iterations"], "time_s": s.report["time_s"]} for s in model.scales]
+    return [
+        {
+            "side": s.ansatz.side,
+            "kind": "energy" if s.ansatz.coarsest else "conditional",
+            "parameters": s.ansatz.n_params,
+            "condition": s.report["condition"],
+            "loss": s.report["loss"],
+            "iterations": s.report["iterations"],
+            "time_s": s.report["time_s"],
+        }
+        for s in model.scales
+    ]
 
 
 def scale_deviations(model, runs: dict) -> dict:
@@ -85,24 +95,40 @@ def tail_table(generated, reference) -> pd.DataFrame:
 def _means(dt) -> dict:
     """Mean and MCSE of every scalar observable and derived quantity of a run."""
     scalars = {name: mean_with_error(dt.posterior[name].values) for name in scalar_names(dt)}
-    return {**{name: (float(v["mean"]), float(v["mcse"])) for name, v in scalars.items()},
-            **{name: (v["mean"], v["mcse"]) for name, v in derived_quantities(dt).items()}}
+    return {
+        **{name: (float(v["mean"]), float(v["mcse"])) for name, v in scalars.items()},
+        **{name: (v["mean"], v["mcse"]) for name, v in derived_quantities(dt).items()},
+    }
 
 
 def fidelity_figures(generated, reference) -> list[dict]:
     """Each observable of the generated fields against the independent reference ensemble:
     ``z = (mean - mean_ref) / sqrt(mcse^2 + mcse_ref^2)``, both MCSEs from ArviZ's ESS."""
     ours, theirs = _means(generated), _means(reference)
-    return [figure(f"{name}_vs_reference", mean, error, reference=theirs[name][0], reference_source="reference",
-                   run="wirg", z=(mean - theirs[name][0]) / np.hypot(error, theirs[name][1]))
-            for name, (mean, error) in ours.items() if name in theirs]
+    return [
+        figure(
+            f"{name}_vs_reference",
+            mean,
+            error,
+            reference=theirs[name][0],
+            reference_source="reference",
+            run="wirg",
+            z=(mean - theirs[name][0]) / np.hypot(error, theirs[name][1]),
+        )
+        for name, (mean, error) in ours.items()
+        if name in theirs
+    ]
 
 
 def _scale_figures(deviations: dict) -> list[dict]:
     """Each run's rms of ``phi_j`` at every scale beside the reference's (no standard error: one ensemble each)."""
     reference = deviations["reference"]
-    return [figure(f"std_phi_{j}", value, reference=reference[j], reference_source="reference", run=label)
-            for label, values in deviations.items() if label != "reference" for j, value in enumerate(values)]
+    return [
+        figure(f"std_phi_{j}", value, reference=reference[j], reference_source="reference", run=label)
+        for label, values in deviations.items()
+        if label != "reference"
+        for j, value in enumerate(values)
+    ]
 
 
 def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
@@ -113,18 +139,35 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
     with clock.stage("fitting"):
         model = fit_wirg(fields, card.fit, seed=card.seed, checkpoint_dir=out / "fit", progress=progress)
     with clock.stage("sampling"):
-        runs = {"wirg": generate(model, h, card.generator, seed=card.seed, data=fields,
-                                 checkpoint=out / "generate_checkpoint.npz", resume=resume, progress=progress),
-                "reference": reference}
+        runs = {
+            "wirg": generate(
+                model,
+                h,
+                card.generator,
+                seed=card.seed,
+                data=fields,
+                checkpoint=out / "generate_checkpoint.npz",
+                resume=resume,
+                progress=progress,
+            ),
+            "reference": reference,
+        }
         if card.compare_nuts:
-            runs["nuts"] = run_nuts(h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint.npz", resume=resume,
-                                    progress=progress)
+            runs["nuts"] = run_nuts(
+                h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint.npz", resume=resume, progress=progress
+            )
     with clock.stage("evaluation"):
         exact = exact_observables(h) if h is not None else {}
         spectrum = h.quadratic_spectrum() if h is not None else None
         for label, dt in runs.items():
-            write_run(dt, out / label, exact=exact, name=f"{card.name}: {label}", description=card.description,
-                      spectrum=spectrum)
+            write_run(
+                dt,
+                out / label,
+                exact=exact,
+                name=f"{card.name}: {label}",
+                description=card.description,
+                spectrum=spectrum,
+            )
         table = compare(runs, exact=exact)
         atomic_write(out / "comparison.csv", table.to_csv)
         atomic_write_text(out / "comparison.md", markdown_table(table) + "\n")
@@ -139,36 +182,89 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
     generator = json.loads(runs["wirg"].attrs["scales"])
     figures = table_figures(table) + fidelity_figures(runs["wirg"], reference) + _scale_figures(deviations)
     if tails is not None:
-        figures += [figure(f"tail_{name}", row["mean"], reference=row["reference"], reference_source="reference",
-                           run="wirg", z=row["z"]) for name, row in tails.iterrows()]
-    details = {"training_fields": len(fields), "parameters": model.n_params, "unit": model.unit,
-               "transform": {"name": card.fit.transform, **asdict(model.transform)},
-               "fit_time_s": sum(s["time_s"] for s in scales), "generate_time_s": runs["wirg"].attrs["sampling_time_s"],
-               "scales": scales, "generator_scales": generator, "scale_std": deviations,
-               "microscopic_energy": microscopic, "exact": exact,
-               "tails": None if tails is None else json.loads(tails.reset_index().to_json(orient="records"))}
+        figures += [
+            figure(
+                f"tail_{name}",
+                row["mean"],
+                reference=row["reference"],
+                reference_source="reference",
+                run="wirg",
+                z=row["z"],
+            )
+            for name, row in tails.iterrows()
+        ]
+    details = {
+        "training_fields": len(fields),
+        "parameters": model.n_params,
+        "unit": model.unit,
+        "transform": {"name": card.fit.transform, **asdict(model.transform)},
+        "fit_time_s": sum(s["time_s"] for s in scales),
+        "generate_time_s": runs["wirg"].attrs["sampling_time_s"],
+        "scales": scales,
+        "generator_scales": generator,
+        "scale_std": deviations,
+        "microscopic_energy": microscopic,
+        "exact": exact,
+        "tails": None if tails is None else json.loads(tails.reset_index().to_json(orient="records")),
+    }
     record = write_record(out, job="wirg", card=card.resolved(), stages=clock.seconds, figures=figures, details=details)
     std_table = pd.DataFrame(deviations, index=[f"{model.L >> j}x{model.L >> j}" for j in range(model.levels + 1)])
     std_table.index.name = "phi_j"
     model_line = f"Model: `{json.dumps(h.describe())}`" if h is not None else "Fields of unknown energy."
-    text = [f"# {card.name}", "", card.description, "", model_line, "",
-            f"Wavelet conditional RG: {model.n_params} parameters over {len(model.scales)} scales, fitted on "
-            f"{len(fields)} fields in {details['fit_time_s']:.1f} s; {card.generator.samples} fields generated in "
-            f"{details['generate_time_s']:.1f} s. The scales model {model.transform.describe()} in units of its rms "
-            f"({model.unit:.4g}).", "",
-            "## Fit per scale (coarsest first)", "", markdown_table(pd.DataFrame(scales).set_index("side")), "",
-            "## Generator per scale", "", markdown_table(pd.DataFrame(generator).set_index("side")), "",
-            "## Standard deviation of the coarse fields", "", markdown_table(std_table), "",
-            "## Generated fields beside the reference", "", markdown_table(table), ""]
+    text = [
+        f"# {card.name}",
+        "",
+        card.description,
+        "",
+        model_line,
+        "",
+        f"Wavelet conditional RG: {model.n_params} parameters over {len(model.scales)} scales, fitted on "
+        f"{len(fields)} fields in {details['fit_time_s']:.1f} s; {card.generator.samples} fields generated in "
+        f"{details['generate_time_s']:.1f} s. The scales model {model.transform.describe()} in units of its rms "
+        f"({model.unit:.4g}).",
+        "",
+        "## Fit per scale (coarsest first)",
+        "",
+        markdown_table(pd.DataFrame(scales).set_index("side")),
+        "",
+        "## Generator per scale",
+        "",
+        markdown_table(pd.DataFrame(generator).set_index("side")),
+        "",
+        "## Standard deviation of the coarse fields",
+        "",
+        markdown_table(std_table),
+        "",
+        "## Generated fields beside the reference",
+        "",
+        markdown_table(table),
+        "",
+    ]
     if tails is not None:
-        text += ["## Pixel tails beside the reference", "",
-                 "Per-field means; the thresholds in standard deviations of the reference.", "", markdown_table(tails), ""]
-    projection = ("E_0 = E_J + sum_j (Ebar_j - Ftilde_j), projected on E = -sum_x sum_s J_s phi_x phi_(x+s) + "
-                  f"sum_x sum_p a_p phi_x^p over {min(len(fields), ENERGY_FIELDS)} training fields")
+        text += [
+            "## Pixel tails beside the reference",
+            "",
+            "Per-field means; the thresholds in standard deviations of the reference.",
+            "",
+            markdown_table(tails),
+            "",
+        ]
+    projection = (
+        "E_0 = E_J + sum_j (Ebar_j - Ftilde_j), projected on E = -sum_x sum_s J_s phi_x phi_(x+s) + "
+        f"sum_x sum_p a_p phi_x^p over {min(len(fields), ENERGY_FIELDS)} training fields"
+    )
     if h is not None:
-        projection += (f", beside the card's Hamiltonian projected the same way; relative error of grad E_0: "
-                       f"{microscopic['gradient_error']:.4f}")
-    text += ["## Microscopic energy recovered from the fit", "", projection + ".", "",
-             markdown_table(pd.DataFrame(microscopic["couplings"]).set_index("term")), ""]
+        projection += (
+            f", beside the card's Hamiltonian projected the same way; relative error of grad E_0: "
+            f"{microscopic['gradient_error']:.4f}"
+        )
+    text += [
+        "## Microscopic energy recovered from the fit",
+        "",
+        projection + ".",
+        "",
+        markdown_table(pd.DataFrame(microscopic["couplings"]).set_index("term")),
+        "",
+    ]
     atomic_write_text(out / "summary.md", "\n".join(text))
     return record

@@ -6,14 +6,27 @@ hierarchy; ``sampler``: coarse-to-fine MALA generation; ``numpyro_model``: the h
 ``transform``: the shifted log that long-tailed data are fitted through.
 """
 
+from rgppl.wavelets import pyramid
 from rgppl.wirg.ansatz import ScaleAnsatz
 from rgppl.wirg.fit import FitSettings, fit_wirg, score_matching, score_matching_errors
 from rgppl.wirg.free_energy import microscopic_energy, project_couplings
-from rgppl.wavelets import pyramid
 from rgppl.wirg.model import ScaleFit, WIRGModel
 from rgppl.wirg.numpyro_model import hierarchical_model, inpainting_model
 from rgppl.wirg.sampler import GeneratorSettings, generate
 
-__all__ = ["FitSettings", "GeneratorSettings", "ScaleAnsatz", "ScaleFit", "WIRGModel", "fit_wirg", "generate",
-           "hierarchical_model", "inpainting_model", "microscopic_energy", "project_couplings", "pyramid",
-           "score_matching", "score_matching_errors"]
+__all__ = [
+    "FitSettings",
+    "GeneratorSettings",
+    "ScaleAnsatz",
+    "ScaleFit",
+    "WIRGModel",
+    "fit_wirg",
+    "generate",
+    "hierarchical_model",
+    "inpainting_model",
+    "microscopic_energy",
+    "project_couplings",
+    "pyramid",
+    "score_matching",
+    "score_matching_errors",
+]

@@ -24,7 +24,8 @@ or ``phi_J`` at the coarsest scale) and its Laplacian; both are written out here
     d U_k / d phibar = Gbar [sigmoid'(u_k) / w_k],   Laplacian U_k = sum_x sigmoid''(u_k(x)) / w_k^2 D(x),
 
 with ``u_k = (phi_{j-1} - c_k) / w_k`` and ``D(x) = (Gbar^T Gbar)_{xx}``
-(the part of site ``x`` carried by the details; it depends only on the parity of ``x``).  Of the quadratic features only ``s = 0``,
+(the part of site ``x`` carried by the details; it depends only on the parity of ``x``).  Of the quadratic features
+only ``s = 0``,
 ``c = d`` free has a Laplacian: ``m^2``.
 
 Score matching only needs the gradients through their Gram matrix ``A_kl = sum_i dU_k/dv_i dU_l/dv_i``, and the
@@ -121,14 +122,17 @@ class ScaleAnsatz:
 
     @property
     def n_channels(self) -> int:
+        """The channels ``C`` at each site: the coarse field and 3 details, or the coarse field alone at the top."""
         return 1 if self.coarsest else 4
 
     @property
     def free_channels(self) -> tuple:
+        """The channels sampled by this scale's conditional (the details, or the coarse field at the top)."""
         return (0,) if self.coarsest else (1, 2, 3)
 
     @property
     def free_shape(self) -> tuple:
+        """The shape ``(C_free, side, side)`` of one configuration's free variables."""
         return (len(self.free_channels), self.side, self.side)
 
     @cached_property
@@ -150,13 +154,16 @@ class ScaleAnsatz:
 
     @property
     def n_quadratic(self) -> int:
+        """The number of quadratic parameters ``theta_{c,d,s}``."""
         return len(self.quadratic_terms)
 
     @property
     def n_params(self) -> int:
+        """The number of parameters: quadratic couplings plus potentials."""
         return self.n_quadratic + len(self.centres)
 
     def feature_names(self) -> list[str]:
+        """A name for each parameter, in the order of ``theta``."""
         channel = ("coarse",) if self.coarsest else ("coarse", "H", "V", "D")
         quadratic = [f"{channel[c]}*{channel[d]}@{s[0]},{s[1]}" for c, d, s in self.quadratic_terms]
         return quadratic + [f"sigmoid@{c:.3g}" for c in self.centres]
@@ -224,7 +231,8 @@ class ScaleAnsatz:
         return residues, row, slot, coef
 
     def _sigmoid_args(self, field):
-        """``(field - c) / w`` for every centre of the potential (a leading axis) and the widths, broadcastable to it."""
+        """``(field - c) / w`` for every centre of the potential (a leading axis) and the widths, broadcastable to
+        it."""
         expand = (slice(None),) + (None,) * field.ndim
         centres = jnp.asarray(self.centres, field.dtype)[expand]
         widths = jnp.asarray(self.widths, field.dtype)[expand]
@@ -240,7 +248,8 @@ class ScaleAnsatz:
         return jnp.concatenate([quadratic, jnp.sum(jax.nn.sigmoid(u), axis=(-2, -1))])
 
     def _coupling(self, theta):
-        """The quadratic energy's operator ``K + K^T`` in Fourier space, ``(C, C, m, m/2 + 1)``: ``K_{cd}(s) = theta_{c,d,s}``
+        """The quadratic energy's operator ``K + K^T`` in Fourier space, ``(C, C, m, m/2 + 1)``: ``K_{cd}(s) =
+        theta_{c,d,s}``
         is the convolution kernel of ``E_quad = 1/2 X^T K X``, and its transpose's Fourier coefficients are
         ``conj(K_dc(k))``; built from ``theta`` once per call (not once per field)."""
         shifts, c, d, s = self._tables
@@ -258,7 +267,7 @@ class ScaleAnsatz:
         weight = np.full(self.side // 2 + 1, 2.0)  # the modes k and -k of the half plane count twice
         weight[[0, self.side // 2]] = 1.0
         quadratic = 0.25 * jnp.sum(jnp.asarray(weight, x.dtype) * jnp.real(jnp.conj(x_hat) * coupled)) / self.side**2
-        potential = theta[self.n_quadratic:]
+        potential = theta[self.n_quadratic :]
         return quadratic + jnp.sum(sigmoid_series(self.finer_field(coarse, free), potential, self.centres, self.widths))
 
     def conditional_energy(self, theta, coarse, support):
@@ -267,7 +276,8 @@ class ScaleAnsatz:
         ``support`` interval (the data's range, outside which the fitted potential is not defined).
 
         With ``Ks = K + K^T`` (:meth:`_coupling`) and the channels ``X = (phi_j, F)``, ``F`` the free ones,
-        ``E_quad = 1/4 X^T Ks X = 1/4 F . (Ks X + Ks_{F,coarse} phi_j)`` and its gradient is ``1/2 (Ks X)_F``; the coarse
+        ``E_quad = 1/4 X^T Ks X = 1/4 F . (Ks X + Ks_{F,coarse} phi_j)`` and its gradient is ``1/2 (Ks X)_F``; the
+        coarse
         field's drive ``Ks_{F,coarse} phi_j`` is computed once.  The potential of the finer field ``phi_{j-1}`` has the
         gradient ``Gbar v'(phi_{j-1})``, the detail part of one analysis step (``v'(phi_J)`` at the coarsest scale)."""
         theta = jnp.asarray(theta, coarse.dtype)
@@ -279,10 +289,12 @@ class ScaleAnsatz:
         else:
             drive = coupling[free_channels, 0] * jnp.fft.rfft2(coarse)[None]
             drive_field = jnp.fft.irfft2(drive, s=size)
-        potential = theta[self.n_quadratic:]
+        potential = theta[self.n_quadratic :]
 
         def value_and_grad(free):
-            coupled = jnp.sum(coupling[free_channels[:, None], free_channels[None, :]] * jnp.fft.rfft2(free)[None], axis=1)
+            coupled = jnp.sum(
+                coupling[free_channels[:, None], free_channels[None, :]] * jnp.fft.rfft2(free)[None], axis=1
+            )
             field = jnp.fft.irfft2(coupled + drive, s=size)
             finer = self.finer_field(coarse, free)
             series = sigmoid_series_and_slope(finer, potential, self.centres, self.widths)
@@ -300,7 +312,8 @@ class ScaleAnsatz:
         return slope[:, None] if self.coarsest else dwt2(slope, self.wavelet)[1]
 
     def _gradient_parts(self, coarse, free):
-        """The translated channels ``R`` (rows ``r * C + a``) and the potentials' gradients, both flattened over sites."""
+        """The translated channels ``R`` (rows ``r * C + a``) and the potentials' gradients, both flattened over
+        sites."""
         residues, *_ = self._atoms
         translated = self._translated(self.channels(coarse, free), residues).reshape(-1, self.side**2)
         return translated, self._potential_gradients(coarse, free).reshape(-1, len(self.free_channels), self.side**2)
@@ -312,7 +325,8 @@ class ScaleAnsatz:
         return sum(jnp.asarray(coef[i], fields.dtype)[:, None] * products[row[i], slot[i]] for i in range(2))
 
     def feature_gram(self, coarse, free):
-        """``A_kl = sum_i dU_k/dv_i dU_l/dv_i`` over the free variables ``v`` of one configuration, ``(n_params, n_params)``.
+        """``A_kl = sum_i dU_k/dv_i dU_l/dv_i`` over the free variables ``v`` of one configuration, ``(n_params,
+        n_params)``.
 
         Score matching's per-pair matrix without the ``(n_params, n_free)`` gradients: the quadratic block is read off
         the Gram matrix ``R R^T`` of the translated channels (``(S C)^2`` products over the sites for ``S`` residue
@@ -321,8 +335,12 @@ class ScaleAnsatz:
         _, row, slot, coef = self._atoms
         translated, potential = self._gradient_parts(coarse, free)
         gram = translated @ translated.T
-        quadratic = sum(jnp.asarray(np.outer(coef[i], coef[j]) * (slot[i][:, None] == slot[j][None, :]), gram.dtype)
-                        * gram[row[i][:, None], row[j][None, :]] for i in range(2) for j in range(2))
+        quadratic = sum(
+            jnp.asarray(np.outer(coef[i], coef[j]) * (slot[i][:, None] == slot[j][None, :]), gram.dtype)
+            * gram[row[i][:, None], row[j][None, :]]
+            for i in range(2)
+            for j in range(2)
+        )
         cross = self._quadratic_projections(translated, potential)
         return jnp.block([[quadratic, cross], [cross.T, jnp.einsum("jfi,lfi->jl", potential, potential)]])
 
@@ -330,13 +348,15 @@ class ScaleAnsatz:
         """``sum_i dU_k/dv_i field_i`` for a ``field`` shaped like ``free``: ``(n_params,)``."""
         translated, potential = self._gradient_parts(coarse, free)
         field = field.reshape(1, -1, self.side**2)
-        return jnp.concatenate([self._quadratic_projections(translated, field)[:, 0],
-                                jnp.einsum("jfi,fi->j", potential, field[0])])
+        return jnp.concatenate(
+            [self._quadratic_projections(translated, field)[:, 0], jnp.einsum("jfi,fi->j", potential, field[0])]
+        )
 
     def feature_laplacians(self, coarse, free):
         """``sum_i d^2 U_k / d(free_i)^2``, shape ``(n_params,)``."""
-        quadratic = np.array([float(self.side**2) if c == d and s == (0, 0) else 0.0
-                              for c, d, s in self.quadratic_terms])
+        quadratic = np.array(
+            [float(self.side**2) if c == d and s == (0, 0) else 0.0 for c, d, s in self.quadratic_terms]
+        )
         u, widths = self._sigmoid_args(self.finer_field(coarse, free))
         sig = jax.nn.sigmoid(u)
         curvature = sig * (1 - sig) * (1 - 2 * sig) / widths**2

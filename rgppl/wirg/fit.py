@@ -87,18 +87,33 @@ class FitSettings:
         filters(self.wavelet)
         require(self.transform in TRANSFORMS, "fit.transform", self.transform, f"one of {list(TRANSFORMS)}")
         if self.shift is not None:
-            require(self.transform == "shifted_log", "fit.shift", self.shift,
-                    "a shift only with transform = 'shifted_log'")
-        require(not (self.mirror_images and self.transform != "none"), "fit.mirror_images", self.mirror_images,
-                f"false with transform = '{self.transform}' (skewed data have no phi -> -phi symmetry)")
+            require(
+                self.transform == "shifted_log", "fit.shift", self.shift, "a shift only with transform = 'shifted_log'"
+            )
+        require(
+            not (self.mirror_images and self.transform != "none"),
+            "fit.mirror_images",
+            self.mirror_images,
+            f"false with transform = '{self.transform}' (skewed data have no phi -> -phi symmetry)",
+        )
         if self.levels is not None:
             require_integer("fit.levels", self.levels, 1)
-        for name, minimum in (("batch", 1), ("ml_iterations", 0), ("ml_max_side", 1), ("ml_steps", 2), ("ml_fields", 2),
-                              ("ml_record_every", 1)):
+        for name, minimum in (
+            ("batch", 1),
+            ("ml_iterations", 0),
+            ("ml_max_side", 1),
+            ("ml_steps", 2),
+            ("ml_fields", 2),
+            ("ml_record_every", 1),
+        ):
             require_integer(f"fit.{name}", getattr(self, name), minimum)
-        require(self.ml_steps % self.ml_record_every == 0 and self.ml_steps >= 2 * self.ml_record_every,
-                "fit.ml_steps", self.ml_steps, f"a multiple of fit.ml_record_every = {self.ml_record_every}, "
-                "at least twice it (two recorded states per chain)")
+        require(
+            self.ml_steps % self.ml_record_every == 0 and self.ml_steps >= 2 * self.ml_record_every,
+            "fit.ml_steps",
+            self.ml_steps,
+            f"a multiple of fit.ml_record_every = {self.ml_record_every}, "
+            "at least twice it (two recorded states per chain)",
+        )
 
     def resolved_levels(self, L: int) -> int:
         """The number of levels on an ``L x L`` lattice, with the per-scale settings checked against it."""
@@ -113,9 +128,13 @@ class FitSettings:
         """``radius`` or ``potentials``, one value per scale: finest conditional first, the coarsest energy last."""
         value, count = getattr(self, name), levels + 1
         values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * count
-        require(len(values) == count, f"fit.{name}", value,
-                f"an integer, or a list of {count} integers (the {levels} conditionals, finest first, then the "
-                "coarsest energy)")
+        require(
+            len(values) == count,
+            f"fit.{name}",
+            value,
+            f"an integer, or a list of {count} integers (the {levels} conditionals, finest first, then the "
+            "coarsest energy)",
+        )
         for v in values:
             require_integer(f"fit.{name}", v, 0)
         return values
@@ -171,8 +190,9 @@ def score_matching_errors(ansatz: ScaleAnsatz, theta, coarse, free, chunk: int =
     ``Var theta = A^{-1} Cov[psi_n] A^{-1} / n`` with ``psi_n = A_n theta - b_n`` the per-pair estimating equation."""
     residuals = _score_passes(ansatz)[1]
     theta32 = jnp.asarray(theta, jnp.float32)
-    psi = np.concatenate([np.asarray(residuals(theta32, coarse[part], free[part]), np.float64)
-                          for part in chunks(len(free), chunk)])
+    psi = np.concatenate(
+        [np.asarray(residuals(theta32, coarse[part], free[part]), np.float64) for part in chunks(len(free), chunk)]
+    )
     a, _ = score_moments(ansatz, coarse, free, chunk)
     a_inv = np.linalg.inv(a)
     covariance = a_inv @ np.cov(psi, rowvar=False) @ a_inv / len(psi)
@@ -182,11 +202,13 @@ def score_matching_errors(ansatz: ScaleAnsatz, theta, coarse, free, chunk: int =
 ML_BURN_IN = 20  # MALA steps after every parameter update, before the model moments are measured
 
 
-def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitSettings, iterations: int,
-                              fields: int) -> ScaleFit:
+def refine_maximum_likelihood(
+    key, scale: ScaleFit, coarse, free, settings: FitSettings, iterations: int, fields: int
+) -> ScaleFit:
     """Maximum-likelihood refinement of a fitted scale by moment matching (Marchand et al.).
 
-    ``iterations`` Newton steps; for the exponential family ``pbar(v | c) ~ exp(-theta . U)``, the gradient of the mean log-likelihood is
+    ``iterations`` Newton steps; for the exponential family ``pbar(v | c) ~ exp(-theta . U)``, the gradient of the
+    mean log-likelihood is
     ``<U>_model - <U>_data`` and its Hessian is minus the Fisher matrix ``F = E_c[Cov(U | c)]``, so each
     iteration takes the Newton step ``theta += F^{-1} (<U>_model - <U>_data)``.  The model averages come from
     persistent MALA chains, one per training coarse field (the first ``fields``), started at the data's own details
@@ -209,13 +231,17 @@ def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitS
         fisher = np.einsum("nsk,nsl->kl", centred, centred) / (n * (features.shape[1] - 1))
         difference = features.mean(axis=(0, 1)) - data_moments
         if not (np.all(np.isfinite(fisher)) and np.all(np.diag(fisher) > 0)):
-            raise SamplingDiverged(f"the maximum-likelihood chains at the {scale.ansatz.side}x{scale.ansatz.side} scale "
-                                   "did not explore the conditional (features non-finite or frozen); fit with "
-                                   "ml_iterations = 0")
+            raise SamplingDiverged(
+                f"the maximum-likelihood chains at the {scale.ansatz.side}x{scale.ansatz.side} scale "
+                "did not explore the conditional (features non-finite or frozen); fit with "
+                "ml_iterations = 0"
+            )
         step, _ = solve_preconditioned(scale.ansatz, fisher, difference)
         if not np.all(np.isfinite(step)):
-            raise SamplingDiverged(f"maximum-likelihood refinement at the {scale.ansatz.side}x{scale.ansatz.side} scale "
-                                   "produced non-finite parameters; fit with ml_iterations = 0 or more data")
+            raise SamplingDiverged(
+                f"maximum-likelihood refinement at the {scale.ansatz.side}x{scale.ansatz.side} scale "
+                "produced non-finite parameters; fit with ml_iterations = 0 or more data"
+            )
         mismatch.append(float(difference @ step))
         if mismatch[-1] < best[0]:
             best = (mismatch[-1], theta)
@@ -224,8 +250,12 @@ def refine_maximum_likelihood(key, scale: ScaleFit, coarse, free, settings: FitS
             damping /= 2
             theta = best[1] + damping * step
     theta = best[1]
-    report = {**scale.report, "iterations": 1 + iterations, "ml_mismatch": mismatch,
-              "time_s": scale.report["time_s"] + time.perf_counter() - start}
+    report = {
+        **scale.report,
+        "iterations": 1 + iterations,
+        "ml_mismatch": mismatch,
+        "time_s": scale.report["time_s"] + time.perf_counter() - start,
+    }
     return replace(scale, theta=theta, report=report)
 
 
@@ -274,19 +304,30 @@ def _require_enough_fields(n: int, L: int, levels: int, radius: tuple, potential
     needs = []  # (fields needed, side, parameters, free variables per field) of every scale
     for j in range(levels + 1):
         side = L >> min(j + 1, levels)
-        ansatz = ScaleAnsatz(side=side, radius=radius[j], centres=(0.0,) * potentials[j], widths=(1.0,) * potentials[j],
-                             wavelet=settings.wavelet, coarsest=j == levels)
+        ansatz = ScaleAnsatz(
+            side=side,
+            radius=radius[j],
+            centres=(0.0,) * potentials[j],
+            widths=(1.0,) * potentials[j],
+            wavelet=settings.wavelet,
+            coarsest=j == levels,
+        )
         free = int(np.prod(ansatz.free_shape))
         needs.append((-(-DATA_PER_PARAMETER * ansatz.n_params // free), side, ansatz.n_params, free))
     needed, side, parameters, free = max(needs)
     mirrored = " (mirror images included)" if settings.mirror_images else ""
-    require(n >= needed, "data", f"{n} fields{mirrored}",
-            f"at least {needed} fields: the {side}x{side} scale has {parameters} parameters and {free} free variables "
-            f"per field, and score matching needs {DATA_PER_PARAMETER} data values per parameter")
+    require(
+        n >= needed,
+        "data",
+        f"{n} fields{mirrored}",
+        f"at least {needed} fields: the {side}x{side} scale has {parameters} parameters and {free} free variables "
+        f"per field, and score matching needs {DATA_PER_PARAMETER} data values per parameter",
+    )
 
 
-def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, checkpoint_dir=None,
-             progress: bool = True) -> WIRGModel:
+def fit_wirg(
+    fields, settings: FitSettings = FitSettings(), *, seed: int = 0, checkpoint_dir=None, progress: bool = True
+) -> WIRGModel:
     """Fit every scale of the wavelet conditional model to ``fields[n, L, L]``.
 
     The fields, after ``settings.transform``, are measured in units of their root mean square
@@ -318,8 +359,9 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
         if path is not None and path.exists():
             scale, saved = ScaleFit.load(path)
             if {k: saved[k] for k in meta} != meta:
-                raise InputError("resume", str(path), "this fit was made from other data or settings; "
-                                 "fit afresh in a new directory")
+                raise InputError(
+                    "resume", str(path), "this fit was made from other data or settings; fit afresh in a new directory"
+                )
             return scale
         scale = fit()
         if path is not None:
@@ -329,17 +371,36 @@ def fit_wirg(fields, settings: FitSettings = FitSettings(), *, seed: int = 0, ch
     scales, free_energies = [], []
     bar = tqdm(range(levels + 1), desc="WIRG fit", unit="scale", disable=not progress)
     for j in bar:  # j = 0 .. levels-1: the conditional of scale j + 1 (finest first); j = levels: the coarsest energy
-        args = {"side": L >> min(j + 1, levels), "radius": radius[j], "wavelet": settings.wavelet, "coarsest": j == levels}
+        args = {
+            "side": L >> min(j + 1, levels),
+            "radius": radius[j],
+            "wavelet": settings.wavelet,
+            "coarsest": j == levels,
+        }
         if j == levels:
             top = coarse[levels]
-            scale = fitted("scale_top", lambda: fit_scale(keys[j], args, potentials[j], jnp.zeros_like(top), top[:, None],
-                                                          top, settings))
+            scale = fitted(
+                "scale_top",
+                lambda: fit_scale(keys[j], args, potentials[j], jnp.zeros_like(top), top[:, None], top, settings),
+            )
         else:
-            scale = fitted(f"scale_{j + 1}", lambda: fit_scale(keys[j], args, potentials[j], coarse[j + 1], details[j],
-                                                               coarse[j], settings))
-            free_energies.append(fitted(f"free_energy_{j + 1}", lambda: fit_free_energy(
-                scale, coarse[j + 1], details[j], potentials[j], settings.batch)))
+            scale = fitted(
+                f"scale_{j + 1}",
+                lambda: fit_scale(keys[j], args, potentials[j], coarse[j + 1], details[j], coarse[j], settings),
+            )
+            free_energies.append(
+                fitted(
+                    f"free_energy_{j + 1}",
+                    lambda: fit_free_energy(scale, coarse[j + 1], details[j], potentials[j], settings.batch),
+                )
+            )
         scales.append(scale)
         bar.set_postfix(side=scale.ansatz.side, condition=f"{scale.report['condition']:.3g}")
-    return WIRGModel(L=L, wavelet=settings.wavelet, unit=unit, scales=tuple(scales[::-1]),
-                     free_energies=tuple(free_energies[::-1]), transform=transform)
+    return WIRGModel(
+        L=L,
+        wavelet=settings.wavelet,
+        unit=unit,
+        scales=tuple(scales[::-1]),
+        free_energies=tuple(free_energies[::-1]),
+        transform=transform,
+    )

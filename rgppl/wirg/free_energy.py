@@ -31,9 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rgppl.errors import require
+from rgppl.wavelets import pyramid
 from rgppl.wirg.ansatz import ScaleAnsatz, sigmoid_grid
 from rgppl.wirg.linear import accumulate, chunks, solve_preconditioned
-from rgppl.wavelets import pyramid
 from rgppl.wirg.model import ScaleFit, data_support
 
 
@@ -46,8 +46,12 @@ def _gradient_matching_moments(ansatz: ScaleAnsatz):
 
     @jax.jit
     def moments(phi, target):
-        return (jnp.sum(gram(phi), axis=0), jnp.sum(projections(phi, target), axis=0),
-                jnp.sum(target**2), jnp.sum(target.reshape(len(phi), -1), axis=0))
+        return (
+            jnp.sum(gram(phi), axis=0),
+            jnp.sum(projections(phi, target), axis=0),
+            jnp.sum(target**2),
+            jnp.sum(target.reshape(len(phi), -1), axis=0),
+        )
 
     return moments
 
@@ -63,8 +67,12 @@ def gradient_matching(ansatz: ScaleAnsatz, fields, targets, chunk: int = 64) -> 
     n = len(fields)
     residual = total - 2 * theta @ b + theta @ a @ theta
     variance = total - np.sum(mean**2) / n
-    report = {"n_params": ansatz.n_params, "condition": condition, "explained": float(1 - residual / variance),
-              "time_s": time.perf_counter() - start}
+    report = {
+        "n_params": ansatz.n_params,
+        "condition": condition,
+        "explained": float(1 - residual / variance),
+        "time_s": time.perf_counter() - start,
+    }
     return theta, report
 
 
@@ -94,8 +102,12 @@ def fit_free_energy(scale: ScaleFit, coarse, free, potentials: int, chunk: int =
 
 def require_free_energies(model) -> None:
     """Raise :class:`~rgppl.errors.InputError` unless ``model`` carries the free energy of every conditional."""
-    require(len(model.free_energies) == model.levels, "model.free_energies", len(model.free_energies),
-            f"one free energy per conditional ({model.levels}); fit the model with rgppl.wirg.fit_wirg")
+    require(
+        len(model.free_energies) == model.levels,
+        "model.free_energies",
+        len(model.free_energies),
+        f"one free energy per conditional ({model.levels}); fit the model with rgppl.wirg.fit_wirg",
+    )
 
 
 def microscopic_energy(model):
@@ -137,7 +149,11 @@ def _projections(energies: list, fields, radius: int, powers, chunk: int) -> tup
     def moments(phi):
         g = jax.vmap(basis)(phi)
         grads = jnp.stack([jax.vmap(jax.grad(e))(phi).reshape(len(phi), -1) for e in energies])
-        return jnp.einsum("nki,nli->kl", g, g), jnp.einsum("nki,eni->ek", g, grads), jnp.einsum("eni,fni->ef", grads, grads)
+        return (
+            jnp.einsum("nki,nli->kl", g, g),
+            jnp.einsum("nki,eni->ek", g, grads),
+            jnp.einsum("eni,fni->ef", grads, grads),
+        )
 
     a, b, gram = accumulate(moments, jnp.asarray(fields), chunk=chunk)
     names = [f"J({dx},{dy})" for dx, dy in shifts] + [f"a_{p}" for p in powers]
@@ -157,9 +173,13 @@ def compare_with_hamiltonian(model, hamiltonian, fields, radius: int = 2, powers
     """The microscopic energy recovered from ``model`` beside ``hamiltonian``'s, on ``fields`` (data units):
     ``{"couplings": [{"term", "recovered", "true"}, ...], "gradient_error": ||grad E_0 - grad E|| / ||grad E||}``,
     the couplings projected as in :func:`project_couplings`, the error over all sites of all ``fields``."""
-    names, (recovered, true), gram = _projections([microscopic_energy(model), hamiltonian.energy], fields, radius,
-                                                  powers, chunk)
+    names, (recovered, true), gram = _projections(
+        [microscopic_energy(model), hamiltonian.energy], fields, radius, powers, chunk
+    )
     difference = gram[0, 0] - 2 * gram[0, 1] + gram[1, 1]
-    return {"couplings": [{"term": name, "recovered": float(r), "true": float(t)}
-                          for name, r, t in zip(names, recovered, true)],
-            "gradient_error": float(np.sqrt(max(difference, 0.0) / gram[1, 1]))}
+    return {
+        "couplings": [
+            {"term": name, "recovered": float(r), "true": float(t)} for name, r, t in zip(names, recovered, true)
+        ],
+        "gradient_error": float(np.sqrt(max(difference, 0.0) / gram[1, 1])),
+    }

@@ -34,7 +34,9 @@ def solve_preconditioned(ansatz, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarr
     diag = np.diag(a)
     if not np.all(diag > 0):
         dead = [ansatz.feature_names()[i] for i in np.flatnonzero(~(diag > 0))]
-        raise InputError("data", f"features {dead} never vary", "fields that vary at every scale (the ensemble is degenerate)")
+        raise InputError(
+            "data", f"features {dead} never vary", "fields that vary at every scale (the ensemble is degenerate)"
+        )
     precondition = 1 / np.sqrt(diag)
     system = precondition[:, None] * a * precondition[None, :]
     eigenvalues = np.linalg.eigvalsh(system)

@@ -47,8 +47,9 @@ class ScaleFit:
     def save(self, path: Path, meta: dict) -> None:
         """Write this scale and the run's ``meta`` (what it was fitted from) to ``path`` atomically."""
         record = {**meta, "ansatz": asdict(self.ansatz), "support": list(self.support), "report": self.report}
-        atomic_write(path, lambda tmp: np.savez(tmp, meta=np.array(json.dumps(record)), theta=self.theta,
-                                                spread=self.spread))
+        atomic_write(
+            path, lambda tmp: np.savez(tmp, meta=np.array(json.dumps(record)), theta=self.theta, spread=self.spread)
+        )
 
     @classmethod
     def load(cls, path: Path) -> tuple["ScaleFit", dict]:
@@ -85,10 +86,12 @@ class WIRGModel:
 
     @property
     def levels(self) -> int:
+        """The number of wavelet levels, ``log2 L``."""
         return len(self.scales) - 1
 
     @property
     def n_params(self) -> int:
+        """The number of parameters over all scales."""
         return sum(scale.ansatz.n_params for scale in self.scales)
 
     def report(self) -> list[dict]:

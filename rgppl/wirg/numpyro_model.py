@@ -28,9 +28,8 @@ import numpyro
 import numpyro.distributions as dist
 
 from rgppl.errors import require
-from rgppl.wavelets import idwt2
+from rgppl.wavelets import idwt2, pyramid
 from rgppl.wirg.free_energy import microscopic_energy, require_free_energies
-from rgppl.wavelets import pyramid
 
 
 def _flat(name: str, shape) -> jnp.ndarray:
@@ -55,21 +54,25 @@ def hierarchical_model(model, coarse=None) -> None:
         top = model.scales[0]
         side = top.ansatz.side
         field = _flat(f"phi_{side}x{side}", (side, side)) / model.unit
-        _weight("energy_top", top.ansatz.energy(jnp.asarray(top.theta), None, field[None]),
-                _within(top.support, field))
+        _weight("energy_top", top.ansatz.energy(jnp.asarray(top.theta), None, field[None]), _within(top.support, field))
     else:
         sides = [scale.ansatz.side for scale, _ in conditionals]
         coarse = jnp.asarray(coarse)
-        require(coarse.ndim == 2 and coarse.shape[0] == coarse.shape[1] and coarse.shape[0] in sides, "coarse",
-                f"shape {coarse.shape}", f"one coarse field phi_j of shape (m, m) with m in {sides}")
+        require(
+            coarse.ndim == 2 and coarse.shape[0] == coarse.shape[1] and coarse.shape[0] in sides,
+            "coarse",
+            f"shape {coarse.shape}",
+            f"one coarse field phi_j of shape (m, m) with m in {sides}",
+        )
         field = coarse / model.unit
-        conditionals = conditionals[sides.index(coarse.shape[0]):]
+        conditionals = conditionals[sides.index(coarse.shape[0]) :]
     for scale, free_energy in conditionals:
         side = scale.ansatz.side
         details = _flat(f"details_{side}x{side}", scale.ansatz.free_shape) / model.unit
         finer = idwt2(field, details, model.wavelet)
-        energy = (scale.ansatz.energy(jnp.asarray(scale.theta), field, details)
-                  - free_energy.ansatz.energy(jnp.asarray(free_energy.theta), None, field[None]))
+        energy = scale.ansatz.energy(jnp.asarray(scale.theta), field, details) - free_energy.ansatz.energy(
+            jnp.asarray(free_energy.theta), None, field[None]
+        )
         _weight(f"energy_{side}x{side}", energy, _within(scale.support, finer))
         field = finer
     numpyro.deterministic("phi", model.restore(field))
@@ -80,8 +83,12 @@ def inpainting_model(model, known, values) -> None:
     (row-major order) and ``phi`` is the whole field, in data units."""
     require_free_energies(model)
     known, values = np.asarray(known, bool), jnp.asarray(values)
-    require(known.shape == (model.L, model.L) and values.shape == known.shape, "known",
-            f"mask {known.shape}, values {values.shape}", f"a boolean mask and values of shape ({model.L}, {model.L})")
+    require(
+        known.shape == (model.L, model.L) and values.shape == known.shape,
+        "known",
+        f"mask {known.shape}, values {values.shape}",
+        f"a boolean mask and values of shape ({model.L}, {model.L})",
+    )
     require(0 < known.sum() < known.size, "known", f"{known.sum()} known pixels", "some pixels known and some not")
     missing = np.flatnonzero(~known)
     phi = values.ravel().at[missing].set(_flat("unknown", (len(missing),))).reshape(known.shape)

@@ -11,7 +11,8 @@ preconditioned by the data's spread ``s_c`` of each free channel (Roberts & Twee
     v' = v - (eps^2 / 2) S^2 grad E(v) + eps S xi,   accept with min{1, exp(-E(v') + E(v)) q(v | v') / q(v' | v)},
 
 started at ``v = 0`` as in the paper; moves that take the reconstructed field out of the data's range
-(where the fitted potential is not defined) are rejected.  ``eps`` starts at ``d^(-1/6)`` for ``d`` free variables and is adapted
+(where the fitted potential is not defined) are rejected.  ``eps`` starts at ``d^(-1/6)`` for ``d`` free variables and
+is adapted
 during warm-up, ``ln eps += (acceptance - 0.574) / sqrt(block)`` after every block (0.574 is the MALA
 optimum), and then frozen; the chains are then run ``steps`` more steps, over
 which the acceptance and the integrated autocorrelation time of the conditional energy are measured.
@@ -57,17 +58,24 @@ class GeneratorSettings:
         require_types(self, "generator")
         for name, minimum in (("samples", 1), ("groups", 1), ("warmup", 0), ("steps", 1), ("adapt_every", 1)):
             require_integer(f"generator.{name}", getattr(self, name), minimum)
-        require(self.samples % self.groups == 0, "generator.samples", self.samples,
-                f"a multiple of generator.groups = {self.groups}")
+        require(
+            self.samples % self.groups == 0,
+            "generator.samples",
+            self.samples,
+            f"a multiple of generator.groups = {self.groups}",
+        )
 
 
 class MALAState(NamedTuple):
+    """A MALA chain: position, energy and gradient of the energy."""
+
     position: jax.Array
     energy: jax.Array
     grad: jax.Array
 
 
 def mala_init(value_and_grad, position) -> MALAState:
+    """A MALA state at ``position``, with its energy and gradient."""
     return MALAState(position, *value_and_grad(position))
 
 
@@ -77,7 +85,9 @@ def mala_step(key, state: MALAState, value_and_grad, step_size, spread) -> tuple
     noise_key, accept_key = jax.random.split(key)
     variance = (step_size * spread) ** 2
     forward_mean = state.position - 0.5 * variance * state.grad
-    proposal = forward_mean + jnp.sqrt(variance) * jax.random.normal(noise_key, state.position.shape, state.position.dtype)
+    proposal = forward_mean + jnp.sqrt(variance) * jax.random.normal(
+        noise_key, state.position.shape, state.position.dtype
+    )
     energy, grad = value_and_grad(proposal)
     backward_mean = proposal - 0.5 * variance * grad
     log_forward = -jnp.sum((proposal - forward_mean) ** 2 / (2 * variance))
@@ -98,8 +108,12 @@ class ScaleParams(NamedTuple):
 
     @classmethod
     def of(cls, scale) -> "ScaleParams":
-        return cls(jnp.asarray(scale.theta, jnp.float32), jnp.asarray(scale.spread, jnp.float32),
-                   jnp.asarray(scale.support, jnp.float32))
+        """The arrays of a fitted scale."""
+        return cls(
+            jnp.asarray(scale.theta, jnp.float32),
+            jnp.asarray(scale.spread, jnp.float32),
+            jnp.asarray(scale.support, jnp.float32),
+        )
 
 
 @lru_cache(maxsize=64)
@@ -134,20 +148,25 @@ def conditional_chains(ansatz, warmup: int, steps: int, adapt_every: int, record
 
     def run(key, coarse, free, params, log_step):
         n = len(coarse)
-        state = jax.vmap(lambda c, f: mala_init(ansatz.conditional_energy(params.theta, c, params.support), f))(coarse, free)
+        state = jax.vmap(lambda c, f: mala_init(ansatz.conditional_energy(params.theta, c, params.support), f))(
+            coarse, free
+        )
         chains = jax.vmap(chain, in_axes=(0, 0, 0, None, None, None, None))
 
         def adapt(carry, block):
             state, log_step = carry
-            state, (accepted, *_) = chains(jax.random.split(block[0], n), state, coarse, params, jnp.exp(log_step),
-                                           adapt_every, 0)
+            state, (accepted, *_) = chains(
+                jax.random.split(block[0], n), state, coarse, params, jnp.exp(log_step), adapt_every, 0
+            )
             return (state, log_step + (jnp.mean(accepted) - MALA_TARGET_ACCEPTANCE) / jnp.sqrt(block[1] + 1.0)), None
 
         warmup_key, sample_key = jax.random.split(key)
-        (state, log_step), _ = jax.lax.scan(adapt, (state, log_step),
-                                            (jax.random.split(warmup_key, blocks), jnp.arange(blocks, dtype=jnp.float32)))
-        state, (accepted, energy, features) = chains(jax.random.split(sample_key, n), state, coarse, params,
-                                                     jnp.exp(log_step), steps, record_every)
+        (state, log_step), _ = jax.lax.scan(
+            adapt, (state, log_step), (jax.random.split(warmup_key, blocks), jnp.arange(blocks, dtype=jnp.float32))
+        )
+        state, (accepted, energy, features) = chains(
+            jax.random.split(sample_key, n), state, coarse, params, jnp.exp(log_step), steps, record_every
+        )
         return state.position, log_step, accepted, energy, features
 
     return jax.jit(run)
@@ -176,13 +195,18 @@ def sample_scale(key, scale, coarse, settings: GeneratorSettings) -> tuple[jax.A
     the scale's statistics (step size, acceptance, autocorrelation time of the energy)."""
     ansatz, n = scale.ansatz, len(coarse)
     run = conditional_chains(ansatz, settings.warmup, settings.steps, settings.adapt_every)
-    free, log_step, accepted, trace, _ = run(key, coarse, jnp.zeros((n, *ansatz.free_shape), jnp.float32),
-                                             ScaleParams.of(scale), initial_log_step(ansatz))
-    return free, {"step_size": float(jnp.exp(log_step)), "acceptance": float(jnp.mean(accepted)),
-                  "tau_energy": integrated_time(trace[: min(n, 64)])}
+    free, log_step, accepted, trace, _ = run(
+        key, coarse, jnp.zeros((n, *ansatz.free_shape), jnp.float32), ScaleParams.of(scale), initial_log_step(ansatz)
+    )
+    return free, {
+        "step_size": float(jnp.exp(log_step)),
+        "acceptance": float(jnp.mean(accepted)),
+        "tau_energy": integrated_time(trace[: min(n, 64)]),
+    }
 
 
 def model_fingerprint(model) -> str:
+    """A short hash of a fitted model's parameters: a generator's checkpoint resumes only on it."""
     return fingerprint(np.concatenate([np.ravel(scale.theta) for scale in model.scales]))
 
 
@@ -193,15 +217,31 @@ def _conditioning(model, coarse, fields: int) -> tuple[int, jax.Array | None]:
     coarse = np.asarray(coarse, np.float32)
     coarse = np.broadcast_to(coarse, (fields, *coarse.shape[-2:])) if coarse.ndim == 2 else coarse
     sides = {scale.ansatz.side: index for index, scale in enumerate(model.scales) if not scale.ansatz.coarsest}
-    require(coarse.ndim == 3 and coarse.shape[0] == fields and coarse.shape[1] == coarse.shape[2]
-            and coarse.shape[1] in sides, "coarse", f"shape {coarse.shape}",
-            f"coarse fields phi_j of shape (m, m) or ({fields}, m, m) with m in {sorted(sides)}")
+    require(
+        coarse.ndim == 3
+        and coarse.shape[0] == fields
+        and coarse.shape[1] == coarse.shape[2]
+        and coarse.shape[1] in sides,
+        "coarse",
+        f"shape {coarse.shape}",
+        f"coarse fields phi_j of shape (m, m) or ({fields}, m, m) with m in {sorted(sides)}",
+    )
     require(bool(np.all(np.isfinite(coarse))), "coarse", "non-finite values", "finite coarse fields")
     return sides[coarse.shape[1]], jnp.asarray(coarse / model.unit)
 
 
-def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings(), *, seed: int = 0, data=None,
-             coarse=None, checkpoint=None, resume: bool = False, progress: bool = True):
+def generate(
+    model,
+    hamiltonian,
+    settings: GeneratorSettings = GeneratorSettings(),
+    *,
+    seed: int = 0,
+    data=None,
+    coarse=None,
+    checkpoint=None,
+    resume: bool = False,
+    progress: bool = True,
+):
     """Generate ``settings.samples`` fields coarse to fine; returns a DataTree.
 
     ``posterior.phi[chain, draw, x, y]`` holds the fields in the data's units with the scalar observables
@@ -215,13 +255,23 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
     after every scale; ``resume`` continues from there.
     """
     if hamiltonian is not None:
-        require(model.L == hamiltonian.lattice.shape[0], "hamiltonian.lattice", hamiltonian.lattice.shape,
-                f"the model was fitted on {model.L} x {model.L} fields")
+        require(
+            model.L == hamiltonian.lattice.shape[0],
+            "hamiltonian.lattice",
+            hamiltonian.lattice.shape,
+            f"the model was fitted on {model.L} x {model.L} fields",
+        )
     checkpoint = None if checkpoint is None else Path(checkpoint)
     first, fields = _conditioning(model, coarse, settings.samples)
     identity = model_fingerprint(model) + ("" if fields is None else fingerprint(fields))
     described = None if hamiltonian is None else hamiltonian.describe()
-    meta = {"hamiltonian": described, "seed": seed, "sampler": "wirg", "settings": asdict(settings), "fingerprint": identity}
+    meta = {
+        "hamiltonian": described,
+        "seed": seed,
+        "sampler": "wirg",
+        "settings": asdict(settings),
+        "fingerprint": identity,
+    }
     keys = jax.random.split(jax.random.key(require_seed(seed)), len(model.scales))
 
     def scale_phase(index: int) -> Phase:
@@ -234,20 +284,34 @@ def generate(model, hamiltonian, settings: GeneratorSettings = GeneratorSettings
 
         live = lambda out: {"acceptance": f"{float(out['acceptance']):.2f}", "tau": f"{float(out['tau_energy']):.1f}"}
         side = scale.ansatz.side
-        return Phase(f"scale {index} ({side}x{side})", 1, 1, advance, finite=("free",), summed=SCALE_STATISTICS,
-                     postfix=live)
+        return Phase(
+            f"scale {index} ({side}x{side})", 1, 1, advance, finite=("free",), summed=SCALE_STATISTICS, postfix=live
+        )
 
     if fields is None:  # the coarsest energy is drawn with nothing to condition on
         side = model.scales[0].ansatz.side
         fields = jnp.zeros((settings.samples, side, side), jnp.float32)
     phases = [scale_phase(index) for index in range(first, len(model.scales))]
-    fields, done = run_phases(phases, fields, label="WIRG generate", meta=meta, checkpoint=checkpoint, resume=resume,
-                              progress=progress, hint="Check the fit's report (condition numbers, losses).")
-    records = [{"side": model.scales[i].ansatz.side,
-                **{k: done.totals[f"{phase.name}_{k}"] for k in SCALE_STATISTICS},  # one chunk: the sum is the value
-                "gradient_evaluations": settings.samples * (settings.warmup + settings.steps),
-                "free_variables": int(np.prod(model.scales[i].ansatz.free_shape)), "time_s": done.seconds[phase.name]}
-               for i, phase in zip(range(first, len(model.scales)), phases, strict=True)]
+    fields, done = run_phases(
+        phases,
+        fields,
+        label="WIRG generate",
+        meta=meta,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=progress,
+        hint="Check the fit's report (condition numbers, losses).",
+    )
+    records = [
+        {
+            "side": model.scales[i].ansatz.side,
+            **{k: done.totals[f"{phase.name}_{k}"] for k in SCALE_STATISTICS},  # one chunk: the sum is the value
+            "gradient_evaluations": settings.samples * (settings.warmup + settings.steps),
+            "free_variables": int(np.prod(model.scales[i].ansatz.free_shape)),
+            "time_s": done.seconds[phase.name],
+        }
+        for i, phase in zip(range(first, len(model.scales)), phases, strict=True)
+    ]
     phi = np.asarray(model.restore(fields), np.float32)
     attrs = {
         "sampler": "wirg",

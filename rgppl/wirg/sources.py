@@ -42,50 +42,92 @@ class DataSource:
 
     def __post_init__(self):
         require_types(self, "data")
-        require(self.path is None or self.surrogate is None, "data", "both path and surrogate",
-                "give either path = 'fields.npy' (your fields) or surrogate = 'lognormal', not both")
-        require(self.surrogate is None or self.surrogate in SURROGATES, "data.surrogate", self.surrogate,
-                f"valid surrogates are {list(SURROGATES)}")
+        require(
+            self.path is None or self.surrogate is None,
+            "data",
+            "both path and surrogate",
+            "give either path = 'fields.npy' (your fields) or surrogate = 'lognormal', not both",
+        )
+        require(
+            self.surrogate is None or self.surrogate in SURROGATES,
+            "data.surrogate",
+            self.surrogate,
+            f"valid surrogates are {list(SURROGATES)}",
+        )
         require_integer("data.fields", self.fields, 4)
         for name in ("slope", "k0", "sigma"):
             value = getattr(self, name)
             require(value > 0, f"data.{name}", value, "a positive number")
         if self.holdout is not None:
-            require(self.path is not None, "data.holdout", self.holdout,
-                    "a held-out reference is taken from a user's ensemble only: give data.path too")
-            require(0 < self.holdout < 1, "data.holdout", self.holdout,
-                    "a fraction strictly between 0 and 1, e.g. 0.25")
+            require(
+                self.path is not None,
+                "data.holdout",
+                self.holdout,
+                "a held-out reference is taken from a user's ensemble only: give data.path too",
+            )
+            require(
+                0 < self.holdout < 1, "data.holdout", self.holdout, "a fraction strictly between 0 and 1, e.g. 0.25"
+            )
 
     def check(self, hamiltonian) -> None:
         """Refuse combinations that leave the training data or the reference undefined."""
         if hamiltonian is None:
-            require(self.path is not None or self.surrogate is not None, "hamiltonian", None,
-                    "a card without [hamiltonian] trains on data: give [data] path = 'fields.npy' or "
-                    "surrogate = 'lognormal'")
+            require(
+                self.path is not None or self.surrogate is not None,
+                "hamiltonian",
+                None,
+                "a card without [hamiltonian] trains on data: give [data] path = 'fields.npy' or "
+                "surrogate = 'lognormal'",
+            )
         else:
-            require(self.surrogate is None, "data.surrogate", self.surrogate,
-                    "surrogate fields have no Hamiltonian: drop the [hamiltonian] table")
-            require(self.holdout is None, "data.holdout", self.holdout,
-                    "with a Hamiltonian the reference is its cluster ensemble: drop data.holdout")
+            require(
+                self.surrogate is None,
+                "data.surrogate",
+                self.surrogate,
+                "surrogate fields have no Hamiltonian: drop the [hamiltonian] table",
+            )
+            require(
+                self.holdout is None,
+                "data.holdout",
+                self.holdout,
+                "with a Hamiltonian the reference is its cluster ensemble: drop data.holdout",
+            )
 
     def load(self, lattice, hamiltonian, cluster, seed: int, *, progress: bool = True) -> tuple[np.ndarray, object]:
         """The training fields ``[n, L, L]`` and the reference ensemble as a DataTree."""
         if self.surrogate is not None:
-            draw = [np.asarray(lognormal_fields(jax.random.PRNGKey(s), lattice.shape[0], self.fields, slope=self.slope,
-                                                k0=self.k0, sigma=self.sigma)) for s in (seed, seed + 1)]
+            draw = [
+                np.asarray(
+                    lognormal_fields(
+                        jax.random.PRNGKey(s),
+                        lattice.shape[0],
+                        self.fields,
+                        slope=self.slope,
+                        k0=self.k0,
+                        sigma=self.sigma,
+                    )
+                )
+                for s in (seed, seed + 1)
+            ]
             return draw[0], _independent(draw[1])
         if self.path is not None and hamiltonian is None:
             fields, holdout = load_ensemble(self.path, lattice), self.holdout or DEFAULT_HOLDOUT
             kept = int(round(len(fields) * (1 - holdout)))
-            require(2 <= kept <= len(fields) - 2, "data.holdout", holdout,
-                    f"a fraction that leaves at least two of the {len(fields)} fields on each side")
+            require(
+                2 <= kept <= len(fields) - 2,
+                "data.holdout",
+                holdout,
+                f"a fraction that leaves at least two of the {len(fields)} fields on each side",
+            )
             return fields[:kept], _independent(fields[kept:])
         if self.path is not None:
             fields = load_ensemble(self.path, lattice)
         else:
             fields = reference_ensemble(hamiltonian, cluster, seed=seed, progress=progress).posterior["phi"].values
-        return fields.reshape(-1, *lattice.shape), reference_ensemble(hamiltonian, cluster, seed=seed + 1,
-                                                                      progress=progress)
+        return fields.reshape(-1, *lattice.shape), reference_ensemble(
+            hamiltonian, cluster, seed=seed + 1, progress=progress
+        )
+
 
 def _independent(fields: np.ndarray):
     """A DataTree of independent fields (one chain) with the observables that need no Hamiltonian."""

@@ -30,9 +30,11 @@ class Identity:
     """The data as they are: ``y = phi``."""
 
     def forward(self, phi):
+        """``y`` of the data."""
         return phi
 
     def inverse(self, y):
+        """The data of ``y``."""
         return y
 
     def log_jacobian(self, phi):
@@ -40,6 +42,7 @@ class Identity:
         return 0.0
 
     def describe(self) -> str:
+        """``y`` as a formula of ``phi``."""
         return "phi"
 
 
@@ -50,9 +53,11 @@ class ShiftedLog:
     shift: float
 
     def forward(self, kappa):
+        """``y`` of the data."""
         return jnp.log(kappa + self.shift)
 
     def inverse(self, y):
+        """The data of ``y``."""
         return jnp.exp(y) - self.shift
 
     def log_jacobian(self, kappa):
@@ -60,6 +65,7 @@ class ShiftedLog:
         return -jnp.sum(self.forward(kappa))
 
     def describe(self) -> str:
+        """``y`` as a formula of ``phi``."""
         return f"ln(phi + {self.shift:.4g})"
 
 
@@ -67,18 +73,26 @@ def zero_skewness_shift(fields) -> float:
     """The shift ``lambda > -min`` with ``skewness(ln(fields + lambda)) = 0`` (data with a long positive tail)."""
     values = np.asarray(fields, np.float64).ravel()
     data_skewness = float(skew(values))
-    require(data_skewness > 0, "fit.transform", "shifted_log",
-            f"data with a long positive tail (skewness > 0); these pixels have skewness {data_skewness:.3g}: "
-            "fit them with transform = 'none'")
+    require(
+        data_skewness > 0,
+        "fit.transform",
+        "shifted_log",
+        f"data with a long positive tail (skewness > 0); these pixels have skewness {data_skewness:.3g}: "
+        "fit them with transform = 'none'",
+    )
     floor, spread = -values.min(), values.std()
 
     def log_skewness(shift):
         return float(skew(np.log(values + shift)))
 
     low, high = floor + 1e-9 * spread, floor + SHIFT_SEARCH * spread
-    require(log_skewness(low) < 0 < log_skewness(high), "fit.transform", "shifted_log",
-            f"data whose log can be made symmetric by a shift between -min = {floor:.4g} and "
-            f"{high:.4g}; give fit.shift explicitly or use transform = 'none'")
+    require(
+        log_skewness(low) < 0 < log_skewness(high),
+        "fit.transform",
+        "shifted_log",
+        f"data whose log can be made symmetric by a shift between -min = {floor:.4g} and "
+        f"{high:.4g}; give fit.shift explicitly or use transform = 'none'",
+    )
     return float(brentq(log_skewness, low, high, xtol=1e-6 * spread))
 
 
@@ -90,6 +104,10 @@ def make_transform(name: str, shift: float | None, fields) -> Identity | Shifted
     floor = float(-np.min(fields))
     if shift is None:
         shift = zero_skewness_shift(fields)
-    require(shift > floor, "fit.shift", shift,
-            f"a shift above -min(data) = {floor:.6g}, so that the log of every pixel plus the shift is defined")
+    require(
+        shift > floor,
+        "fit.shift",
+        shift,
+        f"a shift above -min(data) = {floor:.6g}, so that the log of every pixel plus the shift is defined",
+    )
     return ShiftedLog(float(shift))
