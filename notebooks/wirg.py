@@ -118,7 +118,7 @@ plt.axis("off")
 deviations = scale_deviations(wirg, runs)
 ratios = np.array(deviations["wirg"][1:]) / np.array(deviations["wirg"][:-1])
 print("growth per octave of the generated coarse fields:", np.round(ratios, 3))
-plot_wirg_scales(wirg, deviations, "scales.png")
+plot_wirg_scales(wirg, deviations, fields, "scales.png")
 plt.imshow(plt.imread("scales.png"))
 plt.axis("off")
 # %% [markdown]

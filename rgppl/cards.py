@@ -32,6 +32,7 @@ from rgppl.wirg.sampler import GeneratorSettings
 from rgppl.wirg.sources import DataSource
 
 SAMPLERS = ("nuts", "cluster", "neuralrg", "wirg")
+BUILT_IN_CARDS = Path(__file__).parent / "models"  # shipped inside the package; models/ at the top links here
 RENAMED = {  # card section: {old key: new key}, answered with an error that names the new key
     "cluster": {"chunk": "checkpoint_every"},
     "fit": {"chunk": "batch", "symmetric": "mirror_images"},
@@ -413,11 +414,21 @@ def parse_card(data: dict, path: Path) -> Card:
     )
 
 
+def resolve_card(name) -> Path:
+    """A card path as given, or a built-in card by name (``rgppl cards`` lists them)."""
+    path = Path(name)
+    built_in = BUILT_IN_CARDS / f"{path.stem}.toml"
+    return built_in if not path.is_file() and built_in.is_file() else path
+
+
 def load_card(path) -> Card:
-    """Read and validate the card at ``path``; every problem is an :class:`InputError` naming the card."""
-    path = Path(path)
+    """Read and validate the card at ``path``, or the built-in card of that name; every problem is an
+    :class:`InputError` naming the card."""
+    path = resolve_card(path)
     if not path.is_file():
-        raise InputError("card", str(path), "no such file; give the path of a .toml model card (see models/)")
+        raise InputError(
+            "card", str(path), "no such file; give the path of a .toml model card, or a built-in card's name"
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:

@@ -23,23 +23,14 @@ from pathlib import Path
 import pandas as pd
 
 from rgppl.card_reference import card_reference
-from rgppl.cards import load_card
+from rgppl.cards import BUILT_IN_CARDS, load_card
 from rgppl.errors import InputError, SamplingDiverged
 from rgppl.jobs import JOBS
 from rgppl.report import markdown_table, output_directory
+from rgppl.run_page import write_run_page
 from rgppl.storage import atomic_write, atomic_write_text
 
 RUN = "run.json"  # the identity of the run in a results directory, checked by --resume
-BUILT_IN_CARDS = Path(__file__).parent / "models"  # shipped inside the package; models/ at the top links here
-
-
-def resolve_card(name: str) -> Path:
-    """A card path as given, or a built-in card by name."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    built_in = BUILT_IN_CARDS / f"{path.stem}.toml"
-    return built_in if built_in.is_file() else path
 
 
 def check_resumable(out: Path, identity: str) -> None:
@@ -64,7 +55,7 @@ def check_resumable(out: Path, identity: str) -> None:
 
 def run(args) -> int:
     """``rgppl run CARD``: run a card into its output directory; the exit status."""
-    card = load_card(resolve_card(args.card))
+    card = load_card(args.card)
     requested = Path(args.out) if args.out else card.output
     out = output_directory(requested, args.resume)
     if out != requested:
@@ -94,8 +85,9 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return 130
+    write_run_page(out)
     print((out / "summary.md").read_text())
-    print(f"wrote {out}/: {written}")
+    print(f"wrote {out}/: {written}, and index.html, the run's page")
     return 0
 
 
@@ -108,7 +100,7 @@ def model_name(card) -> str:
 
 def check(args) -> int:
     """``rgppl check CARD``: validate a card and its data files without running it."""
-    card = load_card(resolve_card(args.card))
+    card = load_card(args.card)
     model = card.hamiltonian.describe() if card.hamiltonian is not None else model_name(card)
     print(
         json.dumps(

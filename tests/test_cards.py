@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from rgppl.cards import load_card
-from rgppl.cli import BUILT_IN_CARDS, main
+from rgppl.cards import BUILT_IN_CARDS, load_card
+from rgppl.cli import main
 from rgppl.errors import InputError
 from rgppl.exact import free_field_logz
 from rgppl.hamiltonians import ising_dual
@@ -358,6 +358,9 @@ def test_cli_writes_readable_netcdf_json_and_never_overwrites(tmp_path, capsys):
     assert record["provenance"]["versions"]["numpyro"] and record["provenance"]["machine"]["cores"] >= 1
     printed = capsys.readouterr().out
     assert "| m2 |" in printed
+    page = (out / "index.html").read_text()  # the run's page: its figures, tables and plots together
+    assert f">{figures['m2']['value']:.5g}<" in page and 'href="record.json"' in page
+    assert all(f'src="{name}"' in page for name in ("trace.png", "distributions.png", "fields.png"))
 
     assert main(["run", str(card), "--out", str(out), "--quiet"]) == 0
     assert (tmp_path / "run-2" / "posterior.nc").exists()

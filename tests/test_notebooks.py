@@ -7,6 +7,7 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.py"))
 
 
+@pytest.mark.slow  # CI executes the notebooks in the documentation build (docs/hooks.py), which fails on any error
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_end_to_end_at_a_small_size(path, tmp_path, monkeypatch):
     monkeypatch.setenv("RGPPL_NOTEBOOK_SMALL", "1")

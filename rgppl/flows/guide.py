@@ -1,6 +1,6 @@
 """``AutoNeuralRG``: the NeuralRG flow as a NumPyro autoguide.
 
-The guide is an :class:`~numpyro.infer.autoguide.AutoContinuous` whose posterior is the
+The guide is a NumPyro ``AutoContinuous`` whose posterior is the
 ``TransformedDistribution`` ``NeuralRGDistribution(N(0, I), NeuralRGTransform(flow))`` over the model's
 single lattice site, so stock ``SVI``/``Trace_ELBO`` train it and stock ``NeuTraReparam(guide, params)``
 runs NUTS in its latent space.  With ``symmetric=True`` the posterior is the Z2-symmetrised mixture

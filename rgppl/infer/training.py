@@ -148,7 +148,7 @@ class FlowObjective(ELBO):
     estimator as ``Trace_ELBO`` (which other guides use) without its per-particle ``vmap`` of the flow.
     With ``path_gradient`` the draws' ``ln q`` is evaluated with the flow's parameters held fixed (one inverse
     pass): the same value, the path gradient (see the module docstring).  For a folded flow the value is the
-    generative pass's, which the fold's inverse cannot always reproduce (:func:`_with_generative_value`).
+    generative pass's, which the fold's inverse cannot always reproduce (``_with_generative_value``).
     """
 
     def __init__(

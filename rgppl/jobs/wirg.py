@@ -175,7 +175,7 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         plot_distributions(runs, names, out / "distributions.png", exact)
         plot_field_statistics(runs, out / "fields.png", spectrum)
         deviations = scale_deviations(model, runs)
-        plot_wirg_scales(model, deviations, out / "scales.png")
+        plot_wirg_scales(model, deviations, fields, out / "scales.png")
         scales = scale_table(model)
         microscopic = microscopic_couplings(model, h, fields[:ENERGY_FIELDS])
         tails = tail_table(runs["wirg"], reference) if h is None else None

@@ -275,7 +275,7 @@ class ScaleAnsatz:
         :meth:`energy`, a fraction of the cost of its autodiff gradient), ``+inf`` where the finer field leaves the
         ``support`` interval (the data's range, outside which the fitted potential is not defined).
 
-        With ``Ks = K + K^T`` (:meth:`_coupling`) and the channels ``X = (phi_j, F)``, ``F`` the free ones,
+        With ``Ks = K + K^T`` (``_coupling``) and the channels ``X = (phi_j, F)``, ``F`` the free ones,
         ``E_quad = 1/4 X^T Ks X = 1/4 F . (Ks X + Ks_{F,coarse} phi_j)`` and its gradient is ``1/2 (Ks X)_F``; the
         coarse
         field's drive ``Ks_{F,coarse} phi_j`` is computed once.  The potential of the finer field ``phi_{j-1}`` has the
