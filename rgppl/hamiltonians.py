@@ -1,4 +1,4 @@
-"""Lattice Hamiltonians written declaratively as sums of small terms.
+r"""Lattice Hamiltonians written declaratively as sums of small terms.
 
 A :class:`Hamiltonian` is a lattice plus a tuple of terms. Every term is an Equinox module, a pure
 JAX function of the field whose couplings are data (pytree leaves), so energies can be jitted,
@@ -10,17 +10,17 @@ defines the Boltzmann weight ``p(phi) ∝ exp(-E(phi))``; it is handed to the in
 * ``model()``              -- a NumPyro model: an ``ImproperUniform`` site ``"phi"`` plus the
   factor ``-E(phi)``, usable with stock NUTS, SVI and autoguides.
 
-Terms (sums over sites ``x`` and forward links ``mu``, see :mod:`rgppl.lattice`):
+Terms (sums over sites $x$ and forward links $\mu$, see :mod:`rgppl.lattice`):
 
-=============  ============================================================  =====================
-``Gradient``   ``kappa/2 sum_{x,mu} (phi_{x+mu} - phi_x)^2``                 quadratic
-``Hopping``    ``-beta sum_{x,mu} phi_x phi_{x+mu}``                          quadratic
-``Mass``       ``m2/2 sum_x phi_x^2``                                         quadratic
-``Quartic``    ``lam sum_x phi_x^4``
-``DoubleWell`` ``coupling sum_x (phi_x^2 - 1)^2``
-``IsingDual``  ``1/2 x^T (K + alpha I)^{-1} x - sum_x ln cosh x``  (K = beta x adjacency, by FFT)
-``Custom``     any JAX function of one configuration ``phi[Lx, Ly] -> scalar``
-=============  ============================================================  =====================
+| term | energy | |
+|---|---|---|
+| ``Gradient`` | $\frac{\kappa}{2}\sum_{x,\mu}(\phi_{x+\mu}-\phi_x)^2$ | quadratic |
+| ``Hopping`` | $-\beta\sum_{x,\mu}\phi_x\phi_{x+\mu}$ | quadratic |
+| ``Mass`` | $\frac{m^2}{2}\sum_x\phi_x^2$ | quadratic |
+| ``Quartic`` | $\lambda\sum_x\phi_x^4$ | |
+| ``DoubleWell`` | $g\sum_x(\phi_x^2-1)^2$ | |
+| ``IsingDual`` | $\frac12 x^\top(K+\alpha I)^{-1}x-\sum_x\ln\cosh x_x$, $K = \beta\,\mathrm{adjacency}$, by FFT | |
+| ``Custom`` | any JAX function of one configuration $\phi[L_x, L_y] \to \mathbb{R}$ | |
 """
 
 import abc
@@ -107,7 +107,7 @@ class Term(eqx.Module):
 
 
 class Gradient(Term):
-    """``kappa/2 sum_{x,mu} (phi_{x+mu} - phi_x)^2``: the lattice kinetic term (``kappa = 1`` canonical)."""
+    r"""$\frac{\kappa}{2}\sum_{x,\mu}(\phi_{x+\mu}-\phi_x)^2$: the lattice kinetic term ($\kappa = 1$ canonical)."""
 
     kappa: float = 1.0
     kind = "gradient"
@@ -135,7 +135,7 @@ class Gradient(Term):
 
 
 class Hopping(Term):
-    """``-beta sum_{x,mu} phi_x phi_{x+mu}``: nearest-neighbour hopping (ferromagnetic for beta > 0)."""
+    r"""$-\beta\sum_{x,\mu}\phi_x\phi_{x+\mu}$: nearest-neighbour hopping (ferromagnetic for $\beta > 0$)."""
 
     beta: float
     kind = "hopping"
@@ -177,7 +177,7 @@ class LocalTerm(Term):
 
 
 class Mass(LocalTerm):
-    """``m2/2 sum_x phi_x^2`` (``m2`` may be negative when a quartic term confines the field)."""
+    r"""$\frac{m^2}{2}\sum_x\phi_x^2$ (``m2`` $= m^2$ may be negative when a quartic term confines the field)."""
 
     m2: float
     kind = "mass"
@@ -195,7 +195,7 @@ class Mass(LocalTerm):
 
 
 class Quartic(LocalTerm):
-    """``lam sum_x phi_x^4`` with ``lam > 0``."""
+    r"""$\lambda\sum_x\phi_x^4$ with ``lam`` $= \lambda > 0$."""
 
     lam: float
     kind = "quartic"
@@ -211,7 +211,7 @@ class Quartic(LocalTerm):
 
 
 class DoubleWell(LocalTerm):
-    """``coupling sum_x (phi_x^2 - 1)^2`` with ``coupling > 0``."""
+    r"""$g\sum_x(\phi_x^2-1)^2$ with ``coupling`` $= g > 0$."""
 
     coupling: float = 1.0
     kind = "double_well"
@@ -227,13 +227,14 @@ class DoubleWell(LocalTerm):
 
 
 class IsingDual(Term):
-    """The continuous (Hubbard-Stratonovich) dual of the Ising model (Li & Wang 2018, eq. 8):
+    r"""The continuous (Hubbard-Stratonovich) dual of the Ising model (Li & Wang 2018, eq. 8):
 
-    ``E(x) = 1/2 x^T A^{-1} x - sum_i ln cosh x_i``,  ``A = K + alpha I``,  ``K = beta x adjacency``,
+    $$E(x) = \tfrac12 x^\top A^{-1} x - \sum_i \ln\cosh x_i, \qquad A = K + \alpha I, \qquad
+    K = \beta\,\mathrm{adjacency},$$
 
-    so that ``1/2 s^T K s = beta sum_<ij> s_i s_j``.  ``A`` is circulant with eigenvalues
-    ``alpha + 2 beta (cos k_x + cos k_y)`` and is applied by FFT; it must be positive definite.
-    ``x | s ~ Normal(A s, A)`` and ``P(s_i = +1 | x) = sigmoid(2 x_i)``.
+    so that $\tfrac12 s^\top K s = \beta\sum_{\langle ij\rangle} s_i s_j$.  $A$ is circulant with eigenvalues
+    $\alpha + 2\beta(\cos k_x + \cos k_y)$ and is applied by FFT; it must be positive definite.
+    $x \mid s \sim \mathcal{N}(A s, A)$ and $P(s_i = +1 \mid x) = \sigma(2 x_i)$.
     """
 
     beta: float

@@ -62,6 +62,7 @@ def run_page_markdown(run: Path, *, level: int = 1, link: str = "") -> str:
         if (run / name).exists():
             text = (run / name).read_text()
             text = re.sub(r"\A# .*\n", "", text) if name == "summary.md" else text  # the page has the title
+            text = re.sub(r"<(?=[\w|])", "&lt;", text)  # "<m^2>" is physics, not an HTML tag
             lines += [f"{head}# {name.removesuffix('.md')}", "", _demoted(text.strip(), level + 1), ""]
     for plot in sorted(run.glob("*.png")):
         lines += [f"![{plot.stem}]({link}{plot.name})", ""]

@@ -2,13 +2,13 @@
 
 The type of ``config`` selects the sampler:
 
-==========================================  ==================================================================
-``NUTSSettings(...)``                       NumPyro's NUTS on ``p ∝ exp(-E)`` (:func:`rgppl.mcmc.run_nuts`)
-``ClusterSettings(...)``                    Metropolis + Swendsen-Wang sweeps (:func:`rgppl.ensembles.run_cluster`)
-``MIS(trained_flow, MISSettings(...))``     independence sampler, the flow as proposal (:func:`rgppl.infer.run_mis`)
-``NeuTra(trained_flow, NUTSSettings(...))`` NUTS in the flow's latent space (:func:`rgppl.infer.run_neutra`)
-``WIRG(fitted_model, GeneratorSettings())`` coarse-to-fine generation (:func:`rgppl.wirg.generate`)
-==========================================  ==================================================================
+| config | sampler |
+|---|---|
+| ``NUTSSettings(...)`` | NumPyro's NUTS on ``p ∝ exp(-E)`` (:func:`rgppl.mcmc.run_nuts`) |
+| ``ClusterSettings(...)`` | Metropolis + Swendsen-Wang sweeps (:func:`rgppl.ensembles.run_cluster`) |
+| ``MIS(trained_flow, MISSettings(...))`` | independence sampler, the flow as proposal (:func:`rgppl.infer.run_mis`) |
+| ``NeuTra(trained_flow, NUTSSettings(...))`` | NUTS in the flow's latent space (:func:`rgppl.infer.run_neutra`) |
+| ``WIRG(fitted_model, GeneratorSettings())`` | coarse-to-fine generation (:func:`rgppl.wirg.generate`) |
 
 Every DataTree follows :mod:`rgppl.diagnostics`' contract (``posterior.phi[chain, draw, x, y]`` with the
 scalar observables; ``sample_stats`` under ArviZ's names), so :func:`rgppl.diagnostics.compare` puts any of
