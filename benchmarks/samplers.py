@@ -1,0 +1,162 @@
+"""Time to independent samples, set-up included: every sampler of the recipes given, on one machine, in one run.
+
+A physicist choosing a sampler asks how long until N independent samples, set-up included.  Each recipe (a
+built-in card or a card file) runs through ``rgppl run`` in a child process whose peak resident memory is
+measured.  From each record, per sampler run:
+
+* set-up seconds, what the run pays before its first kept draw: for one sampler, the sampling stage's wall time
+  less its measured sampling (compilation and warm-up); for a flow or WIRG run, the data and training or
+  fitting stages as well (a WIRG card's data stage also draws the reference ensemble, so it is an upper bound);
+* ESS bulk and tail of |m|, m^2 and the energy density e (ArviZ), and the seconds of sampling they took;
+* the worst |z| of the run's figures against an exact or independent value;
+* seconds to 10^3, 10^4 and 10^5 independent samples of |m|: set-up + N / (ESS of |m| per second of sampling);
+* that time for 10^4 samples over the cluster sampler's and NUTS's on the same model and lattice, where the
+  recipes hold them.
+
+    python benchmarks/samplers.py phi4_hopping_L16 ising_dual_tc_L8 phi4_wirg   # writes results/current/samplers/
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from index import CURRENT, write_index  # benchmarks/index.py, beside this script
+from record import archive  # benchmarks/record.py
+
+from rgppl.record import figure, read_record, write_record
+from rgppl.report import markdown_table
+from rgppl.run_page import write_run_page
+from rgppl.storage import atomic_write_text
+
+TARGETS = (1_000, 10_000, 100_000)
+OBSERVABLES = ("abs_m", "m2", "e")
+CHILD = (  # runs rgppl in a fresh process and writes its peak resident memory (KiB on Linux) to argv[1]
+    "import resource, sys; from rgppl.cli import main; code = main(sys.argv[2:]); "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); sys.exit(code)"
+)
+
+
+def run_measured(card: str, scratch: Path) -> tuple[Path, float]:
+    """Run ``card`` into ``scratch`` in a child process; its results directory and peak memory in GiB."""
+    out, memory = scratch / Path(card).stem, scratch / f"{Path(card).stem}.maxrss"
+    command = [sys.executable, "-c", CHILD, str(memory), "run", card, "--out", str(out), "--quiet"]
+    if subprocess.run(command).returncode != 0:
+        raise SystemExit(f"recipe {card} failed")
+    return out, int(memory.read_text()) / 2**20
+
+
+def run_costs(record: dict) -> dict:
+    """``{run: (set-up seconds, sampling seconds)}`` of the sampler runs in a record (see the module docstring)."""
+    stages, details = record["stages"], record["details"]
+    if record["job"] == "sample":
+        cost = details["cost"]
+        return {cost["sampler"]: (stages["sampling"] - cost["sampling_time_s"], cost["sampling_time_s"])}
+    if record["job"] == "neuralrg":
+        training = stages.get("data", 0.0) + stages["training"]
+        return {
+            run: ((training if run != "nuts" else 0.0) + (cost["warmup_time_s"] or 0.0), cost["sampling_time_s"])
+            for run, cost in details["cost"].items()
+        }
+    if record["job"] == "wirg":
+        return {"wirg": (stages["data"] + stages["fitting"], details["generate_time_s"])}
+    raise SystemExit(f"a {record['job']} record has no sampler runs")
+
+
+def rows(recipe: str, record: dict, memory_gib: float) -> list[dict]:
+    """One row per sampler run of ``record``."""
+    card = record["card"]
+    out = []
+    for run, (setup, sampling) in run_costs(record).items():
+        mine = {f["name"]: f for f in record["figures"] if f.get("run") == run}
+        rate = mine["abs_m"]["ess_per_s"]
+        z = [abs(f["z"]) for f in record["figures"] if f.get("run") == run and f["z"] is not None]
+        row = {
+            "recipe": recipe,
+            "model": card["hamiltonian"]["name"],
+            "L": card["lattice"]["shape"][0],
+            "sampler": run,
+            "setup_s": setup,
+            "sampling_s": sampling,
+            "peak_memory_gib": memory_gib,
+            "worst_abs_z": max(z) if z else None,
+        }
+        for name in OBSERVABLES:
+            row[f"ess_bulk_{name}"] = mine[name]["ess_bulk"] if name in mine else None
+            row[f"ess_tail_{name}"] = mine[name].get("ess_tail") if name in mine else None
+        row["ess_per_s_abs_m"] = rate
+        for n in TARGETS:
+            row[f"seconds_to_{n}"] = setup + n / rate
+        out.append(row)
+    return out
+
+
+def with_ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """Seconds to 10^4 samples of the cluster sampler and of NUTS on the same model and lattice, over each run's."""
+    target = f"seconds_to_{TARGETS[1]}"
+    for baseline in ("cluster", "nuts"):
+        times = table[table["sampler"] == baseline].set_index(["model", "L"])[target]
+        table[f"speedup_over_{baseline}"] = [
+            times.get((model, L), float("nan")) / seconds
+            for model, L, seconds in zip(table["model"], table["L"], table[target])
+        ]
+    return table
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipes", nargs="+", help="built-in card names or card files")
+    args = parser.parse_args()
+    found = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for recipe in args.recipes:
+            out, memory = run_measured(recipe, Path(scratch))
+            found += rows(Path(recipe).stem, read_record(out), memory)
+    table = with_ratios(pd.DataFrame(found))
+    archive("samplers")
+    out = CURRENT / "samplers"
+    out.mkdir(parents=True)
+    figures = [
+        figure(f"{row['recipe']}/{column}", row[column], run=row["sampler"])
+        for row in table.to_dict("records")
+        for column in table.columns
+        if column not in ("recipe", "model", "L", "sampler") and pd.notna(row[column])
+    ]
+    first = found[0]
+    card = {
+        "name": "samplers",
+        "description": __doc__.split("\n\n")[0],
+        "lattice": {"shape": [int(table["L"].max())] * 2},
+        "hamiltonian": None,
+        "run": {"sampler": first["sampler"], "seed": 0, "output": str(out)},
+        "recipes": list(args.recipes),
+    }
+    write_record(out, job="benchmark", card=card, stages={}, figures=figures, details={"table": found})
+    shown = table.set_index(["model", "L", "sampler"])[
+        [
+            "setup_s",
+            "ess_per_s_abs_m",
+            *[f"seconds_to_{n}" for n in TARGETS],
+            "speedup_over_cluster",
+            "speedup_over_nuts",
+            "worst_abs_z",
+            "peak_memory_gib",
+        ]
+    ]
+    atomic_write_text(
+        out / "summary.md",
+        "# Time to independent samples of |m|, set-up included\n\n"
+        + markdown_table(shown)
+        + "\n\n"
+        + markdown_table(table.set_index(["model", "L", "sampler"])[[c for c in table.columns if c.startswith("ess_")]])
+        + "\n",
+    )
+    write_run_page(out)
+    write_index()
+    print((out / "summary.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
