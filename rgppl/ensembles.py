@@ -209,7 +209,7 @@ def run_cluster(
     state = (
         key,
         0.5 * jax.random.normal(k_init, (settings.chains, *hamiltonian.lattice.shape)),
-        jnp.full(settings.chains, 0.5),
+        jnp.full(settings.chains, 0.5, jnp.float32),  # not weakly typed: the adapted step size keeps its type
     )
 
     def adapt(state, n):
