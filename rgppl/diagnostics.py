@@ -145,12 +145,12 @@ def summary(dt, var_names: list[str] | None = None, exact: dict | None = None) -
 def compare(runs: dict, var_names: list[str] | None = None, exact: dict | None = None) -> pd.DataFrame:
     """Runs of the same model side by side: one row per (observable, run).
 
-    Columns: mean, MCSE, bulk ESS, ESS per second, ESS per 1000 gradient evaluations, R-hat and,
+    Columns: mean, MCSE, bulk and tail ESS, ESS per second, ESS per 1000 gradient evaluations, R-hat and,
     where ``exact`` has the observable, the exact value and the z-score ``(mean - exact)/MCSE``.
     """
     tables = [
         summary(dt, var_names, exact)
-        .drop(columns=["sd", "ess_tail"])
+        .drop(columns=["sd"])
         .rename(columns={"mcse_mean": "mcse"})
         .assign(run=label)
         for label, dt in runs.items()

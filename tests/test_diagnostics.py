@@ -47,7 +47,7 @@ def test_compare_puts_runs_side_by_side(tmp_path):
     truth = exact.exact_observables(h)
     table = compare(runs, exact=truth)
     assert set(table.index.get_level_values("run")) == {"nuts", "exact"}
-    assert {"mean", "mcse", "ess_bulk", "ess_per_s", "ess_per_1k_grad", "exact", "z"} <= set(table.columns)
+    assert {"mean", "mcse", "ess_bulk", "ess_tail", "ess_per_s", "ess_per_1k_grad", "exact", "z"} <= set(table.columns)
     assert np.isnan(table.loc[("m2", "exact"), "ess_per_1k_grad"])
     assert table.loc[("m2", "nuts"), "ess_per_1k_grad"] > 0
     assert np.all(np.abs(table.xs("m2", level="observable")["z"]) < family_threshold(2))
