@@ -149,10 +149,7 @@ def compare(runs: dict, var_names: list[str] | None = None, exact: dict | None =
     where ``exact`` has the observable, the exact value and the z-score ``(mean - exact)/MCSE``.
     """
     tables = [
-        summary(dt, var_names, exact)
-        .drop(columns=["sd"])
-        .rename(columns={"mcse_mean": "mcse"})
-        .assign(run=label)
+        summary(dt, var_names, exact).drop(columns=["sd"]).rename(columns={"mcse_mean": "mcse"}).assign(run=label)
         for label, dt in runs.items()
     ]
     table = pd.concat(tables).rename_axis("observable").set_index("run", append=True)
