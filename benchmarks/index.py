@@ -22,7 +22,8 @@ def index_row(path: Path) -> dict:
     """One record's row of the index."""
     record = read_record(path)
     card, source = record["card"], record["provenance"]
-    model = card["hamiltonian"]["name"] if card["hamiltonian"] else "fields of unknown energy"
+    unknown = "the recipes' models" if record["job"] == "benchmark" else "fields of unknown energy"
+    model = card["hamiltonian"]["name"] if card["hamiltonian"] else unknown
     z = [abs(entry["z"]) for entry in record["figures"] if entry["z"] is not None]
     commit = (source["commit"] or "none")[:10] + (" (dirty)" if source["dirty"] else "")
     return {

@@ -20,6 +20,7 @@ import argparse
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -39,13 +40,15 @@ CHILD = (  # runs rgppl in a fresh process and writes its peak resident memory (
 )
 
 
-def run_measured(card: str, scratch: Path) -> tuple[Path, float]:
-    """Run ``card`` into ``scratch`` in a child process; its results directory and peak memory in GiB."""
+def run_measured(card: str, scratch: Path) -> tuple[Path, float, float]:
+    """Run ``card`` into ``scratch`` in a child process; its results directory, peak memory in GiB and wall
+    seconds (the process's whole life: imports, compilation, every stage)."""
     out, memory = scratch / Path(card).stem, scratch / f"{Path(card).stem}.maxrss"
     command = [sys.executable, "-c", CHILD, str(memory), "run", card, "--out", str(out), "--quiet"]
+    start = time.perf_counter()
     if subprocess.run(command).returncode != 0:
         raise SystemExit(f"recipe {card} failed")
-    return out, int(memory.read_text()) / 2**20
+    return out, int(memory.read_text()) / 2**20, time.perf_counter() - start
 
 
 def run_costs(record: dict) -> dict:
@@ -109,10 +112,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipes", nargs="+", help="built-in card names or card files")
     args = parser.parse_args()
-    found = []
+    found, walls = [], {}
     with tempfile.TemporaryDirectory() as scratch:
         for recipe in args.recipes:
-            out, memory = run_measured(recipe, Path(scratch))
+            out, memory, walls[Path(recipe).stem] = run_measured(recipe, Path(scratch))
             found += rows(Path(recipe).stem, read_record(out), memory)
     table = with_ratios(pd.DataFrame(found))
     archive("samplers")
@@ -133,7 +136,14 @@ def main():
         "run": {"sampler": first["sampler"], "seed": 0, "output": str(out)},
         "recipes": list(args.recipes),
     }
-    write_record(out, job="benchmark", card=card, stages={}, figures=figures, details={"table": found})
+    write_record(
+        out,
+        job="benchmark",
+        card=card,
+        stages={"sampling": sum(walls.values())},
+        figures=figures,
+        details={"table": found, "recipe_wall_s": walls},
+    )
     shown = table.set_index(["model", "L", "sampler"])[
         [
             "setup_s",
