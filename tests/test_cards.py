@@ -3,6 +3,7 @@ from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -488,6 +489,12 @@ def test_cli_runs_the_wirg_job_and_resumes_without_refitting(tmp_path, capsys, m
     fidelity = figures["m2_vs_reference", "wirg"]  # the generated fields against the independent ensemble
     assert fidelity["reference"] == pytest.approx(figures["m2", "reference"]["value"], rel=1e-6)
     assert np.isfinite(fidelity["z"]) and fidelity["reference_source"] == "reference"
+    rows = pd.read_csv(out / "fidelity.csv")  # every statistic of rgppl.fidelity, each a figure of the record
+    assert {"spectrum", "scale_mean_square", "histogram", "binder"} == set(rows["statistic"])
+    assert figures["fidelity_scale_mean_square_0", "wirg"]["z"] == pytest.approx(
+        rows["z"][rows.statistic == "scale_mean_square"].iloc[0]
+    )
+    assert details["fidelity_worst_abs_z"] == pytest.approx(rows["z"].abs().max())
     assert set(record["stages"]) == {"data", "fitting", "sampling", "evaluation"}
     energy = details["microscopic_energy"]
     assert {"J(1,0)", "a_4"} <= {row["term"] for row in energy["couplings"]} and np.isfinite(energy["gradient_error"])

@@ -10,12 +10,15 @@
 3. generates fields coarse to fine (``[generator]``; checkpoint after every scale);
 4. writes ``wirg/`` and ``reference/`` (netCDF, summaries, figures), plain NUTS in ``nuts/`` when the card
    has a ``[nuts]`` table, the comparison (``comparison.md/csv``), ``scales.png`` (per-scale standard
-   deviations and the learned potentials) and ``summary.md`` with the fit and generator records and
+   deviations and the learned potentials), the fidelity table (:func:`rgppl.fidelity.field_fidelity`: the
+   spectrum bin by bin, the per-scale mean squares, the Binder cumulant and the one-point histogram, each as a z
+   against the reference; ``fidelity.csv``) and ``summary.md`` with the fit and generator records and
    the microscopic energy recovered from the fit beside the card's Hamiltonian (couplings and gradient error);
    without a Hamiltonian, the recovered couplings alone and the pixel tails (fractions beyond 2-8 standard
    deviations, skewness, kurtosis) beside the reference's.  ``record.json`` holds every (observable, run) row
    of the comparison, each observable of the generated fields against the reference with its z
-   (``<name>_vs_reference``), each run's per-scale rms beside the reference's, and the tails.
+   (``<name>_vs_reference``), every fidelity row (``fidelity_<statistic>_<index>``), each run's per-scale rms beside
+   the reference's, and the tails.
 """
 
 import json
@@ -26,6 +29,7 @@ import pandas as pd
 
 from rgppl.diagnostics import compare, compare_means, derived_quantities, mean_with_error, scalar_names
 from rgppl.exact import exact_observables
+from rgppl.fidelity import field_fidelity, worst
 from rgppl.mcmc import run_nuts
 from rgppl.observables import tail_statistics
 from rgppl.plots import plot_distributions, plot_field_statistics, plot_wirg_scales
@@ -38,7 +42,7 @@ from rgppl.wirg.free_energy import compare_with_hamiltonian, microscopic_energy,
 from rgppl.wirg.sampler import generate
 
 WRITES = (
-    "summary.md, record.json, comparison.md/csv, scales.png, distributions.png, fields.png, "
+    "summary.md, record.json, comparison.md/csv, fidelity.csv, scales.png, distributions.png, fields.png, "
     "fit/ (one file per scale) and wirg/, reference/ (each with posterior.nc)"
 )
 ENERGY_FIELDS = 1000  # training fields the recovered microscopic energy is compared on
@@ -120,6 +124,33 @@ def fidelity_figures(generated, reference) -> list[dict]:
     ]
 
 
+def _fidelity_figures(table: pd.DataFrame) -> list[dict]:
+    """The rows of a :func:`rgppl.fidelity.field_fidelity` table as figures, ``where`` riding along."""
+    return [
+        figure(
+            f"fidelity_{row.statistic}_{row.index}",
+            row.mean,
+            reference=row.reference,
+            reference_source="reference",
+            run="wirg",
+            z=row.z,
+            where=row.where,
+        )
+        for row in table.itertuples()
+    ]
+
+
+def fidelity_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per statistic of a fidelity table: how many rows, the largest |z| and where it is, and the ratio there."""
+    rows = {}
+    for statistic, group in table.groupby("statistic", sort=False):
+        at = group.loc[group["z"].abs().idxmax()]
+        rows[statistic] = {"rows": len(group), "worst_abs_z": abs(at["z"]), "where": at["where"], "ratio": at["ratio"]}
+    summary = pd.DataFrame(rows).T
+    summary.index.name = "statistic"
+    return summary
+
+
 def _scale_figures(deviations: dict) -> list[dict]:
     """Each run's rms of ``phi_j`` at every scale beside the reference's (no standard error: one ensemble each)."""
     reference = deviations["reference"]
@@ -179,8 +210,15 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         scales = scale_table(model)
         microscopic = microscopic_couplings(model, h, fields[:ENERGY_FIELDS])
         tails = tail_table(runs["wirg"], reference) if h is None else None
+        fidelity = field_fidelity(runs["wirg"], reference, wavelet=model.wavelet)
+        atomic_write(out / "fidelity.csv", lambda tmp: fidelity.to_csv(tmp, index=False))
     generator = json.loads(runs["wirg"].attrs["scales"])
-    figures = table_figures(table) + fidelity_figures(runs["wirg"], reference) + _scale_figures(deviations)
+    figures = (
+        table_figures(table)
+        + fidelity_figures(runs["wirg"], reference)
+        + _fidelity_figures(fidelity)
+        + _scale_figures(deviations)
+    )
     if tails is not None:
         figures += [
             figure(
@@ -206,6 +244,8 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         "microscopic_energy": microscopic,
         "exact": exact,
         "tails": None if tails is None else json.loads(tails.reset_index().to_json(orient="records")),
+        "fidelity_worst_abs_z": float(worst(fidelity)["all"]),
+        "fidelity_rows": len(fidelity),
     }
     record = write_record(out, job="wirg", card=card.resolved(), stages=clock.seconds, figures=figures, details=details)
     std_table = pd.DataFrame(deviations, index=[f"{model.L >> j}x{model.L >> j}" for j in range(model.levels + 1)])
@@ -234,6 +274,14 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         "## Standard deviation of the coarse fields",
         "",
         markdown_table(std_table),
+        "",
+        "## Fidelity against the reference",
+        "",
+        f"{len(fidelity)} statistics of the generated fields against the independent reference, each as "
+        "z = difference / sqrt(mcse^2 + mcse_ref^2) from ArviZ's ESS: the largest |z| of each kind "
+        "(every row is in fidelity.csv). Under the null hypothesis each z is standard normal.",
+        "",
+        markdown_table(fidelity_summary(fidelity)),
         "",
         "## Generated fields beside the reference",
         "",

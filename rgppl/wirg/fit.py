@@ -35,6 +35,7 @@ from rgppl.storage import fingerprint
 from rgppl.wavelets import filters, idwt2, pyramid
 from rgppl.wirg.ansatz import ScaleAnsatz, sigmoid_grid
 from rgppl.wirg.free_energy import fit_free_energy
+from rgppl.wirg.gaussian import GaussianStart
 from rgppl.wirg.linear import accumulate, chunks, solve_preconditioned
 from rgppl.wirg.model import ScaleFit, WIRGModel, data_support
 from rgppl.wirg.sampler import ScaleParams, conditional_chains, initial_log_step
@@ -261,12 +262,14 @@ def refine_maximum_likelihood(
 
 def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, settings: FitSettings) -> ScaleFit:
     """One scale: the sigmoid grid and support from ``finer`` (the field the potential acts on), score matching,
-    then the maximum-likelihood refinement ``settings`` gives a scale of its side."""
+    then the maximum-likelihood refinement ``settings`` gives a scale of its side; the data's Gaussian conditional
+    (:mod:`rgppl.wirg.gaussian`) is kept as the generator's starting point."""
     centres, widths = sigmoid_grid(finer, potentials)
     ansatz = ScaleAnsatz(**ansatz_args, centres=centres, widths=widths)
     theta, report = score_matching(ansatz, coarse, free, settings.batch)
     spread = np.asarray(jnp.std(free, axis=(0, 2, 3)), np.float64)
-    scale = ScaleFit(ansatz, theta, spread, data_support(finer), {**report, "side": ansatz.side, "iterations": 1})
+    report = {**report, "side": ansatz.side, "iterations": 1}
+    scale = ScaleFit(ansatz, theta, spread, data_support(finer), report, GaussianStart.fit(coarse, free))
     iterations = settings.ml_iterations_at(ansatz.side)
     if not iterations:
         return scale

@@ -17,6 +17,7 @@ import numpy as np
 
 from rgppl.storage import atomic_write
 from rgppl.wirg.ansatz import ScaleAnsatz
+from rgppl.wirg.gaussian import GaussianStart
 from rgppl.wirg.transform import Identity, ShiftedLog
 
 SUPPORT_MARGIN = 0.1  # a scale's support: the data range widened by this fraction on each side
@@ -35,7 +36,8 @@ class ScaleFit:
 
     ``spread`` is the data's standard deviation of each free channel (the sampler's preconditioner);
     ``support`` the interval the field the potential acts on must stay in (the data range, widened);
-    ``report`` the fit's record: parameters, condition number, loss, iterations, time.
+    ``report`` the fit's record: parameters, condition number, loss, iterations, time; ``start`` the data's
+    Gaussian conditional the generator's chains start from (:mod:`rgppl.wirg.gaussian`; ``None``: at 0).
     """
 
     ansatz: ScaleAnsatz
@@ -43,12 +45,15 @@ class ScaleFit:
     spread: np.ndarray
     support: tuple
     report: dict = field(default_factory=dict)
+    start: GaussianStart | None = None
 
     def save(self, path: Path, meta: dict) -> None:
         """Write this scale and the run's ``meta`` (what it was fitted from) to ``path`` atomically."""
         record = {**meta, "ansatz": asdict(self.ansatz), "support": list(self.support), "report": self.report}
+        start = {} if self.start is None else {f"start_{k}": v for k, v in self.start._asdict().items()}
         atomic_write(
-            path, lambda tmp: np.savez(tmp, meta=np.array(json.dumps(record)), theta=self.theta, spread=self.spread)
+            path,
+            lambda tmp: np.savez(tmp, meta=np.array(json.dumps(record)), theta=self.theta, spread=self.spread, **start),
         )
 
     @classmethod
@@ -58,7 +63,8 @@ class ScaleFit:
             record = json.loads(str(data["meta"]))
             ansatz = record["ansatz"]
             ansatz = ScaleAnsatz(**{k: tuple(v) if isinstance(v, list) else v for k, v in ansatz.items()})
-            scale = cls(ansatz, data["theta"], data["spread"], tuple(record["support"]), record["report"])
+            start = GaussianStart(data["start_gain"], data["start_noise"]) if "start_gain" in data else None
+            scale = cls(ansatz, data["theta"], data["spread"], tuple(record["support"]), record["report"], start)
         return scale, record
 
 

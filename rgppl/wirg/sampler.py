@@ -6,15 +6,15 @@ conditional covers one octave, so its Hessian stays well conditioned at critical
 chain equilibrates: the cost per independent field is ``O(N)`` per scale, with no critical slowing down.
 
 Each scale runs one Metropolis-adjusted Langevin chain per field (all fields at once, ``vmap``),
-preconditioned by the data's spread ``s_c`` of each free channel (Roberts & Tweedie 1996):
+preconditioned by the data's spread ``s_c`` of each free channel, its drift truncated (MALTA; Roberts & Tweedie 1996):
 
     v' = v - (eps^2 / 2) S^2 grad E(v) + eps S xi,   accept with min{1, exp(-E(v') + E(v)) q(v | v') / q(v' | v)},
 
-started at ``v = 0`` as in the paper; moves that take the reconstructed field out of the data's range
-(where the fitted potential is not defined) are rejected.  ``eps`` starts at ``d^(-1/6)`` for ``d`` free variables and
-is adapted
-during warm-up, ``ln eps += (acceptance - 0.574) / sqrt(block)`` after every block (0.574 is the MALA
-optimum), and then frozen; the chains are then run ``steps`` more steps, over
+started at a draw of the data's Gaussian conditional (:mod:`rgppl.wirg.gaussian`; the paper starts at ``v = 0``,
+which leaves the fine scales' details hundreds of steps to grow to their size).  Moves that take the reconstructed
+field out of the data's range (where the fitted potential is not defined) are rejected.  ``eps`` starts at
+``d^(-1/6)`` for ``d`` free variables and is adapted during warm-up, ``ln eps += (acceptance - 0.574) / sqrt(block)``
+after every block (0.574 is the MALA optimum), and then frozen; the chains are then run ``steps`` more steps, over
 which the acceptance and the integrated autocorrelation time of the conditional energy are measured.
 The last state of every chain is the generated field.  Each scale is one phase of rgppl's run loop
 (:mod:`rgppl.loop`): a checkpoint after every scale, exact resume, and a stop on non-finite values.
@@ -38,6 +38,7 @@ from rgppl.storage import fingerprint
 from rgppl.wavelets import idwt2
 
 MALA_TARGET_ACCEPTANCE = 0.574
+MAX_DRIFT = 2.0  # a MALA step's drift, per coordinate, in noise standard deviations at most (MALTA)
 SCALE_STATISTICS = ("step_size", "acceptance", "tau_energy")  # what sample_scale reports of each scale
 
 
@@ -46,11 +47,15 @@ class GeneratorSettings:
     """``samples`` generated fields in all (each the last state of an independent chain of its own, as a flow's
     draws are counted in all and a Markov chain's per chain), reported as ``groups`` groups (the DataTree's
     ``chain`` axis); per scale ``warmup`` adapted MALA steps (in blocks of ``adapt_every``) and ``steps``
-    measured ones.  The defaults are the recipe of the ``phi4_wirg`` card, whose record gives its fidelity."""
+    measured ones.  The defaults are the recipe of the ``phi4_wirg`` card, whose record gives its fidelity.
+
+    ``warmup`` must cover the chains' relaxation from the Gaussian start, which ``benchmarks/wirg_relaxation.py``
+    measures per scale: on the ``phi4_wirg`` card the slowest (the finest) settles after 190 steps, against 365 from
+    zero, so 300 leaves half as much again in hand."""
 
     samples: int = 1024
     groups: int = 4
-    warmup: int = 900
+    warmup: int = 300
     steps: int = 100
     adapt_every: int = 10
 
@@ -81,17 +86,24 @@ def mala_init(value_and_grad, position) -> MALAState:
 
 def mala_step(key, state: MALAState, value_and_grad, step_size, spread) -> tuple[MALAState, jax.Array]:
     """One preconditioned MALA step on the energy ``value_and_grad: v -> (E, dE/dv)`` (``E = inf`` where the
-    target vanishes); returns the new state and whether the move was accepted."""
+    target vanishes); returns the new state and whether the move was accepted.
+
+    The drift is truncated (MALTA, Roberts & Tweedie 1996): each coordinate's ``(eps^2 / 2) s^2 dE/dv`` is clipped to
+    ``MAX_DRIFT`` noise standard deviations ``eps s``, in the proposal and in the reverse move of the acceptance ratio
+    alike, so the chain stays exact.  In the bulk of the distribution the drift is a fraction of the noise and the
+    step is plain MALA; where the energy is steep (a potential's wall) the untruncated drift would throw every
+    proposal out of the support, and a chain started there would never move."""
     noise_key, accept_key = jax.random.split(key)
-    variance = (step_size * spread) ** 2
-    forward_mean = state.position - 0.5 * variance * state.grad
-    proposal = forward_mean + jnp.sqrt(variance) * jax.random.normal(
-        noise_key, state.position.shape, state.position.dtype
-    )
+    noise = step_size * spread
+
+    def mean(position, grad):
+        return position - jnp.clip(0.5 * noise**2 * grad, -MAX_DRIFT * noise, MAX_DRIFT * noise)
+
+    forward_mean = mean(state.position, state.grad)
+    proposal = forward_mean + noise * jax.random.normal(noise_key, state.position.shape, state.position.dtype)
     energy, grad = value_and_grad(proposal)
-    backward_mean = proposal - 0.5 * variance * grad
-    log_forward = -jnp.sum((proposal - forward_mean) ** 2 / (2 * variance))
-    log_backward = -jnp.sum((state.position - backward_mean) ** 2 / (2 * variance))
+    log_forward = -jnp.sum((proposal - forward_mean) ** 2 / (2 * noise**2))
+    log_backward = -jnp.sum((state.position - mean(proposal, grad)) ** 2 / (2 * noise**2))
     log_ratio = state.energy - energy + log_backward - log_forward
     accept = (jnp.log(jax.random.uniform(accept_key)) < log_ratio) & jnp.isfinite(energy)
     new = MALAState(proposal, energy, grad)
@@ -190,14 +202,32 @@ def integrated_time(trace) -> float:
     return trace.size / ess
 
 
+START_TRIES = 4  # draws of the Gaussian start per chain; the first whose finer field lies in the support is taken
+
+
+def start_inside(scale, key, coarse, fallback) -> jax.Array:
+    """A draw of ``scale.start`` for each chain whose finer field lies in the support (a Gaussian's tails leave the
+    data's range, where the energy is +inf, in 10-20 % of the draws on phi^4's fine scales): the first inside of
+    ``START_TRIES``, or ``fallback`` if none is."""
+    drawn = jnp.stack([scale.start.draw(k, coarse) for k in jax.random.split(key, START_TRIES)])
+    finer = jax.vmap(jax.vmap(scale.ansatz.finer_field), in_axes=(None, 0))(coarse, drawn)
+    inside = jnp.all((finer >= scale.support[0]) & (finer <= scale.support[1]), axis=(-2, -1))
+    first = jnp.argmax(inside, axis=0)
+    chosen = jnp.take_along_axis(drawn, first[None, :, None, None, None], axis=0)[0]
+    return jnp.where(jnp.any(inside, axis=0)[:, None, None, None], chosen, fallback)
+
+
 def sample_scale(key, scale, coarse, settings: GeneratorSettings) -> tuple[jax.Array, dict]:
-    """Draw the free variables of ``scale`` for every coarse field ``coarse[n]``, starting at 0; returns them and
-    the scale's statistics (step size, acceptance, autocorrelation time of the energy)."""
+    """Draw the free variables of ``scale`` for every coarse field ``coarse[n]``, starting at a draw of the data's
+    Gaussian conditional (at 0 for a scale fitted without one); returns them and the scale's statistics (step size,
+    acceptance, autocorrelation time of the energy)."""
     ansatz, n = scale.ansatz, len(coarse)
+    start_key, key = jax.random.split(key)
+    start = jnp.zeros((n, *ansatz.free_shape), jnp.float32)
+    if scale.start is not None:
+        start = start_inside(scale, start_key, coarse, start)
     run = conditional_chains(ansatz, settings.warmup, settings.steps, settings.adapt_every)
-    free, log_step, accepted, trace, _ = run(
-        key, coarse, jnp.zeros((n, *ansatz.free_shape), jnp.float32), ScaleParams.of(scale), initial_log_step(ansatz)
-    )
+    free, log_step, accepted, trace, _ = run(key, coarse, start, ScaleParams.of(scale), initial_log_step(ansatz))
     return free, {
         "step_size": float(jnp.exp(log_step)),
         "acceptance": float(jnp.mean(accepted)),
