@@ -2,8 +2,8 @@
 
 ``ansatz``: the conditional energy of one scale, linear in its parameters; ``fit``: score matching scale
 by scale; ``free_energy``: the conditionals' normalisers and the microscopic energy; ``model``: the fitted
-hierarchy; ``sampler``: coarse-to-fine MALA generation, its chains started by ``gaussian``; ``numpyro_model``: the hierarchy as NumPyro models;
-``transform``: the shifted log that long-tailed data are fitted through.
+hierarchy; ``sampler``: coarse-to-fine MALA generation, its chains started by ``gaussian``; ``numpyro_model``:
+the hierarchy as NumPyro models; ``transform``: the shifted log that long-tailed data are fitted through.
 """
 
 from rgppl.wavelets import pyramid
