@@ -68,10 +68,18 @@ def _wirg(record):
     worst = max(compared, key=lambda entry: abs(entry["z"]))
     rest = max(abs(entry["z"]) for entry in compared if entry is not worst)
     offset = 100 * (worst["value"] / worst["reference"] - 1)
+    fidelity = [entry for entry in record["figures"] if entry["name"].startswith("fidelity_")]
+    field = max(fidelity, key=lambda entry: abs(entry["z"]))
+    statistic = field["name"].removeprefix("fidelity_").rsplit("_", 1)[0].replace("_", " ")
+    details = record["details"]
     return (
-        f"WIRG fields against an independent ensemble, phi^4 L = 32, {len(compared)} observables",
+        f"WIRG fields against an independent ensemble, phi^4 L = 32, {len(compared)} observables and "
+        f"{len(fidelity)} field statistics",
         f"worst: {worst['name'].removesuffix('_vs_reference')} {offset:+.1f} % (z = {worst['z']:.1f}); "
-        f"the others \\|z\\| ≤ {rest:.1f}; fit {record['stages']['fitting']:.0f} s",
+        f"the others \\|z\\| ≤ {rest:.1f}; of the field statistics {statistic} at {field['where']:.3g}, "
+        f"{100 * (field['value'] / field['reference'] - 1):+.1f} % (z = {field['z']:.1f}); fit "
+        f"{details['fit_time_s']:.0f} s, {record['card']['generator']['samples']} fields in "
+        f"{details['generate_time_s']:.0f} s",
         "cluster sampler",
         "",
     )
