@@ -317,3 +317,28 @@ def test_a_chain_started_on_a_steep_wall_comes_down_and_samples_exactly():
     exact = gamma(0.75) / gamma(0.25)
     z = (np.mean(v**2) - exact) / (np.std(v**2) / np.sqrt(chains))
     assert np.max(np.abs(v)) < 3 and abs(z) < family_threshold(1)
+
+
+def test_a_mirrored_fit_refined_by_maximum_likelihood_stays_even():
+    """Maximum likelihood's Monte Carlo moments are symmetric only on average; with mirror images the fitted
+    energies must be even, E(-phi_j, -phibar_j) = E(phi_j, phibar_j), or the two signs are not equally likely."""
+    settings = FitSettings(
+        wavelet="haar",
+        radius=1,
+        potentials=4,
+        mirror_images=True,
+        ml_iterations=2,
+        ml_max_side=2,
+        ml_steps=10,
+        ml_fields=300,
+        ml_record_every=5,
+    )
+    model = fit_wirg(free_field_data(8, 400) + 0.3, settings, progress=False)  # the shift makes the data skewed
+    rng = np.random.default_rng(0)
+    for scale in model.scales:
+        assert scale.report["iterations"] == (3 if scale.ansatz.side <= 2 else 1)
+        a = scale.ansatz
+        coarse = rng.normal(size=(a.side, a.side)) * (0 if a.coarsest else 1)
+        free = rng.normal(size=a.free_shape)
+        energy = lambda c, f: float(a.energy(jnp.asarray(scale.theta), jnp.asarray(c), jnp.asarray(f)))
+        assert energy(-coarse, -free) == pytest.approx(energy(coarse, free), rel=1e-5, abs=1e-5)

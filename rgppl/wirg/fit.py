@@ -54,7 +54,8 @@ class FitSettings:
     ``radius`` and ``potentials`` are an integer for every scale or a tuple with one entry per scale,
     finest conditional first and the coarsest energy last (``levels + 1`` entries).  ``mirror_images`` adds the
     mirror image ``-phi`` of every field, for models with the ``phi -> -phi`` symmetry (phi^4, Ising): the
-    sigmoid grid and the fitted energy are then symmetric too.  After score matching, the scales whose coarse
+    sigmoid grid and the fitted energy are then symmetric too (after maximum likelihood by
+    :func:`mirror_symmetric`).  After score matching, the scales whose coarse
     field has side at most ``ml_max_side`` (the same scales on every lattice) are refined by ``ml_iterations``
     maximum-likelihood steps, with model moments from ``ml_steps`` MALA steps on up to ``ml_fields`` training
     coarse fields, the features recorded every ``ml_record_every`` steps (:func:`refine_maximum_likelihood`).
@@ -273,7 +274,22 @@ def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, sett
     iterations = settings.ml_iterations_at(ansatz.side)
     if not iterations:
         return scale
-    return refine_maximum_likelihood(key, scale, coarse, free, settings, iterations, settings.ml_fields)
+    scale = refine_maximum_likelihood(key, scale, coarse, free, settings, iterations, settings.ml_fields)
+    return replace(scale, theta=mirror_symmetric(ansatz, scale.theta)) if settings.mirror_images else scale
+
+
+def mirror_symmetric(ansatz: ScaleAnsatz, theta) -> np.ndarray:
+    """The part of ``theta`` whose energy is even under ``phi -> -phi``, for a sigmoid grid symmetric about 0.
+
+    The quadratic features are even.  A sigmoid of the mirrored field is ``sigmoid((-x - c_k) / w) =
+    1 - sigmoid((x - c_{K-1-k}) / w)`` when the centres are symmetric, so the mirrored energy has the potential
+    weights ``-theta_{K-1-k}`` (up to a constant) and the even part ``(theta_k - theta_{K-1-k}) / 2``.  Score matching
+    on mirrored data gives it already; maximum likelihood's Monte Carlo moments are symmetric only on average, and
+    their odd part would tilt the energy's two wells (at the coarsest scale, the sign of the magnetisation)."""
+    theta = np.asarray(theta, np.float64).copy()
+    weights = theta[ansatz.n_quadratic :]
+    theta[ansatz.n_quadratic :] = 0.5 * (weights - weights[::-1])
+    return theta
 
 
 def exact_quadratic_theta(ansatz: ScaleAnsatz, energy, unit: float) -> tuple[np.ndarray, float]:
