@@ -70,13 +70,15 @@ def _wirg(record):
     offset = 100 * (worst["value"] / worst["reference"] - 1)
     fidelity = [entry for entry in record["figures"] if entry["name"].startswith("fidelity_")]
     field = max(fidelity, key=lambda entry: abs(entry["z"]))
-    statistic = field["name"].removeprefix("fidelity_").rsplit("_", 1)[0].replace("_", " ")
+    statistic = field["name"].removeprefix("fidelity_").rsplit("_", 1)[0]
+    where = {"spectrum": "\\|k\\| = ", "scale_mean_square": "side ", "histogram": "phi = "}.get(statistic, "")
+    statistic = statistic.replace("_", " ") + (f" at {where}{field['where']:.3g}" if where else "")
     details = record["details"]
     return (
         f"WIRG fields against an independent ensemble, phi^4 L = 32, {len(compared)} observables and "
         f"{len(fidelity)} field statistics",
         f"worst: {worst['name'].removesuffix('_vs_reference')} {offset:+.1f} % (z = {worst['z']:.1f}); "
-        f"the others \\|z\\| ≤ {rest:.1f}; of the field statistics {statistic} at {field['where']:.3g}, "
+        f"the others \\|z\\| ≤ {rest:.1f}; of the field statistics {statistic}, "
         f"{100 * (field['value'] / field['reference'] - 1):+.1f} % (z = {field['z']:.1f}); fit "
         f"{details['fit_time_s']:.0f} s, {record['card']['generator']['samples']} fields in "
         f"{details['generate_time_s']:.0f} s",

@@ -1,8 +1,8 @@
 """Refresh the current record of recipes: run each card through ``rgppl run`` and keep what it recorded.
 
 A recipe is a model card: a built-in one (``rgppl cards``) or a card file.  Each runs into a scratch directory;
-when all have run, each run's ``record.json``, ``summary.md``, ``comparison.md``, ``latents.md``, page
-(``index.html``) and figures (``*.png``) become ``benchmarks/results/current/<name>/``, after the run they
+when all have run, each run's ``record.json``, ``summary.md``, ``comparison.md``, ``fidelity.csv``, ``latents.md``,
+page (``index.html``) and figures (``*.png``) become ``benchmarks/results/current/<name>/``, after the run they
 replace has moved to
 ``benchmarks/results/archive/<name>/<date>-<commit>/``, and the index is regenerated (``benchmarks/index.py``).
 Run it from a clean checkout, so that every record names the commit it ran (changes under
@@ -22,7 +22,7 @@ from rgppl.cli import main as rgppl
 from rgppl.record import read_record
 
 ARCHIVE = CURRENT.parent / "archive"
-KEPT = ("record.json", "summary.md", "comparison.md", "latents.md", "index.html", "*.png")
+KEPT = ("record.json", "summary.md", "comparison.md", "fidelity.csv", "latents.md", "index.html", "*.png")
 
 
 def archive(name: str) -> Path | None:
