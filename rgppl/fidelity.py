@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 
 from rgppl.diagnostics import compare_means, derived_quantities
-from rgppl.observables import power_spectrum
+from rgppl.errors import require
+from rgppl.lattice import Lattice
+from rgppl.observables import power_spectrum, radial_bins
 from rgppl.wavelets import pyramid
 
 HISTOGRAM_QUANTILES = (0.001, 0.999)  # the histogram's bins span these quantiles of the reference
@@ -66,8 +68,14 @@ def field_fidelity(generated, reference, *, wavelet: str = "haar", histogram_bin
     lattice): one row per statistic and bin, with ``where`` the bin's ``|k|``, the scale's side or the histogram
     bin's centre, and ``z``.  Rows whose statistic is identically zero in both runs (an empty bin) are dropped."""
     ours, theirs = _fields(generated), _fields(reference)
+    require(
+        ours.shape[-2:] == theirs.shape[-2:],
+        "reference",
+        f"fields of shape {theirs.shape[-2:]}",
+        f"fields of the generated ensemble's shape {ours.shape[-2:]}",
+    )
     side = ours.shape[-1]
-    k, _ = power_spectrum(ours[0, :1])
+    _, k = radial_bins(Lattice(ours.shape[-2:]))
     sides = side >> np.arange(int(np.log2(side)) + 1)
     lo, hi = np.quantile(theirs, HISTOGRAM_QUANTILES)
     edges = np.linspace(lo, hi, histogram_bins + 1)

@@ -1,8 +1,10 @@
 import jax
 import numpy as np
+import pytest
 
 from rgppl import exact
 from rgppl.diagnostics import make_datatree
+from rgppl.errors import InputError
 from rgppl.fidelity import field_fidelity, worst
 from rgppl.hamiltonians import free_field
 from tests.stats import family_threshold
@@ -34,3 +36,10 @@ def test_a_field_five_percent_too_wide_is_caught_at_every_resolved_scale():
     squares = table[(table["statistic"] == "scale_mean_square") & (table["where"] >= 4)]  # sides with 16+ modes
     assert np.allclose(squares["ratio"], 1.05**2, rtol=0.02)
     assert (squares["z"] > 5).all()
+
+
+def test_ensembles_of_different_lattices_are_refused_by_name():
+    _, ours = exact_draws(1, draws=10)
+    other = make_datatree(None, np.zeros((1, 10, 8, 8)))
+    with pytest.raises(InputError, match="reference"):
+        field_fidelity(ours, other)
