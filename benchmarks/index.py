@@ -14,6 +14,8 @@ import pandas as pd
 
 from rgppl.record import read_record
 from rgppl.report import markdown_table
+from rgppl.run_page import write_run_page
+from rgppl.storage import atomic_write_text
 
 CURRENT = Path(__file__).parent / "results" / "current"
 
@@ -39,6 +41,14 @@ def index_row(path: Path) -> dict:
         "worst |z|": max(z) if z else None,
         "record": f"[{path.parent.name}/record.json]({path.parent.name}/record.json)",
     }
+
+
+def publish(out: Path, summary: str) -> None:
+    """A benchmark's last step: its ``summary.md`` and run page written, the index regenerated, the summary printed."""
+    atomic_write_text(out / "summary.md", summary)
+    write_run_page(out)
+    write_index()
+    print(summary)
 
 
 def write_index() -> str:

@@ -24,13 +24,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from index import CURRENT, write_index  # benchmarks/index.py, beside this script
+from index import CURRENT, publish  # benchmarks/index.py, beside this script
 from record import archive  # benchmarks/record.py
 
 from rgppl.record import figure, read_record, write_record
 from rgppl.report import markdown_table
-from rgppl.run_page import write_run_page
-from rgppl.storage import atomic_write_text
 
 TARGETS = (1_000, 10_000, 100_000)
 OBSERVABLES = ("abs_m", "m2", "e")
@@ -155,17 +153,14 @@ def main():
             "peak_memory_gib",
         ]
     ]
-    atomic_write_text(
-        out / "summary.md",
+    publish(
+        out,
         "# Time to independent samples of |m|, set-up included\n\n"
         + markdown_table(shown)
         + "\n\n"
         + markdown_table(table.set_index(["model", "L", "sampler"])[[c for c in table.columns if c.startswith("ess_")]])
         + "\n",
     )
-    write_run_page(out)
-    write_index()
-    print((out / "summary.md").read_text())
 
 
 if __name__ == "__main__":

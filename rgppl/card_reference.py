@@ -60,7 +60,8 @@ def card_reference() -> str:
         "",
         "Generated from the settings classes by `rgppl cards --reference`; do not edit. A card is a TOML file",
         "with `name`, `[lattice] shape`, a `[hamiltonian]` (a `preset` with its couplings, or `terms`) and",
-        "`[run] sampler` and `seed`; each section below is optional and every key in it has the default",
+        "`[run] sampler`, `seed` and `precision` (`float32` or `float64`); each section below is optional and every",
+        "key in it has the default",
         "shown. An unknown key is an error that names it.",
         "",
     ]

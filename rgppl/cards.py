@@ -3,7 +3,8 @@
 A card has ``name`` (``[A-Za-z0-9_.-]+``), an optional ``description``, ``[lattice] shape`` (``L`` or
 ``[Lx, Ly]``), a ``[hamiltonian]`` (a ``preset`` with its couplings, or ``terms``, a list of term tables
 such as ``{ type = "hopping", beta = 0.68 }`` or ``{ type = "custom", function = "package.module:fn" }``),
-``[run] sampler`` (``nuts``, ``cluster``, ``neuralrg`` or ``wirg``), ``seed`` and ``output``, and the
+``[run] sampler`` (``nuts``, ``cluster``, ``neuralrg`` or ``wirg``), ``seed``, ``output`` and ``precision``
+(``float32`` or ``float64``, :mod:`rgppl.precision`), and the
 optional sections of its sampler's settings.  Every key and its default is listed in ``docs/cards.md``,
 which ``rgppl cards --reference`` generates from the settings classes (:mod:`rgppl.card_reference`).
 
@@ -26,6 +27,7 @@ from rgppl.hamiltonians import PRESETS, TERM_TYPES, Custom, Hamiltonian
 from rgppl.infer import MISSettings, SVISettings
 from rgppl.lattice import Lattice
 from rgppl.mcmc import NUTSSettings
+from rgppl.precision import PRECISIONS
 from rgppl.storage import fingerprint
 from rgppl.wirg.fit import FitSettings
 from rgppl.wirg.sampler import GeneratorSettings
@@ -86,6 +88,7 @@ class Card:
     fit: FitSettings = FitSettings()
     generator: GeneratorSettings = GeneratorSettings()
     compare_nuts: bool = False
+    precision: str = "float32"
 
     def sections(self) -> dict:
         """The settings this card's sampler uses, by card section, as dataclasses (``[svi]`` with its
@@ -138,7 +141,12 @@ class Card:
             "description": self.description,
             "lattice": {"shape": list(self.lattice.shape)},
             "hamiltonian": None if self.hamiltonian is None else self.hamiltonian.describe(),
-            "run": {"sampler": self.sampler, "seed": self.seed, "output": str(self.output)},
+            "run": {
+                "sampler": self.sampler,
+                "seed": self.seed,
+                "output": str(self.output),
+                "precision": self.precision,
+            },
             **sections,
         }
 
@@ -382,12 +390,14 @@ def parse_card(data: dict, path: Path) -> Card:
     require(isinstance(description, str), "description", description, "a string")
     lattice = _lattice(data)
     run = _table(data, "run")
-    _only(run, {"sampler", "seed", "output"}, "run")
+    _only(run, {"sampler", "seed", "output", "precision"}, "run")
     sampler = run.get("sampler")
     require(sampler in SAMPLERS, "run.sampler", sampler, f"valid samplers are {list(SAMPLERS)}")
     seed = require_seed(run.get("seed", 0), "run.seed")
     output = run.get("output", f"results/{name}")
     require(isinstance(output, str) and output != "", "run.output", output, "a directory path")
+    precision = run.get("precision", "float32")
+    require(precision in PRECISIONS, "run.precision", precision, f"one of {PRECISIONS}")
     require(
         "hamiltonian" in data or sampler == "wirg",
         "hamiltonian",
@@ -411,6 +421,7 @@ def parse_card(data: dict, path: Path) -> Card:
         _settings(data, "nuts", NUTSSettings),
         _settings(data, "cluster", ClusterSettings),
         **extra,
+        precision=precision,
     )
 
 

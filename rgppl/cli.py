@@ -1,6 +1,7 @@
 """The ``rgppl`` command.
 
-    rgppl run CARD [--out DIR] [--resume] [--quiet]   run a model card, write results to DIR
+    rgppl run CARD [--out DIR] [--resume] [--quiet] [--distributed]
+                                                      run a model card, write results to DIR
     rgppl check CARD                                  validate a card and print the model
     rgppl cards [--reference]                         list the built-in cards (or every card key and its default)
 
@@ -20,12 +21,16 @@ import shutil
 import sys
 from pathlib import Path
 
+import jax
 import pandas as pd
+from jax.experimental import multihost_utils
 
 from rgppl.card_reference import card_reference
 from rgppl.cards import BUILT_IN_CARDS, load_card
 from rgppl.errors import InputError, SamplingDiverged
 from rgppl.jobs import JOBS
+from rgppl.mesh import distributed_requested, initialize_distributed, is_writer
+from rgppl.precision import computing_in
 from rgppl.report import markdown_table, output_directory
 from rgppl.run_page import write_run_page
 from rgppl.storage import atomic_write, atomic_write_text
@@ -55,9 +60,13 @@ def check_resumable(out: Path, identity: str) -> None:
 
 def run(args) -> int:
     """``rgppl run CARD``: run a card into its output directory; the exit status."""
+    if args.distributed or distributed_requested():
+        initialize_distributed()
     card = load_card(args.card)
     requested = Path(args.out) if args.out else card.output
     out = output_directory(requested, args.resume)
+    if jax.process_count() > 1:  # every process chooses the directory before process 0 writes into it
+        multihost_utils.sync_global_devices("rgppl: output directory chosen")
     if out != requested:
         print(f"{requested} already holds results; this run writes to {out} (earlier results are never overwritten)")
     identity = card.identity()
@@ -73,7 +82,8 @@ def run(args) -> int:
     )
     job, written = JOBS[card.sampler]
     try:
-        job(card, out, resume=args.resume, progress=not args.quiet)
+        with computing_in(card.precision):
+            job(card, out, resume=args.resume, progress=not args.quiet and is_writer())
     except InputError:
         if fresh and {p.name for p in out.iterdir()} <= {"card.toml", RUN}:  # refused before computing anything
             shutil.rmtree(out)
@@ -85,6 +95,8 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return 130
+    if not is_writer():  # process 0 writes the results and reports them
+        return 0
     write_run_page(out)
     print((out / "summary.md").read_text())
     print(f"wrote {out}/: {written}, and index.html, the run's page")
@@ -141,6 +153,11 @@ def parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--out", help="output directory (default: the card's run.output)")
     run_parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz")
     run_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    run_parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process run (jax.distributed; also when JAX_COORDINATOR_ADDRESS is set)",
+    )
     main.add_argument("--debug", action="store_true", help="show the traceback of an error")
     run_parser.set_defaults(handler=run)
     check_parser = commands.add_parser("check", help="validate a card")

@@ -29,6 +29,7 @@ from rgppl.errors import InputError, SamplingDiverged, require, require_integer,
 from rgppl.hamiltonians import IsingDual
 from rgppl.lattice import apply_circulant
 from rgppl.loop import Phase, run_phases
+from rgppl.mesh import gather
 from rgppl.storage import atomic_write_netcdf, fingerprint
 
 ADAPT_BLOCK = 50
@@ -238,6 +239,7 @@ def run_cluster(
         phases,
         state,
         label=f"cluster {hamiltonian.name}",
+        batch=settings.chains,
         meta=meta,
         checkpoint=checkpoint,
         resume=resume,
@@ -250,8 +252,9 @@ def run_cluster(
         "warmup_time_s": done.seconds.get("warmup", 0.0),
         "sampling_time_s": done.seconds["sampling"],
         "gradient_evaluations": 0,
+        "devices": done.devices,
         "sweeps": settings.samples * settings.thin,
-        "step_size": np.asarray(step_size).tolist(),
+        "step_size": gather(step_size).tolist(),
         **{f"cluster_{k}": v for k, v in asdict(settings).items()},
     }
     return make_datatree(

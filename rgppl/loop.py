@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from rgppl import checkpoints
 from rgppl.errors import InputError, SamplingDiverged
+from rgppl.mesh import gather, shard_batch, sharded_over
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Progress:
     draws: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
     totals: dict = field(default_factory=dict)  # "<phase>_<output>": the sum of a ``summed`` output
+    devices: int = 1  # the number of devices the state's batch was split over (:func:`rgppl.mesh.sharded_over`)
 
     def add(self, phase: Phase, out: dict, seconds: float) -> None:
         """Count a chunk of ``phase``: its seconds and the sums of its ``summed`` outputs."""
@@ -71,7 +73,7 @@ class Progress:
 
 
 def _save(path: Path, meta: dict, state, progress: Progress) -> None:
-    arrays = {f"state_{i}": leaf for i, leaf in enumerate(jax.tree.leaves(state))}
+    arrays = {f"state_{i}": leaf for i, leaf in enumerate(jax.tree.leaves(gather(state)))}  # by every process
     arrays.update({f"draws_{k}": v for k, v in progress.draws.items()})
     checkpoints.save(
         path,
@@ -115,6 +117,7 @@ def run_phases(
     *,
     label: str,
     meta: dict,
+    batch: int | None = None,
     checkpoint=None,
     resume: bool = False,
     progress: bool = True,
@@ -124,11 +127,14 @@ def run_phases(
 
     ``meta`` identifies the run (model, seed, sampler, settings) in its checkpoint; ``resume=True`` continues
     an existing checkpoint of the same run.  ``hint`` ends the message of a non-finite stop (what to check).
+    ``batch`` is the number of chains or fields, the leading axis of the state's arrays that is sharded over the
+    device mesh (:func:`rgppl.mesh.shard_batch`; a checkpoint resumes on any number of devices).
     """
     checkpoint = Path(checkpoint) if checkpoint else None
     where = Progress()
     if resume and checkpoint and checkpoint.exists():
         state, where = _load(checkpoint, meta, state)  # a finished phase is passed over by the loop below
+    state = shard_batch(state, batch)
     for index in range(where.phase, len(phases)):
         phase = phases[index]
         if index > where.phase:
@@ -145,7 +151,7 @@ def run_phases(
                 n = min(phase.chunk, phase.total - where.done)
                 start = time.perf_counter()
                 state, out = phase.advance(state, n)
-                out = {k: np.asarray(v) for k, v in out.items()}
+                out = gather(out)
                 seconds = time.perf_counter() - start
                 bad = [k for k in phase.finite if not np.all(np.isfinite(out[k]))]
                 if bad:
@@ -165,4 +171,5 @@ def run_phases(
                     _save(checkpoint, meta, state, where)
                 bar.set_postfix(phase.postfix(out))
                 bar.update(n)
+    where.devices = sharded_over(state)
     return state, where

@@ -232,6 +232,7 @@ def run_nuts(
         phases,
         state,
         label=f"{label} {hamiltonian.name}",
+        batch=settings.chains,
         meta=meta,
         checkpoint=checkpoint,
         resume=resume,
@@ -257,6 +258,7 @@ def run_nuts(
         "warmup_gradient_evaluations": int(done.totals.get("warmup_num_steps", 0)),
         "warmup_time_s": done.seconds.get("warmup", 0.0),
         "sampling_time_s": done.seconds["sampling"],
+        "devices": done.devices,
         **{
             f"nuts_{k}": int(v) if isinstance(v, bool) else v for k, v in asdict(settings).items()
         },  # netCDF has no bool

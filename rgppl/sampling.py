@@ -25,6 +25,7 @@ from rgppl.infer.independence import MISSettings, run_mis
 from rgppl.infer.neutra import run_neutra
 from rgppl.infer.training import TrainedFlow
 from rgppl.mcmc import NUTSSettings, run_nuts
+from rgppl.precision import computing_in
 from rgppl.wirg.model import WIRGModel
 from rgppl.wirg.sampler import GeneratorSettings, generate
 
@@ -137,11 +138,21 @@ def _(config: WIRG, hamiltonian, seed, checkpoint, resume, progress):
     )
 
 
-def sample(hamiltonian, config, *, seed: int = 0, checkpoint=None, resume: bool = False, progress: bool = True):
+def sample(
+    hamiltonian,
+    config,
+    *,
+    seed: int = 0,
+    checkpoint=None,
+    resume: bool = False,
+    progress: bool = True,
+    precision: str = "float32",
+):
     """Draw from ``p(phi) ∝ exp(-E(phi))`` of ``hamiltonian`` with the sampler ``config`` selects; a DataTree.
 
     ``hamiltonian`` may be ``None`` only for :class:`WIRG` on fields of unknown energy.  One root key
-    ``PRNGKey(seed)`` per run: the same seed gives the same draws.
+    ``PRNGKey(seed)`` per run: the same seed gives the same draws, on any number of devices
+    (:mod:`rgppl.mesh`).  ``precision``: ``"float32"`` or ``"float64"`` (:mod:`rgppl.precision`).
     """
     require(
         hamiltonian is not None or isinstance(config, WIRG),
@@ -149,4 +160,5 @@ def sample(hamiltonian, config, *, seed: int = 0, checkpoint=None, resume: bool 
         None,
         "a Hamiltonian (only the WIRG generator samples fields of unknown energy)",
     )
-    return _run(config, hamiltonian, seed, checkpoint, resume, progress)
+    with computing_in(precision):
+        return _run(config, hamiltonian, seed, checkpoint, resume, progress)

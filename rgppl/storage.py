@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rgppl.mesh import is_writer
+
 
 def _partial_name(path: Path) -> Path:
     """The temporary file beside ``path``; it keeps the suffix (``np.savez`` would append ``.npz`` otherwise)."""
@@ -21,8 +23,12 @@ def _partial_name(path: Path) -> Path:
 
 
 def atomic_write(path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` to write a temporary file, fsync it, and rename it to ``path``; return ``path``."""
+    """Call ``write(tmp)`` to write a temporary file, fsync it, and rename it to ``path``; return ``path``.
+
+    In a multi-process run only process 0 writes (:func:`rgppl.mesh.is_writer`); the others return at once."""
     path = Path(path)
+    if not is_writer():
+        return path
     tmp = _partial_name(path)
     try:
         write(tmp)

@@ -9,6 +9,7 @@ import types
 from dataclasses import fields
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -16,8 +17,10 @@ from rgppl.cli import main
 from rgppl.ensembles import ClusterSettings
 from rgppl.errors import InputError
 from rgppl.flows import FlowSettings
+from rgppl.hamiltonians import phi4_hopping
 from rgppl.infer import MISSettings, SVISettings
 from rgppl.mcmc import NUTSSettings
+from rgppl.sampling import sample
 from rgppl.wirg.fit import FitSettings
 from rgppl.wirg.sampler import GeneratorSettings
 from rgppl.wirg.sources import DataSource
@@ -482,3 +485,8 @@ def test_a_full_disk_is_one_clear_error_and_leaves_no_partial_file(tmp_path, cap
         assert not [p for p in disk.rglob("*") if ".partial-" in p.name]
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_mesh_whose_batch_axis_is_explicit_is_refused_with_what_would_work():
+    with jax.set_mesh(jax.make_mesh((1,), ("batch",))), pytest.raises(InputError, match="AxisType.Auto"):
+        sample(phi4_hopping(4), ClusterSettings(chains=2, warmup=10, samples=10), progress=False)

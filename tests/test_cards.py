@@ -86,6 +86,7 @@ BAD = [
     ("wrong type of seed", ("seed = 1", 'seed = "one"'), "run.seed", "an integer from 0 to 2^32 - 1"),
     ("wrong type of chains", ("chains = 2", "chains = 2.5"), "nuts.chains", "an integer"),
     ("unknown sampler", ('sampler = "nuts"', 'sampler = "gibbs"'), "run.sampler", "valid samplers"),
+    ("unknown precision", ('sampler = "nuts"', 'sampler = "nuts"\nprecision = "float16"'), "run.precision", "one of"),
     ("unknown preset coupling", ("m2 = 0.5", "m2 = 0.5\nmu = 1.0"), "hamiltonian.mu", "valid keys"),
     ("unknown top-level key", ('name = "tiny"', 'name = "tiny"\nlatice = 3'), "latice", "valid keys"),
     (
@@ -345,6 +346,7 @@ def test_cli_writes_readable_netcdf_json_and_never_overwrites(tmp_path, capsys):
         "sampler": "nuts",
         "seed": 1,
         "output": "results/tiny",
+        "precision": "float32",
     }
     assert record["card"]["nuts"]["target_accept"] == 0.8  # the resolved card holds the defaults too
     assert record["details"]["exact"]["ln_z"] == pytest.approx(free_field_logz(4, 0.5), rel=1e-12)

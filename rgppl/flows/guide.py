@@ -31,6 +31,7 @@ from numpyro.infer.util import potential_energy
 from rgppl.errors import require
 from rgppl.flows.neuralrg import FlowSettings, NeuralRGFlow
 from rgppl.lattice import Lattice
+from rgppl.mesh import constrain_batch
 
 
 def _batched(method, values, side: int):
@@ -42,8 +43,10 @@ def _batched(method, values, side: int):
 
 def sample_with_log_prob(distribution, key, n: int):
     """``(x[n, ...], ln q(x)[n])``: ``n`` draws in one batch, with their log density from the generative pass
-    (no inverse pass where the distribution keeps the intermediates)."""
+    (no inverse pass where the distribution keeps the intermediates).  Under ``jit`` the batch is sharded over the
+    device mesh (:func:`rgppl.mesh.constrain_batch`): each device draws its share."""
     x, intermediates = distribution.sample_with_intermediates(key, (n,))
+    x = constrain_batch(x)
     return x, distribution.log_prob(x, intermediates) if intermediates else distribution.log_prob(x)
 
 

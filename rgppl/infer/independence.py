@@ -133,6 +133,7 @@ def run_mis(
         phases,
         (key_run, init(jnp.asarray(x0), jnp.asarray(w0))),
         label=f"MIS {h.name}",
+        batch=settings.chains,
         meta=meta,
         checkpoint=checkpoint,
         resume=resume,
@@ -147,6 +148,7 @@ def run_mis(
         "sampling_time_s": done.seconds["sampling"],
         "warmup_time_s": done.seconds.get("warmup", 0.0),
         "flow_evaluations": (settings.warmup + settings.samples) * settings.chains,
+        "devices": done.devices,
         "acceptance": float(draws["is_accepted"].mean()),
         **{f"mis_{k}": v for k, v in asdict(settings).items()},
     }

@@ -55,6 +55,7 @@ from rgppl.ensembles import checked_ensemble
 from rgppl.errors import SamplingDiverged, require, require_integer, require_seed, require_types
 from rgppl.flows import AutoNeuralRG, FlowSettings, grown, sample_with_log_prob
 from rgppl.loop import Phase, run_phases
+from rgppl.mesh import constrain_batch, gather, shard_batch
 from rgppl.storage import fingerprint
 
 OBJECTIVES = ("reverse", "forward", "mixed")
@@ -190,7 +191,7 @@ class FlowObjective(ELBO):
             loss += self.reverse_weight * self._free_energy(key_reverse, param_map, model, guide, args, kwargs)
         if self.reverse_weight < 1:
             rows = jax.random.randint(key_data, (self.batch,), 0, self.data.shape[0])
-            log_q = self.trained_distribution(guide)(param_map).log_prob(self.data[rows])
+            log_q = self.trained_distribution(guide)(param_map).log_prob(constrain_batch(self.data[rows]))
             loss -= (1 - self.reverse_weight) * log_q.mean()
         return {"loss": loss, "mutable_state": None}
 
@@ -226,10 +227,10 @@ class TrainedFlow:
                 return fields, log_q, -hamiltonian.energy(fields) - log_q
 
             self._compiled[batch] = jax.jit(draws)
-        chunks = [
-            self._compiled[batch](self.hamiltonian, self.params, k) for k in jax.random.split(key, -(-n // batch))
-        ]
-        return tuple(np.concatenate([np.asarray(c[i]) for c in chunks])[:n] for i in range(3))
+        params = shard_batch(self.params, None)  # on the devices of the current mesh, which training may not have used
+        chunks = [self._compiled[batch](self.hamiltonian, params, k) for k in jax.random.split(key, -(-n // batch))]
+        chunks = gather(chunks)
+        return tuple(np.concatenate([c[i] for c in chunks])[:n] for i in range(3))
 
     @property
     def fingerprint(self) -> str:

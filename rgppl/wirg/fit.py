@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from rgppl.ensembles import checked_ensemble
 from rgppl.errors import InputError, SamplingDiverged, require, require_integer, require_seed, require_types
 from rgppl.lattice import Lattice
+from rgppl.mesh import gather, shard_batch
 from rgppl.storage import fingerprint
 from rgppl.wavelets import filters, idwt2, pyramid
 from rgppl.wirg.ansatz import ScaleAnsatz, sigmoid_grid
@@ -227,8 +228,8 @@ def refine_maximum_likelihood(
     best, mismatch, damping = (np.inf, theta), [], 1.0
     for iteration_key in jax.random.split(key, iterations):
         params = ScaleParams.of(replace(scale, theta=theta))
-        state, log_step, _, _, features = run(iteration_key, coarse, state, params, log_step)
-        features = np.asarray(features, np.float64)
+        state, log_step, _, _, features = run(iteration_key, *shard_batch((coarse, state), n), params, log_step)
+        features = np.asarray(gather(features), np.float64)
         centred = features - features.mean(axis=1, keepdims=True)
         fisher = np.einsum("nsk,nsl->kl", centred, centred) / (n * (features.shape[1] - 1))
         difference = features.mean(axis=(0, 1)) - data_moments

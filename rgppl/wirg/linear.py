@@ -11,6 +11,7 @@ its condition number reported (Marchand et al.'s preconditioning).
 import numpy as np
 
 from rgppl.errors import InputError
+from rgppl.mesh import gather, shard_batch
 
 
 def chunks(n: int, chunk: int) -> list[slice]:
@@ -20,10 +21,14 @@ def chunks(n: int, chunk: int) -> list[slice]:
 
 
 def accumulate(moments, *arrays, chunk: int = 64) -> tuple[np.ndarray, ...]:
-    """The sums over the data of every output of the jitted ``moments(*chunk_of_each_array)``, in float64."""
+    """The sums over the data of every output of the jitted ``moments(*chunk_of_each_array)``, in float64.
+
+    Each chunk is sharded over the device mesh (:mod:`rgppl.mesh`), so the sums in ``moments`` reduce across
+    devices."""
     total = None
     for part in chunks(len(arrays[0]), chunk):
-        values = [np.asarray(v, np.float64) for v in moments(*(a[part] for a in arrays))]
+        values = gather(moments(*shard_batch([a[part] for a in arrays], part.stop - part.start)))
+        values = [np.asarray(v, np.float64) for v in values]
         total = values if total is None else [t + v for t, v in zip(total, values)]
     return tuple(total)
 

@@ -34,6 +34,7 @@ import xarray as xr
 from rgppl.diagnostics import make_datatree
 from rgppl.errors import require, require_integer, require_seed, require_types
 from rgppl.loop import Phase, run_phases
+from rgppl.mesh import gather
 from rgppl.storage import fingerprint
 from rgppl.wavelets import idwt2
 
@@ -228,10 +229,11 @@ def sample_scale(key, scale, coarse, settings: GeneratorSettings) -> tuple[jax.A
         start = start_inside(scale, start_key, coarse, start)
     run = conditional_chains(ansatz, settings.warmup, settings.steps, settings.adapt_every)
     free, log_step, accepted, trace, _ = run(key, coarse, start, ScaleParams.of(scale), initial_log_step(ansatz))
+    log_step, acceptance, trace = gather((log_step, jnp.mean(accepted), trace[: min(n, 64)]))
     return free, {
-        "step_size": float(jnp.exp(log_step)),
-        "acceptance": float(jnp.mean(accepted)),
-        "tau_energy": integrated_time(trace[: min(n, 64)]),
+        "step_size": float(np.exp(log_step)),
+        "acceptance": float(acceptance),
+        "tau_energy": integrated_time(trace),
     }
 
 
@@ -326,6 +328,7 @@ def generate(
         phases,
         fields,
         label="WIRG generate",
+        batch=settings.samples,
         meta=meta,
         checkpoint=checkpoint,
         resume=resume,
@@ -342,10 +345,11 @@ def generate(
         }
         for i, phase in zip(range(first, len(model.scales)), phases, strict=True)
     ]
-    phi = np.asarray(model.restore(fields), np.float32)
+    phi = gather(model.restore(fields)).astype(np.float32)
     attrs = {
         "sampler": "wirg",
         "sampling_time_s": sum(record["time_s"] for record in records),
+        "devices": done.devices,
         "gradient_evaluations": int(sum(r["gradient_evaluations"] * r["free_variables"] for r in records) / model.L**2),
         "scales": json.dumps(records),
         **{f"generator_{k}": v for k, v in asdict(settings).items()},

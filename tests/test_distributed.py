@@ -1,0 +1,78 @@
+"""A card run by two ``jax.distributed`` processes on localhost, one CPU device each (Gloo collectives): the same
+draws as one process, results written by process 0 only, and a resume that both processes take up."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import xarray as xr
+
+CARD = """
+name = "two_processes"
+[lattice]
+shape = 8
+[hamiltonian]
+preset = "phi4_hopping"
+beta = 0.68
+[run]
+sampler = "cluster"
+seed = 5
+[cluster]
+chains = 8
+warmup = 20
+samples = {samples}
+checkpoint_every = 20
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def rgppl(*args, env=None) -> subprocess.Popen:
+    command = [sys.executable, "-c", "import sys; from rgppl.cli import main; sys.exit(main(sys.argv[1:]))", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def in_two_processes(card, outs, *extra):
+    """Run ``card`` as processes 0 and 1 of one distributed run, into ``outs[0]`` and ``outs[1]``."""
+    port = free_port()
+    processes = []
+    for rank, out in enumerate(outs):
+        env = {
+            **os.environ,
+            "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+            "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
+            "JAX_NUM_PROCESSES": "2",
+            "JAX_PROCESS_ID": str(rank),
+        }
+        processes.append(rgppl("run", str(card), "--out", str(out), "--quiet", *extra, env=env))
+    for process in processes:
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output
+
+
+def draws(out):
+    tree = xr.open_datatree(out / "posterior.nc")
+    return tree.posterior.phi.values, tree.attrs["devices"]
+
+
+def test_two_processes_share_the_chains_write_from_process_0_and_resume_together_with_one_process_draws(tmp_path):
+    card = tmp_path / "card.toml"
+    card.write_text(CARD.format(samples=40))
+    single = rgppl("run", str(card), "--out", str(tmp_path / "single"), "--quiet", env=os.environ)
+    assert single.wait(timeout=300) == 0
+    shared = tmp_path / "shared"
+    card.write_text(CARD.format(samples=20))
+    in_two_processes(card, [shared, tmp_path / "rank1"])
+    assert not any((tmp_path / "rank1").iterdir())  # process 1 wrote nothing: not its results, not its checkpoint
+    card.write_text(CARD.format(samples=40))  # the finished run extended: both read process 0's checkpoint
+    in_two_processes(card, [shared, shared], "--resume")
+    phi, devices = draws(shared)
+    reference, one = draws(tmp_path / "single")
+    assert (devices, one) == (2, 1)  # the chains were split over the two processes' devices
+    np.testing.assert_array_equal(phi, reference)
