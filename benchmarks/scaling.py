@@ -8,8 +8,8 @@ multi-GPU node the same command measures the speed-up.  Every workload has a fix
 
 * ``cluster``: phi^4 hopping at beta = 0.68, L = 32, 16 chains, 100 warm-up and 200 kept sweeps;
 * ``nuts``: the same model at L = 16, 8 chains, 100 warm-up and 100 kept draws;
-* ``training``: a NeuralRG flow on the Ising dual at T_c, L = 8, 200 steps of batch 256;
-* ``wirg_fit`` and ``wirg_generate``: a fit on 1024 free-field fields at L = 32, then 1024 generated fields.
+* ``training``: a NeuralRG flow on the Ising dual at T_c, L = 8, 100 steps of batch 256;
+* ``wirg_fit`` and ``wirg_generate``: a fit on 1024 free-field fields at L = 32, then 512 generated fields.
 
     python benchmarks/scaling.py            # writes benchmarks/results/current/scaling/ (record and page)
     python benchmarks/scaling.py --devices 1 2 4 8
@@ -71,7 +71,7 @@ def workloads() -> dict:
     for name, hamiltonian, settings in chains:
         run = partial(sample, hamiltonian, settings, seed=0, progress=False)
         timed(name, run, settings.chains * settings.samples, from_attrs)
-    svi = SVISettings(steps=200, batch=256, checkpoint_every=200)
+    svi = SVISettings(steps=100, batch=256, report_every=50, checkpoint_every=100)
     timed(
         "training",
         lambda: train_flow(ising_dual(8), FlowSettings(), svi, seed=0, progress=False),
@@ -85,7 +85,7 @@ def workloads() -> dict:
         len(data),
         lambda model: (sum(scale.report["time_s"] for scale in model.scales), mesh),
     )
-    generator = GeneratorSettings(samples=1024)
+    generator = GeneratorSettings(samples=512)
     timed(
         "wirg_generate",
         partial(sample, None, WIRG(model, generator), seed=0, progress=False),

@@ -227,8 +227,9 @@ class TrainedFlow:
                 return fields, log_q, -hamiltonian.energy(fields) - log_q
 
             self._compiled[batch] = jax.jit(draws)
-        params = shard_batch(self.params, None)  # on the devices of the current mesh, which training may not have used
-        chunks = [self._compiled[batch](self.hamiltonian, params, k) for k in jax.random.split(key, -(-n // batch))]
+        # the parameters and keys on the current mesh (which training may not have used), one layout for every call
+        params, keys = shard_batch((self.params, list(jax.random.split(key, -(-n // batch)))), None)
+        chunks = [self._compiled[batch](self.hamiltonian, params, k) for k in keys]
         chunks = gather(chunks)
         return tuple(np.concatenate([c[i] for c in chunks])[:n] for i in range(3))
 

@@ -228,7 +228,8 @@ def refine_maximum_likelihood(
     best, mismatch, damping = (np.inf, theta), [], 1.0
     for iteration_key in jax.random.split(key, iterations):
         params = ScaleParams.of(replace(scale, theta=theta))
-        state, log_step, _, _, features = run(iteration_key, *shard_batch((coarse, state), n), params, log_step)
+        arguments = shard_batch((iteration_key, coarse, state, params, log_step), n)  # one layout: compiled once
+        state, log_step, _, _, features = run(*arguments)
         features = np.asarray(gather(features), np.float64)
         centred = features - features.mean(axis=1, keepdims=True)
         fisher = np.einsum("nsk,nsl->kl", centred, centred) / (n * (features.shape[1] - 1))
