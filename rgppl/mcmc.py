@@ -30,6 +30,7 @@ from numpyro.infer.util import potential_energy
 from rgppl.diagnostics import make_datatree
 from rgppl.errors import SamplingDiverged, require, require_integer, require_seed, require_types
 from rgppl.loop import Phase, run_phases
+from rgppl.mesh import gather
 
 CHAIN_METHODS = ("vectorized", "sequential")
 EXTRA_FIELDS = ("num_steps", "diverging", "accept_prob", "potential_energy", "energy")
@@ -139,10 +140,10 @@ def _stopping_on_non_finite(chunk, model):
 
     def checked(state, n: int):
         state, draws = chunk(state, n)
-        diverging = np.asarray(draws["diverging"])
+        diverging = gather(draws["diverging"])
         for chain in np.flatnonzero(diverging.any(axis=1)):
-            step = float(np.asarray(state.adapt_state.step_size).reshape(-1)[chain])
-            z = jax.tree.map(lambda v: v[chain], state.z)
+            step = float(gather(state.adapt_state.step_size).reshape(-1)[chain])
+            z = jax.tree.map(lambda v: v[chain], gather(state.z))
             bad = int(PROBES - np.sum(np.asarray(probe(z, step, jax.random.PRNGKey(int(chain))))))
             if bad:
                 raise SamplingDiverged(

@@ -7,7 +7,7 @@ partitioned by XLA (GSPMD): a chain's or a field's own arithmetic stays on its d
 batch (a mean, a log-sum-exp, a gradient of a mean loss) becomes a cross-device reduction, inserted by the
 compiler.  No collective is written by hand.
 
-The mesh is the one set with :func:`jax.set_mesh` if it has a ``"batch"`` axis (of ``AxisType.Auto``: the
+The mesh is the one set with ``jax.set_mesh`` if it has a ``"batch"`` axis (of ``AxisType.Auto``: the
 compiler, not the code, propagates the sharding), else a one-axis mesh over
 ``jax.devices()``: every device of every process.  Random keys are split per chain or field before they are
 placed, and JAX's partitionable threefry draws the same numbers on any layout, so a seed gives the same run on
@@ -56,15 +56,26 @@ def batch_sharding(size: int) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(BATCH) if size % mesh.shape[BATCH] == 0 else PartitionSpec())
 
 
+def _raw_key(leaf) -> bool:
+    """Whether ``leaf`` is one raw PRNG key, ``uint32[2]``: its two words are never split over devices."""
+    return np.shape(leaf) == (2,) and np.result_type(leaf) == np.uint32
+
+
 def shard_batch(tree, size: int | None):
-    """``tree`` placed on the mesh: leaves whose leading axis has length ``size`` by :func:`batch_sharding`, the
-    others replicated (all of them if ``size`` is None)."""
+    """``tree`` placed on the mesh: leaves whose leading axis has length ``size`` by :func:`batch_sharding` (but a
+    single raw PRNG key, ``uint32[2]``, whole), the others replicated (all of them if ``size`` is None)."""
     mesh = batch_mesh()
     replicated = NamedSharding(mesh, PartitionSpec())
 
     def place(leaf):
-        batched = size is not None and np.ndim(leaf) > 0 and np.shape(leaf)[0] == size
-        return jax.device_put(leaf, batch_sharding(size) if batched else replicated)
+        batched = size is not None and np.ndim(leaf) > 0 and np.shape(leaf)[0] == size and not _raw_key(leaf)
+        sharding = batch_sharding(size) if batched else replicated
+        if jax.process_count() == 1 or (isinstance(leaf, jax.Array) and not leaf.is_fully_addressable):
+            return jax.device_put(leaf, sharding)
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):  # a typed key: its words placed, then wrapped
+            return jax.random.wrap_key_data(place(jax.random.key_data(leaf)), impl=jax.random.key_impl(leaf))
+        whole = np.asarray(leaf)  # a value every process holds whole: each places its own devices' parts
+        return jax.make_array_from_callback(whole.shape, sharding, lambda index: whole[index])
 
     return jax.tree.map(place, tree)
 
@@ -107,7 +118,7 @@ def distributed_requested() -> bool:
 
 
 def initialize_distributed() -> None:
-    """Join a multi-process run with :func:`jax.distributed.initialize`.  The coordinator's address, the number of
+    """Join a multi-process run with ``jax.distributed.initialize``.  The coordinator's address, the number of
     processes and this one's id come from ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and
     ``JAX_PROCESS_ID`` where set, and otherwise from JAX's own detection (SLURM, Open MPI).  On CPUs the
     processes talk through Gloo."""

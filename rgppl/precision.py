@@ -1,7 +1,7 @@
 """The floating-point precision of a run: float32 (the default) or float64.
 
 ``float64`` runs the sampler, the flow's training or the WIRG fit and generator under
-:func:`jax.enable_x64`: fields, energies, ``ln q`` and the chains' arithmetic in double precision, for exact
+``jax.enable_x64``: fields, energies, ``ln q`` and the chains' arithmetic in double precision, for exact
 identities (an energy summed over many sites, ``ln Z`` from a log-sum-exp of many weights) that float32's
 rounding (about 1e-7 relative per operation) would blur.  It costs about twice the memory and, on GPUs, far
 more time.  A card asks for it with ``[run] precision = "float64"``, the API with ``precision="float64"``.

@@ -7,7 +7,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import xarray as xr
+
+from rgppl.record import read_record
+from tests.test_cards import NEURALRG, WIRG
 
 CARD = """
 name = "two_processes"
@@ -76,3 +80,15 @@ def test_two_processes_share_the_chains_write_from_process_0_and_resume_together
     reference, one = draws(tmp_path / "single")
     assert (devices, one) == (2, 1)  # the chains were split over the two processes' devices
     np.testing.assert_array_equal(phi, reference)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("card", [WIRG.replace("shape = [4, 4]", "shape = [8, 8]"), NEURALRG], ids=["wirg", "neuralrg"])
+def test_a_wirg_and_a_neuralrg_card_run_in_two_processes(tmp_path, monkeypatch, card):
+    """Every stage of the two other jobs (the reference ensemble, the fit, the generator; training, free energy,
+    MIS, NeuTra and NUTS) on two processes: the run finishes and process 0 writes its record."""
+    monkeypatch.chdir(tmp_path)  # the reference ensembles are cached under ./results/ensembles
+    path = tmp_path / "card.toml"
+    path.write_text(card)
+    in_two_processes(path, [tmp_path / "run", tmp_path / "run"])
+    assert read_record(tmp_path / "run")["card"]["run"]["sampler"] in ("wirg", "neuralrg")

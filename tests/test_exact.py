@@ -55,23 +55,24 @@ def test_ising_dual_logz_reference_values(L, log_z):
     assert abs(exact.ising_dual_logz(L, BETA_C_ISING, alpha) - log_z) < 1e-6
 
 
-def test_ising_dual_logz_by_quadrature_on_2x2():
-    # 2x2: integrate exp(-E) numerically over a grid (4-dimensional, product quadrature)
+def test_ising_dual_logz_by_quadrature_on_2x2_to_the_precision_of_the_energies():
+    # 2x2: integrate exp(-E) numerically over a grid (4-dimensional, product quadrature), with rgppl's energy
     from rgppl.hamiltonians import ising_dual
+    from rgppl.precision import computing_in
 
     h = ising_dual(2, beta=0.3)
     alpha = h.terms[0].alpha
     grid = np.linspace(-9, 9, 41)
     x = np.stack(np.meshgrid(grid, grid, grid, grid, indexing="ij"), -1).reshape(-1, 2, 2)
-    import jax
 
-    jax.config.update("jax_enable_x64", True)
-    try:
-        energy = np.asarray(h.energy(np.asarray(x, dtype=np.float64)))
-    finally:
-        jax.config.update("jax_enable_x64", False)
-    numeric = np.log(np.sum(np.exp(-energy)) * (grid[1] - grid[0]) ** 4)
-    assert abs(numeric - exact.ising_dual_logz(2, 0.3, alpha)) < 1e-6
+    def quadrature(precision: str) -> float:
+        with computing_in(precision):
+            energy = np.asarray(h.energy(np.asarray(x, dtype=precision)), np.float64)
+        return np.log(np.sum(np.exp(-energy)) * (grid[1] - grid[0]) ** 4)
+
+    kaufman = exact.ising_dual_logz(2, 0.3, alpha)
+    assert abs(quadrature("float64") - kaufman) < 1e-8  # the quadrature's own error is 4e-9
+    assert abs(quadrature("float32") - kaufman) > 1e-8  # float32's rounding of the energies adds 2e-7
 
 
 def test_free_field_logz_and_propagator_against_dense_matrix():

@@ -20,7 +20,7 @@ from rgppl.flows import FlowSettings, sample_with_log_prob
 from rgppl.hamiltonians import free_field, phi4_hopping
 from rgppl.infer import MISSettings, SVISettings, run_mis, train_flow
 from rgppl.mcmc import NUTSSettings, run_nuts
-from rgppl.mesh import batch_sharding, sharded_over
+from rgppl.mesh import batch_sharding, shard_batch, sharded_over
 from rgppl.wavelets import pyramid
 from rgppl.wirg.ansatz import ScaleAnsatz
 from rgppl.wirg.fit import FitSettings, fit_wirg, score_moments
@@ -35,12 +35,17 @@ def devices(n: int):
     return jax.set_mesh(Mesh(np.array(jax.devices()[:n]), ("batch",)))
 
 
-def test_the_batch_sharding_splits_a_divisible_batch_and_replicates_another():
+def test_the_batch_sharding_splits_a_divisible_batch_and_replicates_another_and_a_single_key():
     with devices(4):
         assert batch_sharding(8).spec == jax.sharding.PartitionSpec("batch") and len(batch_sharding(8).device_set) == 4
         assert batch_sharding(6).is_fully_replicated
         x = jax.device_put(np.zeros((8, 3)), batch_sharding(8))
         assert sharded_over({"x": x, "key": jax.random.PRNGKey(0)}) == 4
+    with devices(2):  # two chains on two devices: the chains are split, a state's one raw key is not
+        key, phi = shard_batch((jax.random.PRNGKey(0), np.zeros((2, 3))), 2)
+        assert key.sharding.is_fully_replicated and sharded_over(phi) == 2
+        run = run_cluster(phi4_hopping((4, 4)), ClusterSettings(chains=2, warmup=10, samples=10), progress=False)
+        assert run.attrs["devices"] == 2
 
 
 def test_cluster_and_nuts_chains_are_sharded_and_give_the_same_draws_on_1_2_and_4_devices():
