@@ -58,7 +58,7 @@ def batch_sharding(size: int) -> NamedSharding:
 
 def _raw_key(leaf) -> bool:
     """Whether ``leaf`` is one raw PRNG key, ``uint32[2]``: its two words are never split over devices."""
-    return np.shape(leaf) == (2,) and np.result_type(leaf) == np.uint32
+    return np.shape(leaf) == (2,) and getattr(leaf, "dtype", None) == np.uint32
 
 
 def shard_batch(tree, size: int | None):
