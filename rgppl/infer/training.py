@@ -229,8 +229,7 @@ class TrainedFlow:
             self._compiled[batch] = jax.jit(draws)
         # the parameters and keys on the current mesh (which training may not have used), one layout for every call
         params, keys = shard_batch((self.params, list(jax.random.split(key, -(-n // batch)))), None)
-        chunks = [self._compiled[batch](self.hamiltonian, params, k) for k in keys]
-        chunks = gather(chunks)
+        chunks = gather([self._compiled[batch](self.hamiltonian, params, k) for k in keys])
         return tuple(np.concatenate([c[i] for c in chunks])[:n] for i in range(3))
 
     @property
