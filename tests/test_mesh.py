@@ -49,17 +49,23 @@ def test_the_batch_sharding_splits_a_divisible_batch_and_replicates_another_and_
 
 
 def test_cluster_and_nuts_chains_are_sharded_and_give_the_same_draws_on_1_2_and_4_devices():
-    h = phi4_hopping((8, 8))
+    h, gaussian = phi4_hopping((8, 8)), free_field(8, m2=0.5)
     runs = {}
     for n in LAYOUTS:
         with devices(n):
             cluster = run_cluster(h, ClusterSettings(chains=8, warmup=20, samples=20), seed=1, progress=False)
-            nuts = run_nuts(h, NUTSSettings(chains=4, warmup=100, samples=10), seed=1, progress=False)
+            nuts = run_nuts(gaussian, NUTSSettings(chains=4, warmup=8, samples=30), seed=1, progress=False)
         assert cluster.attrs["devices"] == n and nuts.attrs["devices"] == n
         runs[n] = (cluster.posterior.phi.values, nuts.posterior.phi.values)
-    for n in LAYOUTS[1:]:  # per-chain arithmetic is the same on every layout: bit for bit
+    for n in LAYOUTS[1:]:
+        # the cluster sampler's per-chain arithmetic is the same on every layout: bit for bit
         np.testing.assert_array_equal(runs[n][0], runs[1][0])
-        np.testing.assert_array_equal(runs[n][1], runs[1][1])
+        # NUTS's gradients are vectorised by XLA for the chains of one device, and another layout may round them
+        # differently (jax 0.12.1 does from the 4th warm-up step; 0.12.0 did not). On a Gaussian, chains driven by
+        # the same random numbers contract, so the draws agree to round-off (1e-4 seen). A longer warm-up lets
+        # round-off in the adapted step size flip a discrete choice of the tree, after which the layouts agree
+        # only in distribution: tests/test_sampling.py checks NUTS against exact moments on 4 devices in CI.
+        np.testing.assert_allclose(runs[n][1], runs[1][1], atol=1e-3)
 
 
 def test_a_checkpoint_written_on_4_devices_resumes_on_2_with_the_uninterrupted_draws(tmp_path):
