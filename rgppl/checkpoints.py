@@ -1,25 +1,75 @@
-"""Checkpoints of long runs: arrays and a JSON description in one ``.npz`` file, written atomically.
+"""Checkpoints of long runs in Orbax's format: a directory holding the sampler's state, the draws kept so far and a
+JSON description, saved as one numbered step.
 
-No pickle: a checkpoint holds only arrays and text, so loading one never runs code.  A run may be
-resumed only by the same model, seed and settings; the number of samples may grow (a finished run
+Orbax writes a step into a temporary directory and renames it once complete, then deletes the step before it, so a
+killed run leaves its last complete step.  The state's arrays are written shard by shard, each process writing its
+own, and are read back straight into the shardings of the run that resumes, on any number of devices
+(:func:`load`).  No pickle: a checkpoint holds arrays (TensorStore) and JSON, so loading one never runs code.
+
+A run may be resumed only by the same model, seed and settings; the number of samples may grow (a finished run
 can be extended).
 """
 
-import json
+import logging
 from pathlib import Path
 
+import jax
 import numpy as np
+import orbax.checkpoint as ocp
 
-from rgppl.errors import InputError
-from rgppl.storage import atomic_write
+from rgppl.errors import InputError, require
+
+OPTIONS = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False, create=True)
+logging.getLogger("absl").setLevel(logging.ERROR)  # Orbax reports every step it writes at INFO and WARNING
 
 
-def save(path: Path, meta: dict, arrays: dict) -> None:
-    """Write ``arrays`` and ``meta`` to ``path`` atomically (:func:`rgppl.storage.atomic_write`)."""
-    atomic_write(
-        path,
-        lambda tmp: np.savez(tmp, meta=np.array(json.dumps(meta)), **{k: np.asarray(v) for k, v in arrays.items()}),
+def _manager(path: Path) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(Path(path).absolute(), options=OPTIONS)
+
+
+def _arrays(tree):
+    """``tree`` with every leaf an array: JAX arrays as they are (sharded), anything else through ``np.asarray``."""
+    return jax.tree.map(lambda leaf: leaf if isinstance(leaf, jax.Array) else np.asarray(leaf), tree)
+
+
+def _item(state) -> dict:
+    """A sampler's state as Orbax's standard item: under one key (Orbax takes no lone array), leaves as arrays."""
+    return _arrays({"tree": state})
+
+
+def _abstract(state):
+    """The shapes, dtypes and shardings of ``state``'s leaves as Orbax stores them (a typed key as its raw data)."""
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, _item(state))
+
+
+def save(path: Path, step: int, meta: dict, state, draws: dict) -> None:
+    """Write ``state`` (any pytree of arrays), ``draws`` and ``meta`` as step ``step`` of the checkpoint at ``path``.
+
+    Every process calls it.  ``step`` counts the run's units so far; a run started afresh over an older
+    checkpoint (whose steps reach at least as far) replaces it."""
+    path = Path(path)
+    require(
+        path.is_dir() or not path.exists(),
+        "checkpoint",
+        str(path),
+        "a directory (Orbax's format), or a path not yet taken; this is a file (an earlier rgppl's .npz checkpoint?)",
     )
+    with _manager(path) as manager:
+        if (manager.latest_step() or -1) >= step:
+            for old in manager.all_steps():
+                manager.delete(old)
+        items = {
+            "state": ocp.args.StandardSave(_item(state)),
+            "meta": ocp.args.JsonSave({**meta, "draws": list(draws), "shapes": _shapes(state)}),
+        }
+        if draws:  # Orbax refuses an empty item
+            items["draws"] = ocp.args.StandardSave(_arrays(draws))
+        manager.save(step, args=ocp.args.Composite(**items))
+
+
+def _shapes(state) -> list:
+    """The shape of every leaf of ``state``, which may change as a run goes on (the WIRG generator's fields grow)."""
+    return [list(leaf.shape) for leaf in jax.tree.leaves(_abstract(state))]
 
 
 def _resumable(meta: dict) -> dict:
@@ -34,30 +84,62 @@ def _resumable(meta: dict) -> dict:
     }
 
 
-def load(path: Path, meta: dict) -> tuple[dict, dict]:
-    """The saved ``(meta, arrays)`` at ``path``; an :class:`InputError` if it was written by another run, or is not
-    a checkpoint at all (damaged, truncated, pickled, without its description)."""
+def saved_meta(path: Path) -> dict | None:
+    """The description of the latest complete step at ``path``, or None while there is none."""
+    with _manager(path) as manager:
+        step = manager.latest_step()
+        return (
+            None
+            if step is None
+            else dict(manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta)
+        )
+
+
+def load(path: Path, meta: dict, like) -> tuple[dict, object, dict]:
+    """The saved ``(meta, state, draws)`` at ``path``, the state read into the shapes, dtypes and shardings of
+    ``like``; an :class:`InputError` if the checkpoint was written by another run, or is not one at all (damaged,
+    truncated, from an older rgppl)."""
     try:
-        return _load(path, meta)
+        return _load(Path(path), meta, like)
     except InputError:
         raise
-    except Exception as error:  # noqa: BLE001 -- a damaged file fails in numpy's, zipfile's or json's own way
+    except Exception as error:  # noqa: BLE001 -- a damaged checkpoint fails in Orbax's, TensorStore's or json's own way
         raise InputError(
             "resume",
             str(path),
-            f"the checkpoint cannot be read ({type(error).__name__}: {error}); "
+            f"the checkpoint cannot be read ({type(error).__name__}: {_first_words(error)}); "
             "delete it to start afresh, or give a new output directory",
         ) from None
 
 
-def _load(path: Path, meta: dict) -> tuple[dict, dict]:
-    with np.load(path, allow_pickle=False) as data:
-        saved = json.loads(str(data["meta"]))
-        if _resumable(saved) != _resumable(meta):
-            raise InputError(
-                "resume",
-                str(path),
-                "the checkpoint was written by a different model, sampler or configuration; "
-                "resume with the same card, or start afresh in a new output directory",
-            )
-        return saved, {k: data[k] for k in data.files if k != "meta"}
+def _first_words(error: Exception, limit: int = 160) -> str:
+    """The start of an error's message (TensorStore's go on to print the whole storage spec)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def _load(path: Path, meta: dict, like) -> tuple[dict, object, dict]:
+    saved = saved_meta(path) if path.is_dir() else None
+    if saved is None:
+        raise InputError(
+            "resume",
+            str(path),
+            "no complete checkpoint is there; delete it to start afresh, or give a new output directory",
+        )
+    if _resumable(saved) != _resumable(meta):
+        raise InputError(
+            "resume",
+            str(path),
+            "the checkpoint was written by a different model, sampler or configuration; "
+            "resume with the same card, or start afresh in a new output directory",
+        )
+    leaves, layout = jax.tree.flatten(_abstract(like))  # read into like's shardings, at the saved shapes
+    shapes = [tuple(shape) for shape in saved["shapes"]]
+    target = layout.unflatten(leaf.update(shape=shape) for leaf, shape in zip(leaves, shapes, strict=True))
+    items = {"state": ocp.args.StandardRestore(target)}
+    if saved["draws"]:
+        items["draws"] = ocp.args.StandardRestore()
+    with _manager(path) as manager:
+        restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(**items))
+    draws = restored["draws"] if saved["draws"] else {}
+    return saved, restored["state"]["tree"], {k: np.asarray(v) for k, v in draws.items()}

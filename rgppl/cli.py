@@ -90,7 +90,7 @@ def run(args) -> int:
         raise
     except KeyboardInterrupt:
         print(
-            f"\ninterrupted; the work up to the last checkpoint is in {out} (*checkpoint.npz). "
+            f"\ninterrupted; the work up to the last checkpoint is in {out} (*checkpoint). "
             f"Continue with: rgppl run {args.card} --out {out} --resume",
             file=sys.stderr,
         )
@@ -151,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
     run_parser = commands.add_parser("run", help="run a model card")
     run_parser.add_argument("card", help="path of a .toml card, or a built-in card's name")
     run_parser.add_argument("--out", help="output directory (default: the card's run.output)")
-    run_parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.npz")
+    run_parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in DIR")
     run_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     run_parser.add_argument(
         "--distributed",

@@ -200,7 +200,7 @@ def run_cluster(
 
     ``sample_stats.acceptance_rate`` is the Metropolis acceptance per draw; the attributes record the
     sweeps, the adapted step sizes and the wall times (``gradient_evaluations = 0``).  The warm-up adapts the
-    step size every ``ADAPT_BLOCK`` sweeps.  ``checkpoint`` is an ``.npz`` path written after every block of
+    step size every ``ADAPT_BLOCK`` sweeps.  ``checkpoint`` is a directory written after every block of
     warm-up and every chunk of draws (:func:`rgppl.loop.run_phases`); ``resume=True`` continues it and gives
     exactly the draws of an uninterrupted run.  One root key ``PRNGKey(seed)``.
     """

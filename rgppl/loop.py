@@ -10,7 +10,7 @@ pure function of the state that draws its randomness from keys inside the state.
 2. keeps ``out`` if the phase keeps its draws (``keep``; arrays ``[chain, draw, ...]`` joined along the draws);
 3. writes the whole state, the kept draws, the phase reached and the wall times so far to the checkpoint
    (after every chunk, or every ``checkpoint_every`` units and at the phase's end) atomically
-   (:mod:`rgppl.checkpoints`, arrays only), so a killed run resumes exactly where it stopped and
+   (:mod:`rgppl.checkpoints`, Orbax), so a killed run resumes exactly where it stopped and
    gives the draws an uninterrupted run would have;
 4. moves the progress bar, whose postfix shows the phase's live figures (``postfix(out)``).
 
@@ -23,12 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jax
 import numpy as np
 from tqdm.auto import tqdm
 
 from rgppl import checkpoints
-from rgppl.errors import InputError, SamplingDiverged
+from rgppl.errors import SamplingDiverged
 from rgppl.mesh import gather, shard_batch, sharded_over
 
 
@@ -72,42 +71,15 @@ class Progress:
             )  # a key a chunk leaves out keeps its draws
 
 
-def _save(path: Path, meta: dict, state, progress: Progress) -> None:
-    arrays = {f"state_{i}": leaf for i, leaf in enumerate(jax.tree.leaves(gather(state)))}  # by every process
-    arrays.update({f"draws_{k}": v for k, v in progress.draws.items()})
-    checkpoints.save(
-        path,
-        {
-            **meta,
-            "phase": progress.phase,
-            "done": progress.done,
-            "seconds": progress.seconds,
-            "totals": progress.totals,
-        },
-        arrays,
-    )
+def _save(path: Path, meta: dict, state, progress: Progress, phases: list[Phase]) -> None:
+    """Checkpoint the run as the step numbered by the units done in all phases so far (by every process)."""
+    step = sum(phase.total for phase in phases[: progress.phase]) + progress.done
+    described = {**meta, "phase": progress.phase, "done": progress.done, "seconds": progress.seconds}
+    checkpoints.save(path, step, {**described, "totals": progress.totals}, state, progress.draws)
 
 
-def _load(path: Path, meta: dict, template) -> tuple:
-    saved, arrays = checkpoints.load(path, meta)
-    if "phase" not in saved:
-        raise InputError(
-            "resume",
-            str(path),
-            "the checkpoint was written by an earlier rgppl, whose layout this one "
-            "cannot continue; start afresh in a new output directory",
-        )
-    treedef = jax.tree.structure(template)
-    leaves = [arrays.get(f"state_{i}") for i in range(treedef.num_leaves)]
-    if any(leaf is None for leaf in leaves):
-        raise InputError(
-            "resume",
-            str(path),
-            "the checkpoint lacks part of the sampler's state; delete it to start "
-            "afresh, or give a new output directory",
-        )
-    state = jax.tree.unflatten(treedef, leaves)
-    draws = {k[len("draws_") :]: v for k, v in arrays.items() if k.startswith("draws_")}
+def _load(path: Path, meta: dict, like) -> tuple:
+    saved, state, draws = checkpoints.load(path, meta, like)
     return state, Progress(saved["phase"], saved["done"], draws, saved["seconds"], saved["totals"])
 
 
@@ -132,9 +104,9 @@ def run_phases(
     """
     checkpoint = Path(checkpoint) if checkpoint else None
     where = Progress()
-    if resume and checkpoint and checkpoint.exists():
-        state, where = _load(checkpoint, meta, state)  # a finished phase is passed over by the loop below
     state = shard_batch(state, batch)
+    if resume and checkpoint and checkpoint.exists():  # read onto this run's devices; a finished phase is passed over
+        state, where = _load(checkpoint, meta, state)
     for index in range(where.phase, len(phases)):
         phase = phases[index]
         if index > where.phase:
@@ -168,7 +140,7 @@ def run_phases(
                 where.done += n
                 due = phase.checkpoint_every is None or where.done % phase.checkpoint_every == 0
                 if checkpoint and (due or where.done == phase.total):
-                    _save(checkpoint, meta, state, where)
+                    _save(checkpoint, meta, state, where, phases)
                 bar.set_postfix(phase.postfix(out))
                 bar.update(n)
     where.devices = sharded_over(state)

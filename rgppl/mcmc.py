@@ -12,7 +12,7 @@ keeps ~460 memory mappings for the life of the process, so a long run, or many r
 ``vm.max_map_count`` (65530) and aborted in LLVM.)
 
 The chunks run in :func:`rgppl.loop.run_phases`: after every chunk of warm-up or of draws, the draws so far
-and the complete sampler state are written atomically to an ``.npz`` checkpoint (arrays only, no pickle), so
+and the complete sampler state are written to a checkpoint (:mod:`rgppl.checkpoints`: Orbax, no pickle), so
 an interrupted run resumes where it stopped, within the warm-up too, and produces exactly the draws an
 uninterrupted run would have.  A non-finite energy (warm-up included) or draw stops the run with a message;
 the last good checkpoint is kept.
@@ -184,7 +184,7 @@ def run_nuts(
 ):
     """Sample ``p(phi) ∝ exp(-E(phi))`` with NUTS; return a DataTree (see :mod:`rgppl.diagnostics`).
 
-    ``checkpoint`` is an ``.npz`` path written after every chunk of warm-up and of draws
+    ``checkpoint`` is a directory written after every chunk of warm-up and of draws
     (:func:`rgppl.loop.run_phases`); with ``resume=True`` an existing checkpoint of the same model, seed and
     settings is continued exactly, from within the warm-up too (``samples`` may be larger than the
     checkpoint's, extending a finished run).  One root key ``PRNGKey(seed)``.

@@ -121,7 +121,8 @@ def initialize_distributed() -> None:
     """Join a multi-process run with ``jax.distributed.initialize``.  The coordinator's address, the number of
     processes and this one's id come from ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and
     ``JAX_PROCESS_ID`` where set, and otherwise from JAX's own detection (SLURM, Open MPI).  On CPUs the
-    processes talk through Gloo."""
+    processes talk through Gloo, and JAX's persistent compilation cache is switched off: with it (jax 0.12.1) the
+    processes' first collective never completes."""
     counts = {}
     for name, argument in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
         if name in os.environ:
@@ -130,3 +131,5 @@ def initialize_distributed() -> None:
             counts[argument] = int(value)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(**counts)
+    if jax.default_backend() == "cpu":
+        jax.config.update("jax_enable_compilation_cache", False)

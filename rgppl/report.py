@@ -16,7 +16,7 @@ from rgppl.diagnostics import cost_figures, scalar_names, summary
 from rgppl.plots import plot_distributions, plot_field_statistics, plot_traces
 from rgppl.storage import atomic_write, atomic_write_netcdf, atomic_write_text
 
-CHECKPOINT = "checkpoint.npz"
+CHECKPOINT = "checkpoint"
 
 
 def output_directory(requested: Path, resume: bool) -> Path:

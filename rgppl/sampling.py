@@ -12,8 +12,8 @@ The type of ``config`` selects the sampler:
 
 Every DataTree follows :mod:`rgppl.diagnostics`' contract (``posterior.phi[chain, draw, x, y]`` with the
 scalar observables; ``sample_stats`` under ArviZ's names), so :func:`rgppl.diagnostics.compare` puts any of
-them side by side.  ``checkpoint`` (an ``.npz`` path) is written after every chunk, and ``resume=True``
-continues it exactly, whatever the sampler.
+them side by side.  ``checkpoint`` (a directory, :mod:`rgppl.checkpoints`) is written after every chunk, and
+``resume=True`` continues it exactly, whatever the sampler.
 """
 
 from dataclasses import dataclass

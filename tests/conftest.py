@@ -16,3 +16,12 @@ def float64():
     """Double precision for exact identities (log-dets, Jacobians), through JAX's context manager."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def release_compiled_programs():
+    """Drop JAX's compiled programs after each test module: every one keeps its memory mappings until then, and
+    one worker running half the suite would pass the kernel's ``vm.max_map_count`` (65530), at which LLVM fails
+    ("Cannot allocate memory").  Programs a later module needs again come from the on-disk cache."""
+    yield
+    jax.clear_caches()

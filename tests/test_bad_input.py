@@ -365,12 +365,33 @@ def test_a_bad_output_directory_is_refused_before_anything_is_written(case, tmp_
     assert _hashes(watched[0]) == watched[2]
 
 
+def _each_file(pattern: str, damage):
+    """A damage applied to every file of the run's checkpoint whose path matches ``pattern``."""
+
+    def apply(checkpoint: Path) -> None:
+        for path in [p for p in checkpoint.rglob(pattern) if p.is_file()]:
+            path.write_bytes(damage(path.read_bytes()))
+
+    return apply
+
+
+def _unfinished(checkpoint: Path) -> None:  # killed while Orbax wrote its only step: the step is still temporary
+    (step,) = checkpoint.iterdir()
+    step.rename(checkpoint / f"{step.name}.orbax-checkpoint-tmp-0")
+
+
+def _a_file(checkpoint: Path) -> None:  # a file where the directory belongs (an earlier rgppl's checkpoint.npz)
+    shutil.rmtree(checkpoint)
+    checkpoint.write_bytes(b"PK\x03\x04")
+
+
 CHECKPOINT_CASES = {
-    "garbage": b"garbage",
-    "empty": b"",
-    "truncated": None,  # the run's own checkpoint cut in half
-    "pickled": _npy(np.array([{"state": 1}], dtype=object)),
-    "without its description": None,  # a valid .npz without the meta entry
+    "a file": _a_file,
+    "empty": lambda checkpoint: [shutil.rmtree(p) for p in checkpoint.iterdir()],
+    "unfinished": _unfinished,
+    "truncated": _each_file("state/**/d/*", lambda data: data[: len(data) // 2]),  # the state's arrays cut in half
+    "garbage": _each_file("_METADATA", lambda data: b"garbage"),
+    "without its description": lambda checkpoint: [shutil.rmtree(p) for p in checkpoint.glob("*/meta")],
 }
 
 
@@ -379,13 +400,7 @@ def test_a_damaged_checkpoint_is_refused_on_resume(case, tmp_path, capsys, watch
     results, tiny, _ = watched
     out = tmp_path / "out"
     shutil.copytree(results, out)
-    checkpoint = out / "checkpoint.npz"
-    if case == "truncated":
-        checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
-    elif case == "without its description":
-        np.savez(checkpoint, state_0=np.zeros(3))
-    else:
-        checkpoint.write_bytes(CHECKPOINT_CASES[case])
+    CHECKPOINT_CASES[case](out / "checkpoint")
     assert main(["run", str(tiny), "--out", str(out), "--quiet", "--resume"]) == 2
     clear_error(capsys, "checkpoint")
     assert _hashes(watched[0]) == watched[2]

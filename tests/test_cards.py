@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from rgppl import checkpoints
 from rgppl.cards import BUILT_IN_CARDS, load_card
 from rgppl.cli import main
 from rgppl.errors import InputError
@@ -334,7 +335,7 @@ def test_cli_writes_readable_netcdf_json_and_never_overwrites(tmp_path, capsys):
         "distributions.png",
         "fields.png",
         "card.toml",
-        "checkpoint.npz",
+        "checkpoint",
     ):
         assert (out / name).stat().st_size > 0, name
     tree = xr.load_datatree(out / "posterior.nc", engine="h5netcdf")
@@ -431,7 +432,7 @@ def test_cli_runs_the_neuralrg_job_and_reports_the_free_energy(tmp_path, capsys)
     )
     assert figures["F_q", None]["z"] is None  # a bound: the KL figure states how far it is from -ln Z
     assert [stage["side"] for stage in record["card"]["svi"]["grow"]] == [4]
-    assert (out / "svi_L4_checkpoint.npz").stat().st_size > 0
+    assert checkpoints.saved_meta(out / "svi_L4_checkpoint")["phase"] == 0
     assert "100 SVI steps on 4 x 4, then 100 SVI steps" in (out / "summary.md").read_text()
     assert figures["kl_nats", None]["value"] == pytest.approx(figures["F_q", None]["value"] + ln_z)
     assert {run for name, run in figures if name == "m2"} == {"mis", "neutra", "nuts"}
@@ -445,7 +446,7 @@ def test_cli_runs_the_neuralrg_job_and_reports_the_free_energy(tmp_path, capsys)
         "latents.png",
         "distributions.png",
         "fields.png",
-        "svi_checkpoint.npz",
+        "svi_checkpoint",
         "mis/posterior.nc",
         "neutra/posterior.nc",
         "nuts/posterior.nc",

@@ -1,5 +1,6 @@
-"""A card run by two ``jax.distributed`` processes on localhost, one CPU device each (Gloo collectives): the same
-draws as one process, results written by process 0 only, and a resume that both processes take up."""
+"""A card run by two ``jax.distributed`` processes on localhost, one CPU device each (Gloo collectives), into one
+output directory as on a cluster's shared filesystem: the same draws as one process, each process writing its own
+shards of the checkpoint, the results reported by process 0 only, and a resume that both processes take up."""
 
 import os
 import socket
@@ -42,11 +43,11 @@ def rgppl(*args, env=None) -> subprocess.Popen:
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def in_two_processes(card, outs, *extra):
-    """Run ``card`` as processes 0 and 1 of one distributed run, into ``outs[0]`` and ``outs[1]``."""
+def in_two_processes(card, out, *extra) -> list[str]:
+    """Run ``card`` as processes 0 and 1 of one distributed run into ``out``; return what each printed."""
     port = free_port()
     processes = []
-    for rank, out in enumerate(outs):
+    for rank in range(2):
         env = {
             **os.environ,
             "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
@@ -55,9 +56,12 @@ def in_two_processes(card, outs, *extra):
             "JAX_PROCESS_ID": str(rank),
         }
         processes.append(rgppl("run", str(card), "--out", str(out), "--quiet", *extra, env=env))
+    outputs = []
     for process in processes:
         output, _ = process.communicate(timeout=300)
         assert process.returncode == 0, output
+        outputs.append(output)
+    return outputs
 
 
 def draws(out):
@@ -72,10 +76,12 @@ def test_two_processes_share_the_chains_write_from_process_0_and_resume_together
     assert single.wait(timeout=300) == 0
     shared = tmp_path / "shared"
     card.write_text(CARD.format(samples=20))
-    in_two_processes(card, [shared, tmp_path / "rank1"])
-    assert not any((tmp_path / "rank1").iterdir())  # process 1 wrote nothing: not its results, not its checkpoint
-    card.write_text(CARD.format(samples=40))  # the finished run extended: both read process 0's checkpoint
-    in_two_processes(card, [shared, shared], "--resume")
+    printed = in_two_processes(card, shared)
+    assert "wrote" in printed[0] and "wrote" not in printed[1]  # process 0 writes the results and reports them
+    (step,) = (shared / "checkpoint").iterdir()  # each process wrote its own chains' shards of the state
+    assert {p.name for p in (step / "state").glob("ocdbt.process_*")} == {"ocdbt.process_0", "ocdbt.process_1"}
+    card.write_text(CARD.format(samples=40))  # the finished run extended: both read the checkpoint
+    in_two_processes(card, shared, "--resume")
     phi, devices = draws(shared)
     reference, one = draws(tmp_path / "single")
     assert (devices, one) == (2, 1)  # the chains were split over the two processes' devices
@@ -90,5 +96,5 @@ def test_a_wirg_and_a_neuralrg_card_run_in_two_processes(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)  # the reference ensembles are cached under ./results/ensembles
     path = tmp_path / "card.toml"
     path.write_text(card)
-    in_two_processes(path, [tmp_path / "run", tmp_path / "run"])
+    in_two_processes(path, tmp_path / "run")
     assert read_record(tmp_path / "run")["card"]["run"]["sampler"] in ("wirg", "neuralrg")

@@ -4,7 +4,6 @@ Each case starts ``rgppl run`` in a subprocess, waits until its checkpoint holds
 resumes in-process, and compares the result with a run that was never interrupted.  Slow: a minute or two each.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from rgppl import checkpoints
 from rgppl.cli import main
 
 pytestmark = pytest.mark.slow
@@ -28,14 +28,14 @@ CASES = {
     "nuts warm-up": (
         HEAD.format(L=8, preset="phi4_hopping", sampler="nuts")
         + "[nuts]\nchains = 2\nwarmup = 3000\nsamples = 100\ncheckpoint_every = 50\n",
-        "checkpoint.npz",
+        "checkpoint",
         0,
         "posterior.nc",
     ),
     "nuts sampling": (
         HEAD.format(L=8, preset="phi4_hopping", sampler="nuts")
         + "[nuts]\nchains = 2\nwarmup = 100\nsamples = 3000\ncheckpoint_every = 50\n",
-        "checkpoint.npz",
+        "checkpoint",
         1,
         "posterior.nc",
     ),
@@ -44,7 +44,7 @@ CASES = {
         + "[flow]\nwidth = 8\ncouplings = 2\n[svi]\nsteps = 3000\nbatch = 32\ncheckpoint_every = 50\n"
         "[free_energy]\nsamples = 256\n[mis]\nchains = 2\nsamples = 100\n[neutra]\nchains = 2\n"
         "warmup = 20\nsamples = 20\n[nuts]\nchains = 2\nwarmup = 20\nsamples = 20\n",
-        "svi_checkpoint.npz",
+        "svi_checkpoint",
         0,
         "mis/posterior.nc",
     ),
@@ -52,7 +52,7 @@ CASES = {
         HEAD.format(L=16, preset="phi4_hopping", sampler="wirg")
         + "[cluster]\nchains = 2\nwarmup = 50\nsamples = 100\nthin = 2\n[fit]\nmirror_images = true\n"
         "ml_iterations = 0\n[generator]\nsamples = 400\nwarmup = 2000\nsteps = 50\n",
-        "generate_checkpoint.npz",
+        "generate_checkpoint",
         0,
         "wirg/posterior.nc",
     ),
@@ -62,9 +62,8 @@ CASES = {
 def _phase(checkpoint: Path) -> int:
     """The index of the phase a checkpoint was written in (-1 while there is none)."""
     try:
-        with np.load(checkpoint, allow_pickle=False) as data:
-            return json.loads(str(data["meta"]))["phase"]
-    except (OSError, ValueError, KeyError):
+        return checkpoints.saved_meta(checkpoint)["phase"]
+    except (OSError, TypeError, ValueError):  # not yet there, or not yet complete
         return -1
 
 

@@ -157,7 +157,7 @@ def test_a_run_killed_in_its_warm_up_resumes_to_the_uninterrupted_draws(tmp_path
     h = free_field(4, m2=1.0)
     settings = NUTSSettings(chains=2, warmup=60, samples=40, checkpoint_every=20)
     whole = run_nuts(h, settings, seed=5, progress=False)
-    path, saves = tmp_path / "nuts.npz", []
+    path, saves = tmp_path / "nuts", []
     real_save = loop._save
 
     def killed_after_two(*args):  # the kill arrives after the second warm-up checkpoint
@@ -177,19 +177,11 @@ def test_a_run_killed_in_its_warm_up_resumes_to_the_uninterrupted_draws(tmp_path
     assert resumed.attrs["warmup_gradient_evaluations"] == whole.attrs["warmup_gradient_evaluations"]
 
 
-def test_a_checkpoint_of_an_earlier_layout_is_refused_with_a_clear_error(tmp_path):
-    from rgppl import checkpoints
-
+def test_a_checkpoint_of_an_earlier_rgppl_a_file_is_refused_with_a_clear_error(tmp_path):
     h, settings = free_field(4, m2=1.0), NUTSSettings(chains=2, warmup=10, samples=20, checkpoint_every=10)
     path = tmp_path / "old.npz"
-    meta = {
-        "hamiltonian": h.describe(),
-        "seed": 0,
-        "sampler": "nuts",
-        "settings": vars(settings),
-        "fingerprint": "",
-        "draws_done": 10,
-    }  # as run_nuts wrote it before the run loop
-    checkpoints.save(path, meta, {"state_0": np.zeros(2)})
-    with pytest.raises(InputError, match="earlier rgppl"):
+    np.savez(path, state_0=np.zeros(2))  # as rgppl wrote checkpoints before Orbax
+    with pytest.raises(InputError, match="no complete checkpoint"):
         run_nuts(h, settings, seed=0, checkpoint=path, resume=True, progress=False)
+    with pytest.raises(InputError, match="this is a file"):
+        run_nuts(h, settings, seed=0, checkpoint=path, progress=False)

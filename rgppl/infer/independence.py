@@ -90,7 +90,7 @@ def run_mis(
     ``sample_stats`` has ``is_accepted`` and ``acceptance_rate`` per draw; attributes record the
     acceptance, the flow evaluations and zero gradient evaluations (the sampler needs none).  The chains
     advance ``checkpoint_every`` proposals at a time in :func:`rgppl.loop.run_phases`: ``warmup`` discarded
-    steps, then the ``samples`` kept; ``checkpoint`` (``.npz``) is written after every such chunk and
+    steps, then the ``samples`` kept; ``checkpoint`` (a directory) is written after every such chunk and
     ``resume=True`` continues it exactly, with the same flow only (its parameters' fingerprint).
     """
     h = trained.hamiltonian

@@ -31,7 +31,7 @@ Adam (optax) with global-norm clipping and a cosine-decayed learning rate.  rgpp
 (:mod:`rgppl.loop`) runs ``lax.scan`` chunks of ``report_every`` steps compiled once, shows the loss in a
 progress bar, and every
 ``checkpoint_every`` steps estimates F_q and the importance-sampling ESS on fresh draws and writes the
-whole SVI state atomically to an ``.npz`` checkpoint; ``resume=True`` continues bit for bit.  A
+whole SVI state to a checkpoint (:mod:`rgppl.checkpoints`); ``resume=True`` continues bit for bit.  A
 non-finite loss, or one more than ``EXPLODED_NATS_PER_SITE`` per site above the best chunk so far, stops
 the run with :class:`SamplingDiverged`; the last good checkpoint is kept.
 """
@@ -294,7 +294,7 @@ def train_flow(
     of ``hamiltonian.model`` (e.g. ``AutoIAFNormal``, the generic-flow baseline).  ``init``, a flow trained
     before (or one of a smaller lattice, :func:`grow`), is continued instead: its guide and parameters, a
     fresh optimiser (``flow`` is then not used); the result's ``training_time_s`` includes ``init``'s.
-    With ``settings.pretrain_steps`` the maximum-likelihood stage checkpoints to ``<checkpoint>_pretrain.npz``,
+    With ``settings.pretrain_steps`` the maximum-likelihood stage checkpoints to ``<checkpoint>_pretrain``,
     and the result's ``losses`` and ``monitor`` are the last stage's.
     """
     require(
@@ -307,7 +307,7 @@ def train_flow(
     for index, stage in enumerate(all_stages):
         path = checkpoint
         if checkpoint and index < len(all_stages) - 1:
-            path = Path(checkpoint).with_name(f"{Path(checkpoint).stem}_pretrain.npz")
+            path = Path(checkpoint).with_name(f"{Path(checkpoint).name}_pretrain")
         trained = train_stage(
             hamiltonian,
             flow,

@@ -2,10 +2,10 @@
 
 ``rgppl run CARD`` with ``sampler = "neuralrg"`` calls :func:`run_neuralrg`, which
 
-1. trains :class:`~rgppl.flows.AutoNeuralRG` by SVI (``[flow]``, ``[svi]``; checkpoint ``svi_checkpoint.npz``);
+1. trains :class:`~rgppl.flows.AutoNeuralRG` by SVI (``[flow]``, ``[svi]``; checkpoint ``svi_checkpoint``);
    the data of the forward and mixed objectives and of ``pretrain_steps`` is ``[data] path``, or for the
    Ising dual without it ``TRAINING_FIELDS`` fields drawn through its spins (:func:`ising_dual_fields`);
-   with ``[[svi.grow]]`` stages, first on those smaller lattices (``svi_L<side>_checkpoint.npz``), each
+   with ``[[svi.grow]]`` stages, first on those smaller lattices (``svi_L<side>_checkpoint``), each
    flow grown into the next (:func:`~rgppl.infer.grow`),
 2. runs the independence sampler (``[mis]``), NeuTra-NUTS (``[neutra]``) and plain NUTS (``[nuts]``),
 3. estimates the free energy (``[free_energy]``): F_q, IS ln Z, ESS fraction, k-hat, KL to the exact value,
@@ -101,7 +101,7 @@ def run_neuralrg(card, out, *, resume: bool = False, progress: bool = True) -> d
                 data=data,
                 init=None if trained is None else grow(trained, smaller),
                 seed=card.seed,
-                checkpoint=out / f"svi_L{side}_checkpoint.npz",
+                checkpoint=out / f"svi_L{side}_checkpoint",
                 resume=resume,
                 progress=progress,
             )
@@ -115,7 +115,7 @@ def run_neuralrg(card, out, *, resume: bool = False, progress: bool = True) -> d
             data=data,
             init=None if trained is None else grow(trained, h),
             seed=card.seed,
-            checkpoint=out / "svi_checkpoint.npz",
+            checkpoint=out / "svi_checkpoint",
             resume=resume,
             progress=progress,
         )
@@ -125,7 +125,7 @@ def run_neuralrg(card, out, *, resume: bool = False, progress: bool = True) -> d
                 trained,
                 card.mis,
                 seed=card.seed,
-                checkpoint=out / "mis_checkpoint.npz",
+                checkpoint=out / "mis_checkpoint",
                 resume=resume,
                 progress=progress,
             ),
@@ -133,12 +133,12 @@ def run_neuralrg(card, out, *, resume: bool = False, progress: bool = True) -> d
                 trained,
                 card.neutra,
                 seed=card.seed,
-                checkpoint=out / "neutra_checkpoint.npz",
+                checkpoint=out / "neutra_checkpoint",
                 resume=resume,
                 progress=progress,
             ),
             "nuts": run_nuts(
-                h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint.npz", resume=resume, progress=progress
+                h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint", resume=resume, progress=progress
             ),
         }
     with clock.stage("evaluation"):

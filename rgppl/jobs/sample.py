@@ -1,8 +1,8 @@
 """The sampling job of a model card: one sampler (``nuts`` or ``cluster``) on the card's Hamiltonian.
 
 ``rgppl run CARD`` with ``sampler = "nuts"`` or ``"cluster"`` samples with checkpoints after every chunk
-(``checkpoint.npz``; ``--resume`` continues it), then writes the DataTree (``posterior.nc``), the summary
-against the exact values where known (``summary.md/csv``), the figures and ``record.json``.
+(the Orbax directory ``checkpoint``; ``--resume`` continues it), then writes the DataTree (``posterior.nc``),
+the summary against the exact values where known (``summary.md/csv``), the figures and ``record.json``.
 """
 
 from rgppl.ensembles import run_cluster

@@ -177,7 +177,7 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
                 card.generator,
                 seed=card.seed,
                 data=fields,
-                checkpoint=out / "generate_checkpoint.npz",
+                checkpoint=out / "generate_checkpoint",
                 resume=resume,
                 progress=progress,
             ),
@@ -185,7 +185,7 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         }
         if card.compare_nuts:
             runs["nuts"] = run_nuts(
-                h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint.npz", resume=resume, progress=progress
+                h, card.nuts, seed=card.seed, checkpoint=out / "nuts_checkpoint", resume=resume, progress=progress
             )
     with clock.stage("evaluation"):
         exact = exact_observables(h) if h is not None else {}
