@@ -86,6 +86,8 @@ def _resumable(meta: dict) -> dict:
 
 def saved_meta(path: Path) -> dict | None:
     """The description of the latest complete step at ``path``, or None while there is none."""
+    if not Path(path).is_dir():  # a manager would create the directory
+        return None
     with _manager(path) as manager:
         step = manager.latest_step()
         return (
@@ -119,7 +121,7 @@ def _first_words(error: Exception, limit: int = 160) -> str:
 
 
 def _load(path: Path, meta: dict, like) -> tuple[dict, object, dict]:
-    saved = saved_meta(path) if path.is_dir() else None
+    saved = saved_meta(path)
     if saved is None:
         raise InputError(
             "resume",

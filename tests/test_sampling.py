@@ -176,4 +176,4 @@ def test_a_nan_mid_run_stops_mis_and_the_wirg_generator_and_keeps_the_last_check
             checkpoint=path,
             progress=False,
         )
-    assert checkpoints.saved_meta(path)["done"] == 2  # the two scales before the NaN
+    assert checkpoints.saved_meta(path)["done"] == 1  # a scale before the NaN, whole
