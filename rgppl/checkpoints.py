@@ -42,6 +42,18 @@ def _abstract(state):
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, _item(state))
 
 
+def _without_empty(tree):
+    """``tree`` with its zero-size arrays as None: Orbax writes none (they hold nothing; a flow's unused scales)."""
+    return jax.tree.map(lambda leaf: None if 0 in leaf.shape else leaf, tree)
+
+
+def _with_empty(target, restored):
+    """``restored`` with the zero-size arrays of ``target`` (abstract, at the saved shapes) put back, as zeros."""
+    return jax.tree.map(
+        lambda leaf, value: np.zeros(leaf.shape, leaf.dtype) if 0 in leaf.shape else value, target, restored
+    )
+
+
 def save(path: Path, step: int, meta: dict, state, draws: dict) -> None:
     """Write ``state`` (any pytree of arrays), ``draws`` and ``meta`` as step ``step`` of the checkpoint at ``path``.
 
@@ -59,7 +71,7 @@ def save(path: Path, step: int, meta: dict, state, draws: dict) -> None:
             for old in manager.all_steps():
                 manager.delete(old)
         items = {
-            "state": ocp.args.StandardSave(_item(state)),
+            "state": ocp.args.StandardSave(_without_empty(_item(state))),
             "meta": ocp.args.JsonSave({**meta, "draws": list(draws), "shapes": _shapes(state)}),
         }
         if draws:  # Orbax refuses an empty item
@@ -138,10 +150,10 @@ def _load(path: Path, meta: dict, like) -> tuple[dict, object, dict]:
     leaves, layout = jax.tree.flatten(_abstract(like))  # read into like's shardings, at the saved shapes
     shapes = [tuple(shape) for shape in saved["shapes"]]
     target = layout.unflatten(leaf.update(shape=shape) for leaf, shape in zip(leaves, shapes, strict=True))
-    items = {"state": ocp.args.StandardRestore(target)}
+    items = {"state": ocp.args.StandardRestore(_without_empty(target))}
     if saved["draws"]:
         items["draws"] = ocp.args.StandardRestore()
     with _manager(path) as manager:
         restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(**items))
     draws = restored["draws"] if saved["draws"] else {}
-    return saved, restored["state"]["tree"], {k: np.asarray(v) for k, v in draws.items()}
+    return saved, _with_empty(target, restored["state"])["tree"], {k: np.asarray(v) for k, v in draws.items()}
