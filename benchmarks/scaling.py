@@ -10,6 +10,8 @@ multi-GPU node the same command measures the speed-up.  Every workload has a fix
 * ``nuts``: the same model at L = 16, 8 chains, 100 warm-up and 100 kept draws;
 * ``training``: a NeuralRG flow on the Ising dual at T_c, L = 8, 100 steps of batch 256;
 * ``wirg_fit`` and ``wirg_generate``: a fit on 1024 free-field fields at L = 32, then 512 generated fields.
+* ``checkpoint``: the cluster workload with an Orbax checkpoint every 20 draws (15 of them, the state sharded over
+  the devices), compiled beforehand; its stage is its wall time less that of the same run without checkpoints.
 
     python benchmarks/scaling.py            # writes benchmarks/results/current/scaling/ (record and page)
     python benchmarks/scaling.py --devices 1 2 4 8
@@ -20,7 +22,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import replace
 from functools import partial
 
 import jax
@@ -47,7 +51,14 @@ from rgppl.exact import free_field_spectrum, sample_gaussian_field
 from rgppl.record import figure, write_record
 from rgppl.report import markdown_table
 
-UNITS = {"cluster": "draws", "nuts": "draws", "training": "flow draws", "wirg_fit": "fields", "wirg_generate": "fields"}
+UNITS = {
+    "cluster": "draws",
+    "nuts": "draws",
+    "training": "flow draws",
+    "wirg_fit": "fields",
+    "wirg_generate": "fields",
+    "checkpoint": "checkpoints",
+}
 
 
 def workloads() -> dict:
@@ -71,6 +82,18 @@ def workloads() -> dict:
     for name, hamiltonian, settings in chains:
         run = partial(sample, hamiltonian, settings, seed=0, progress=False)
         timed(name, run, settings.chains * settings.samples, from_attrs)
+    checkpointed = replace(chains[0][2], checkpoint_every=20)
+    run = partial(sample, chains[0][1], checkpointed, seed=0, progress=False)
+    run()  # compiled for chunks of 20 draws
+    start = time.perf_counter()
+    run()
+    without = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as scratch:
+        start = time.perf_counter()
+        dt = run(checkpoint=f"{scratch}/checkpoint")
+        wall = time.perf_counter() - start
+    saves = (checkpointed.warmup + checkpointed.samples) // checkpointed.checkpoint_every
+    results["checkpoint"] = {"units": saves, "wall_s": wall, "stage_s": wall - without, "devices": dt.attrs["devices"]}
     svi = SVISettings(steps=100, batch=256, report_every=50, checkpoint_every=100)
     timed(
         "training",
