@@ -74,8 +74,8 @@ class Progress:
 def _save(path: Path, meta: dict, state, progress: Progress, phases: list[Phase]) -> None:
     """Checkpoint the run as the step numbered by the units done in all phases so far (by every process)."""
     step = sum(phase.total for phase in phases[: progress.phase]) + progress.done
-    described = {**meta, "phase": progress.phase, "done": progress.done, "seconds": progress.seconds}
-    checkpoints.save(path, step, {**described, "totals": progress.totals}, state, progress.draws)
+    where = {"phase": progress.phase, "done": progress.done, "seconds": progress.seconds, "totals": progress.totals}
+    checkpoints.save(path, step, {**meta, **where}, state, progress.draws)
 
 
 def _load(path: Path, meta: dict, like) -> tuple:
