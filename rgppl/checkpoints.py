@@ -37,9 +37,9 @@ def _item(state) -> dict:
     return _arrays({"tree": state})
 
 
-def _abstract(state):
-    """The shapes, dtypes and shardings of ``state``'s leaves as Orbax stores them (a typed key as its raw data)."""
-    return jax.tree.map(ocp.utils.to_shape_dtype_struct, _item(state))
+def _abstract_item(item):
+    """The shapes, dtypes and shardings of an item's leaves as Orbax stores them (a typed key as its raw data)."""
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, item)
 
 
 def _without_empty(tree):
@@ -70,18 +70,15 @@ def save(path: Path, step: int, meta: dict, state, draws: dict) -> None:
         if (manager.latest_step() or -1) >= step:
             for old in manager.all_steps():
                 manager.delete(old)
+        item = _item(state)
+        shapes = [list(np.shape(leaf)) for leaf in jax.tree.leaves(_abstract_item(item))]  # which a run may grow
         items = {
-            "state": ocp.args.StandardSave(_without_empty(_item(state))),
-            "meta": ocp.args.JsonSave({**meta, "draws": list(draws), "shapes": _shapes(state)}),
+            "state": ocp.args.StandardSave(_without_empty(item)),
+            "meta": ocp.args.JsonSave({**meta, "draws": list(draws), "shapes": shapes}),
         }
         if draws:  # Orbax refuses an empty item
             items["draws"] = ocp.args.StandardSave(_arrays(draws))
         manager.save(step, args=ocp.args.Composite(**items))
-
-
-def _shapes(state) -> list:
-    """The shape of every leaf of ``state``, which may change as a run goes on (the WIRG generator's fields grow)."""
-    return [list(leaf.shape) for leaf in jax.tree.leaves(_abstract(state))]
 
 
 def _resumable(meta: dict) -> dict:
@@ -147,7 +144,7 @@ def _load(path: Path, meta: dict, like) -> tuple[dict, object, dict]:
             "the checkpoint was written by a different model, sampler or configuration; "
             "resume with the same card, or start afresh in a new output directory",
         )
-    leaves, layout = jax.tree.flatten(_abstract(like))  # read into like's shardings, at the saved shapes
+    leaves, layout = jax.tree.flatten(_abstract_item(_item(like)))  # read into like's shardings, at the saved shapes
     shapes = [tuple(shape) for shape in saved["shapes"]]
     target = layout.unflatten(leaf.update(shape=shape) for leaf, shape in zip(leaves, shapes, strict=True))
     items = {"state": ocp.args.StandardRestore(_without_empty(target))}

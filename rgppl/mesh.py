@@ -15,7 +15,7 @@ placed, and JAX's partitionable threefry draws the same numbers on any layout, s
 
 Several processes (:func:`initialize_distributed`): every process runs the same program on the same values;
 the arrays a run brings back to the host are gathered from all processes (:func:`gather`), and only process 0
-writes results and checkpoints (:func:`is_writer`).
+writes results (:func:`is_writer`); each process writes its own shards of a checkpoint (:mod:`rgppl.checkpoints`).
 """
 
 import os
@@ -108,7 +108,7 @@ def gather(tree):
 
 
 def is_writer() -> bool:
-    """Whether this process writes results and checkpoints: process 0 (the only one, on one host)."""
+    """Whether this process writes results: process 0 (the only one, on one host)."""
     return jax.process_index() == 0
 
 
