@@ -12,6 +12,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 from rgppl.cards import SAMPLERS, parse_card
+from rgppl.loop import CHECKPOINT_SECONDS
 
 MINIMAL = {  # the smallest valid card of each sampler: every other setting is a default
     "nuts": {"hamiltonian": {"preset": "free_field"}},
@@ -60,9 +61,10 @@ def card_reference() -> str:
         "",
         "Generated from the settings classes by `rgppl cards --reference`; do not edit. A card is a TOML file",
         "with `name`, `[lattice] shape`, a `[hamiltonian]` (a `preset` with its couplings, or `terms`) and",
-        "`[run] sampler`, `seed` and `precision` (`float32` or `float64`); each section below is optional and every",
-        "key in it has the default",
-        "shown. An unknown key is an error that names it.",
+        "`[run] sampler`, `seed`, `precision` (`float32` or `float64`) and `checkpoint_seconds` (the least wall",
+        f"time between two checkpoints within a stage; {CHECKPOINT_SECONDS:g} by default, 0 for one every",
+        "`checkpoint_every`); each section below is optional and every key in it has the default shown. An unknown",
+        "key is an error that names it.",
         "",
     ]
     for name, (settings, resolved) in sections.items():

@@ -3,8 +3,9 @@
 A card has ``name`` (``[A-Za-z0-9_.-]+``), an optional ``description``, ``[lattice] shape`` (``L`` or
 ``[Lx, Ly]``), a ``[hamiltonian]`` (a ``preset`` with its couplings, or ``terms``, a list of term tables
 such as ``{ type = "hopping", beta = 0.68 }`` or ``{ type = "custom", function = "package.module:fn" }``),
-``[run] sampler`` (``nuts``, ``cluster``, ``neuralrg`` or ``wirg``), ``seed``, ``output`` and ``precision``
-(``float32`` or ``float64``, :mod:`rgppl.precision`), and the
+``[run] sampler`` (``nuts``, ``cluster``, ``neuralrg`` or ``wirg``), ``seed``, ``output``, ``precision``
+(``float32`` or ``float64``, :mod:`rgppl.precision`) and ``checkpoint_seconds`` (the least wall time between two
+checkpoints within a stage, :func:`rgppl.loop.checkpointing_every`), and the
 optional sections of its sampler's settings.  Every key and its default is listed in ``docs/cards.md``,
 which ``rgppl cards --reference`` generates from the settings classes (:mod:`rgppl.card_reference`).
 
@@ -26,6 +27,7 @@ from rgppl.flows import FlowSettings
 from rgppl.hamiltonians import PRESETS, TERM_TYPES, Custom, Hamiltonian
 from rgppl.infer import MISSettings, SVISettings
 from rgppl.lattice import Lattice
+from rgppl.loop import CHECKPOINT_SECONDS, require_checkpoint_seconds
 from rgppl.mcmc import NUTSSettings
 from rgppl.precision import PRECISIONS
 from rgppl.storage import fingerprint
@@ -89,6 +91,7 @@ class Card:
     generator: GeneratorSettings = GeneratorSettings()
     compare_nuts: bool = False
     precision: str = "float32"
+    checkpoint_seconds: float = CHECKPOINT_SECONDS
 
     def sections(self) -> dict:
         """The settings this card's sampler uses, by card section, as dataclasses (``[svi]`` with its
@@ -122,7 +125,11 @@ class Card:
 
         def without_counts(value):
             if isinstance(value, dict):
-                return {k: without_counts(v) for k, v in value.items() if k not in ("samples", "output")}
+                return {
+                    k: without_counts(v)
+                    for k, v in value.items()
+                    if k not in ("samples", "output", "checkpoint_seconds")
+                }
             return [without_counts(v) for v in value] if isinstance(value, list) else value
 
         terms = () if self.hamiltonian is None else self.hamiltonian.terms
@@ -146,6 +153,7 @@ class Card:
                 "seed": self.seed,
                 "output": str(self.output),
                 "precision": self.precision,
+                "checkpoint_seconds": self.checkpoint_seconds,
             },
             **sections,
         }
@@ -390,7 +398,7 @@ def parse_card(data: dict, path: Path) -> Card:
     require(isinstance(description, str), "description", description, "a string")
     lattice = _lattice(data)
     run = _table(data, "run")
-    _only(run, {"sampler", "seed", "output", "precision"}, "run")
+    _only(run, {"sampler", "seed", "output", "precision", "checkpoint_seconds"}, "run")
     sampler = run.get("sampler")
     require(sampler in SAMPLERS, "run.sampler", sampler, f"valid samplers are {list(SAMPLERS)}")
     seed = require_seed(run.get("seed", 0), "run.seed")
@@ -398,6 +406,9 @@ def parse_card(data: dict, path: Path) -> Card:
     require(isinstance(output, str) and output != "", "run.output", output, "a directory path")
     precision = run.get("precision", "float32")
     require(precision in PRECISIONS, "run.precision", precision, f"one of {PRECISIONS}")
+    checkpoint_seconds = require_checkpoint_seconds(
+        run.get("checkpoint_seconds", CHECKPOINT_SECONDS), "run.checkpoint_seconds"
+    )
     require(
         "hamiltonian" in data or sampler == "wirg",
         "hamiltonian",
@@ -422,6 +433,7 @@ def parse_card(data: dict, path: Path) -> Card:
         _settings(data, "cluster", ClusterSettings),
         **extra,
         precision=precision,
+        checkpoint_seconds=checkpoint_seconds,
     )
 
 

@@ -29,6 +29,7 @@ from rgppl.card_reference import card_reference
 from rgppl.cards import BUILT_IN_CARDS, load_card
 from rgppl.errors import InputError, SamplingDiverged
 from rgppl.jobs import JOBS
+from rgppl.loop import checkpointing_every
 from rgppl.mesh import distributed_requested, initialize_distributed, is_writer
 from rgppl.precision import computing_in
 from rgppl.report import markdown_table, output_directory
@@ -82,7 +83,7 @@ def run(args) -> int:
     )
     job, written = JOBS[card.sampler]
     try:
-        with computing_in(card.precision):
+        with computing_in(card.precision), checkpointing_every(card.checkpoint_seconds):
             job(card, out, resume=args.resume, progress=not args.quiet and is_writer())
     except InputError:
         if fresh and {p.name for p in out.iterdir()} <= {"card.toml", RUN}:  # refused before computing anything

@@ -39,7 +39,7 @@ METROPOLIS_TARGET_ACCEPTANCE = 0.5
 @dataclass(frozen=True)
 class ClusterSettings:
     """A cluster-sampler run: ``samples`` draws per chain, one every ``thin`` sweeps, after ``warmup`` sweeps;
-    ``checkpoint_every`` draws per chain between checkpoints."""
+    ``checkpoint_every`` draws per chain at a time, after which a checkpoint may be written (:mod:`rgppl.loop`)."""
 
     chains: int = 4
     warmup: int = 500

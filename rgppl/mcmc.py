@@ -38,7 +38,8 @@ EXTRA_FIELDS = ("num_steps", "diverging", "accept_prob", "potential_energy", "en
 
 @dataclass(frozen=True)
 class NUTSSettings:
-    """What a NUTS run does.  ``checkpoint_every`` is the number of draws per chain between checkpoints;
+    """What a NUTS run does.  ``checkpoint_every`` draws per chain run at a time, after which a checkpoint may be
+    written (:mod:`rgppl.loop`);
     ``dense_mass`` adapts a full covariance as the mass matrix (NumPyro's ``dense_mass``) instead of a diagonal."""
 
     chains: int = 4

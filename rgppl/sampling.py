@@ -24,6 +24,7 @@ from rgppl.errors import InputError, require
 from rgppl.infer.independence import MISSettings, run_mis
 from rgppl.infer.neutra import run_neutra
 from rgppl.infer.training import TrainedFlow
+from rgppl.loop import CHECKPOINT_SECONDS, checkpointing_every
 from rgppl.mcmc import NUTSSettings, run_nuts
 from rgppl.precision import computing_in
 from rgppl.wirg.model import WIRGModel
@@ -147,12 +148,15 @@ def sample(
     resume: bool = False,
     progress: bool = True,
     precision: str = "float32",
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ):
     """Draw from ``p(phi) ∝ exp(-E(phi))`` of ``hamiltonian`` with the sampler ``config`` selects; a DataTree.
 
     ``hamiltonian`` may be ``None`` only for :class:`WIRG` on fields of unknown energy.  One root key
     ``PRNGKey(seed)`` per run: the same seed gives the same draws, on any number of devices
     (:mod:`rgppl.mesh`).  ``precision``: ``"float32"`` or ``"float64"`` (:mod:`rgppl.precision`).
+    ``checkpoint=PATH`` writes checkpoints there, at most one per ``checkpoint_seconds`` within a stage and one at
+    each stage's end (:func:`rgppl.loop.checkpointing_every`).
     """
     require(
         hamiltonian is not None or isinstance(config, WIRG),
@@ -160,5 +164,5 @@ def sample(
         None,
         "a Hamiltonian (only the WIRG generator samples fields of unknown energy)",
     )
-    with computing_in(precision):
+    with computing_in(precision), checkpointing_every(checkpoint_seconds):
         return _run(config, hamiltonian, seed, checkpoint, resume, progress)

@@ -88,6 +88,12 @@ BAD = [
     ("wrong type of chains", ("chains = 2", "chains = 2.5"), "nuts.chains", "an integer"),
     ("unknown sampler", ('sampler = "nuts"', 'sampler = "gibbs"'), "run.sampler", "valid samplers"),
     ("unknown precision", ('sampler = "nuts"', 'sampler = "nuts"\nprecision = "float16"'), "run.precision", "one of"),
+    (
+        "negative checkpoint interval",
+        ('sampler = "nuts"', 'sampler = "nuts"\ncheckpoint_seconds = -1'),
+        "run.checkpoint_seconds",
+        "a number of seconds >= 0",
+    ),
     ("unknown preset coupling", ("m2 = 0.5", "m2 = 0.5\nmu = 1.0"), "hamiltonian.mu", "valid keys"),
     ("unknown top-level key", ('name = "tiny"', 'name = "tiny"\nlatice = 3'), "latice", "valid keys"),
     (
@@ -348,6 +354,7 @@ def test_cli_writes_readable_netcdf_json_and_never_overwrites(tmp_path, capsys):
         "seed": 1,
         "output": "results/tiny",
         "precision": "float32",
+        "checkpoint_seconds": 10.0,
     }
     assert record["card"]["nuts"]["target_accept"] == 0.8  # the resolved card holds the defaults too
     assert record["details"]["exact"]["ln_z"] == pytest.approx(free_field_logz(4, 0.5), rel=1e-12)

@@ -30,6 +30,7 @@ from rgppl.infer import (
     train_flow,
 )
 from rgppl.lattice import Lattice
+from rgppl.loop import checkpointing_every
 from tests.stats import family_threshold
 
 FLOW = FlowSettings(width=16, couplings=2, kernel=1, knots=0, symmetric=False)  # small and affine: fast to train
@@ -165,7 +166,7 @@ def test_training_resumes_bit_for_bit_and_same_seed_same_result(tmp_path, monkey
 
     path = tmp_path / "svi"
     monkeypatch.setattr(checkpoints, "save", interrupted_save)
-    with pytest.raises(KeyboardInterrupt):
+    with checkpointing_every(0), pytest.raises(KeyboardInterrupt):  # a checkpoint every 50 steps
         train_flow(h, FLOW, settings, seed=7, checkpoint=path, progress=False)
     monkeypatch.setattr(checkpoints, "save", save)
     saved_less_often = replace(settings, checkpoint_every=100)  # when it saves is not part of the run
@@ -198,7 +199,7 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoin
     cliff = Custom(lambda p: jnp.where(jnp.abs(p).max() > 5.5, jnp.nan, 0.0), name="cliff")
     h = Hamiltonian(Lattice(4), (Gradient(1.0), Mass(0.05), cliff))
     path = tmp_path / "c"
-    with pytest.raises(SamplingDiverged, match="non-finite.*last good checkpoint is kept"):
+    with checkpointing_every(0), pytest.raises(SamplingDiverged, match="non-finite.*last good checkpoint is kept"):
         train_flow(
             h,
             FLOW,

@@ -20,8 +20,9 @@ from rgppl.cli import main
 
 pytestmark = pytest.mark.slow
 
-HEAD = (
-    'name = "killed"\n[lattice]\nshape = [{L}, {L}]\n[hamiltonian]\npreset = "{preset}"\n[run]\nsampler = "{sampler}"\n'
+HEAD = (  # a checkpoint every checkpoint_every units, so that the kill falls inside the stage
+    'name = "killed"\n[lattice]\nshape = [{L}, {L}]\n[hamiltonian]\npreset = "{preset}"\n'
+    '[run]\nsampler = "{sampler}"\ncheckpoint_seconds = 0\n'
 )
 # stage: (card, checkpoint the stage writes, the phase (index) it has reached when the kill comes, the draws compared)
 CASES = {

@@ -167,7 +167,7 @@ def test_a_run_killed_in_its_warm_up_resumes_to_the_uninterrupted_draws(tmp_path
         real_save(*args)
 
     monkeypatch.setattr(loop, "_save", killed_after_two)
-    with pytest.raises(KeyboardInterrupt):
+    with loop.checkpointing_every(0), pytest.raises(KeyboardInterrupt):  # a checkpoint every 20 draws
         run_nuts(h, settings, seed=5, checkpoint=path, progress=False)
     monkeypatch.setattr(loop, "_save", real_save)
     assert [args[3].phase for args in saves] == [0, 0]  # both checkpoints fell inside the warm-up
@@ -175,6 +175,24 @@ def test_a_run_killed_in_its_warm_up_resumes_to_the_uninterrupted_draws(tmp_path
     np.testing.assert_array_equal(resumed.posterior["phi"].values, whole.posterior["phi"].values)
     np.testing.assert_array_equal(resumed.sample_stats["step_size"].values, whole.sample_stats["step_size"].values)
     assert resumed.attrs["warmup_gradient_evaluations"] == whole.attrs["warmup_gradient_evaluations"]
+
+
+@pytest.mark.parametrize("seconds, phases", [(0, [0, 0, 0, 1, 1]), (3600, [0, 1])])
+def test_checkpoints_fall_every_checkpoint_every_draws_no_more_often_than_checkpoint_seconds(
+    seconds, phases, tmp_path, monkeypatch
+):
+    """Within a phase a checkpoint waits for ``checkpoint_seconds`` to pass since the last one; a phase's end always
+    writes one.  The run resumed from the last equals the uninterrupted run either way."""
+    h, saves = free_field(4, m2=1.0), []
+    settings = NUTSSettings(chains=2, warmup=60, samples=40, checkpoint_every=20)
+    real_save = loop._save
+    monkeypatch.setattr(loop, "_save", lambda *args: saves.append(args[3].phase) or real_save(*args))
+    with loop.checkpointing_every(seconds):
+        run_nuts(h, settings, seed=5, checkpoint=tmp_path / "nuts", progress=False)
+    assert saves == phases
+    with pytest.raises(InputError, match="checkpoint_seconds.*a number of seconds >= 0"):
+        with loop.checkpointing_every(float("nan")):
+            pass
 
 
 def test_a_checkpoint_of_an_earlier_rgppl_a_file_is_refused_with_a_clear_error(tmp_path):

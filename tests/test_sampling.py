@@ -119,7 +119,7 @@ def test_mis_killed_mid_run_resumes_to_the_uninterrupted_draws_and_only_with_its
 
     monkeypatch.setattr(loop, "_save", killed_after_two)
     with pytest.raises(KeyboardInterrupt):
-        sample(h, config, seed=3, checkpoint=path, progress=False)
+        sample(h, config, seed=3, checkpoint=path, checkpoint_seconds=0, progress=False)
     monkeypatch.setattr(loop, "_save", real_save)
     resumed = sample(h, config, seed=3, checkpoint=path, resume=True, progress=False)
     np.testing.assert_array_equal(resumed.posterior["phi"].values, whole.posterior["phi"].values)
@@ -153,6 +153,7 @@ def test_a_nan_mid_run_stops_mis_and_the_wirg_generator_and_keeps_the_last_check
             MIS(rough_flow, MISSettings(chains=2, warmup=0, samples=60, checkpoint_every=20)),
             seed=3,
             checkpoint=path,
+            checkpoint_seconds=0,  # a checkpoint after every chunk
             progress=False,
         )
     assert checkpoints.saved_meta(path)["done"] == 20  # the chunk before the NaN
@@ -174,6 +175,7 @@ def test_a_nan_mid_run_stops_mis_and_the_wirg_generator_and_keeps_the_last_check
             WIRG(model, GeneratorSettings(samples=8, groups=2, warmup=10, steps=5)),
             seed=0,
             checkpoint=path,
+            checkpoint_seconds=0,
             progress=False,
         )
     assert checkpoints.saved_meta(path)["done"] == 1  # a scale before the NaN, whole

@@ -23,7 +23,8 @@ from rgppl.loop import Phase, run_phases
 @dataclass(frozen=True)
 class MISSettings:
     """``chains`` independent chains of ``samples`` draws each (after ``warmup`` discarded steps), advanced
-    ``checkpoint_every`` proposals per chain at a time (one batch of flow draws) between checkpoints."""
+    ``checkpoint_every`` proposals per chain at a time (one batch of flow draws), after which a checkpoint may be
+    written (:mod:`rgppl.loop`)."""
 
     chains: int = 4
     warmup: int = 100

@@ -30,8 +30,9 @@ before the mode-seeking reverse KL refines it.  :func:`stages` spells a setting 
 Adam (optax) with global-norm clipping and a cosine-decayed learning rate.  rgppl's run loop
 (:mod:`rgppl.loop`) runs ``lax.scan`` chunks of ``report_every`` steps compiled once, shows the loss in a
 progress bar, and every
-``checkpoint_every`` steps estimates F_q and the importance-sampling ESS on fresh draws and writes the
-whole SVI state to a checkpoint (:mod:`rgppl.checkpoints`); ``resume=True`` continues bit for bit.  A
+``checkpoint_every`` steps estimates F_q and the importance-sampling ESS on fresh draws and may write the
+whole SVI state to a checkpoint (:mod:`rgppl.checkpoints`; at most one per ``checkpoint_seconds``, see
+:mod:`rgppl.loop`); ``resume=True`` continues bit for bit.  A
 non-finite loss, or one more than ``EXPLODED_NATS_PER_SITE`` per site above the best chunk so far, stops
 the run with :class:`SamplingDiverged`; the last good checkpoint is kept.
 """
