@@ -53,7 +53,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", default="bf273ab", help="the earlier commit")
     parser.add_argument("--cards", nargs="+", default=CARDS, help="built-in cards to run")
-    parser.add_argument("--pairs", type=int, default=3, help="runs of each card at each commit")
+    parser.add_argument("--pairs", type=int, default=5, help="runs of each card at each commit")
     args = parser.parse_args()
     before = subprocess.run(
         ["git", "rev-parse", args.before], cwd=ROOT, capture_output=True, text=True, check=True
@@ -84,14 +84,24 @@ def main():
         ratio = (paired[(stage, "now")] / paired[(stage, "before")]).groupby("card")
         table[f"{stage}_ratio"], table[f"{stage}_ratio_min"] = ratio.median(), ratio.min()
         table[f"{stage}_ratio_max"] = ratio.max()
+    pooled = {  # every pair of every card: the geometric mean of now / before, with its standard error
+        stage: np.log(paired[(stage, "now")] / paired[(stage, "before")]) for stage in ("wall_s", "sampling_s")
+    }
+    table.loc["all_cards"] = {
+        **{f"{stage}_ratio": np.exp(logs.mean()) for stage, logs in pooled.items()},
+        **{
+            f"{stage}_ratio_stderr": np.exp(logs.mean()) * logs.std(ddof=1) / np.sqrt(len(logs))
+            for stage, logs in pooled.items()
+        },
+    }
     archive("overhead")
     out = CURRENT / "overhead"
     out.mkdir(parents=True)
     figures = [
-        figure(f"{card}/{column}", value, run=card)
+        figure(f"{card}/{column}", value, row.get(f"{column}_stderr"), run=card)
         for card, row in table.iterrows()
         for column, value in row.items()
-        if np.isfinite(value)
+        if np.isfinite(value) and not column.endswith("_stderr")
     ]
     write_record(
         out,
@@ -110,14 +120,16 @@ def main():
         figures=figures,
         details={"runs": rows},
     )
-    shown = table[["wall_s_before", "wall_s_now", "wall_s_ratio", "sampling_s_before", "sampling_s_now"]].copy()
-    shown["sampling_s_ratio"] = table["sampling_s_ratio"]
+    shown = table[
+        ["wall_s_before", "wall_s_now", "wall_s_ratio", "sampling_s_before", "sampling_s_now", "sampling_s_ratio"]
+    ]
     publish(
         out,
         f"# A run now against the same run at {before[:7]}\n\n"
         f"Each built-in card run end to end {args.pairs} times at each commit, alternated. `wall_s`: the whole "
         "process, median; `sampling_s`: the record's sampling stage, median; `ratio`: now / before, the median of "
-        "the pairs' ratios.\n\n" + markdown_table(shown) + "\n",
+        "the pairs' ratios; `all_cards`: the geometric mean of every pair's ratio, ± its standard error in the "
+        "record.\n\n" + markdown_table(shown) + "\n",
     )
 
 
