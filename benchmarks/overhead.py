@@ -87,6 +87,8 @@ def main():
     pooled = {  # every pair of every card: the geometric mean of now / before, with its standard error
         stage: np.log(paired[(stage, "now")] / paired[(stage, "before")]) for stage in ("wall_s", "sampling_s")
     }
+    for stage in pooled:
+        table[f"{stage}_ratio_stderr"] = np.nan  # known for the pooled row only
     table.loc["all_cards"] = {
         **{f"{stage}_ratio": np.exp(logs.mean()) for stage, logs in pooled.items()},
         **{
@@ -97,8 +99,9 @@ def main():
     archive("overhead")
     out = CURRENT / "overhead"
     out.mkdir(parents=True)
+    known = lambda value: value if value is not None and np.isfinite(value) else None
     figures = [
-        figure(f"{card}/{column}", value, row.get(f"{column}_stderr"), run=card)
+        figure(f"{card}/{column}", value, known(row.get(f"{column}_stderr")), run=card)
         for card, row in table.iterrows()
         for column, value in row.items()
         if np.isfinite(value) and not column.endswith("_stderr")

@@ -11,7 +11,8 @@ multi-GPU node the same command measures the speed-up.  Every workload has a fix
 * ``training``: a NeuralRG flow on the Ising dual at T_c, L = 8, 100 steps of batch 256;
 * ``wirg_fit`` and ``wirg_generate``: a fit on 1024 free-field fields at L = 32, then 512 generated fields.
 * ``checkpoint``: the cluster workload with an Orbax checkpoint every 20 draws (15 of them, the state sharded over
-  the devices; ``checkpoint_seconds = 0``), compiled beforehand; its stage is its wall time less that of the same run without checkpoints.
+  the devices; ``checkpoint_seconds = 0``), compiled beforehand; its stage is its wall time less that of the same
+  run without checkpoints.
 
     python benchmarks/scaling.py            # writes benchmarks/results/current/scaling/ (record and page)
     python benchmarks/scaling.py --devices 1 2 4 8
