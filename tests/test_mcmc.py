@@ -182,7 +182,7 @@ def test_checkpoints_fall_every_checkpoint_every_draws_no_more_often_than_checkp
     seconds, phases, tmp_path, monkeypatch
 ):
     """Within a phase a checkpoint waits for ``checkpoint_seconds`` to pass since the last one; a phase's end always
-    writes one.  The run resumed from the last equals the uninterrupted run either way."""
+    writes one.  A number of seconds that is not one >= 0 is refused."""
     h, saves = free_field(4, m2=1.0), []
     settings = NUTSSettings(chains=2, warmup=60, samples=40, checkpoint_every=20)
     real_save = loop._save
