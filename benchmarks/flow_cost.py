@@ -12,7 +12,7 @@ NeuTra gradient, on the Ising dual at T_c with the default flow (``FlowSettings(
   ``affine`` (``knots = 0``: Li & Wang's affine couplings instead of splines) and ``kernel1`` (each block reads
   only its own conditioning pair).  Their cost does not depend on the parameters' values.
 
-Each figure is the best of 3 repetitions.
+The draws' and gradients' figures are the best of 3 repetitions; training's comes from its one pair of runs.
 
     python benchmarks/flow_cost.py            # writes benchmarks/results/current/flow_cost/ (record and page)
 """
