@@ -1,4 +1,4 @@
-"""Where a NeuralRG flow's time goes: seconds per field of a training step, of a draw with its ln q, and of a
+"""Where a NeuralRG flow's time goes: microseconds per field of a training step, of a draw with its ln q, and of a
 NeuTra gradient, on the Ising dual at T_c with the default flow (``FlowSettings()``), at L = 8, 16 and 32.
 
 * ``training``: the path-gradient step of ``train_flow`` at batch 256, from two runs of different length (the
@@ -8,9 +8,10 @@ NeuTra gradient, on the Ising dual at T_c with the default flow (``FlowSettings(
   energy, IS ln Z and MIS proposals), compiled beforehand;
 * ``neutra_gradient_C``: the gradient of the latent-space potential ``U(z) = E(g(z)) - ln|det dg/dz|`` (what
   NeuTra-NUTS evaluates at each leapfrog step) for ``C`` chains at once, per chain, compiled beforehand;
-* the same two without training, for the default flow and for two ablations that say where its time goes:
-  ``affine`` (``knots = 0``: Li & Wang's affine couplings instead of splines) and ``kernel1`` (each block reads
-  only its own conditioning pair).  Their cost does not depend on the parameters' values.
+* for untrained flows, the default and two ablations that say where its time goes (``affine``, ``knots = 0``:
+  Li & Wang's affine couplings instead of splines; ``kernel1``: each block reads only its own conditioning pair):
+  ``<variant>_draw``, the forward pass to the field and its energy (no ln q, no inverse pass), and NeuTra's
+  gradient.  Their cost does not depend on the parameters' values.
 
 The draws' and gradients' figures are the best of 3 repetitions; training's comes from its one pair of runs.
 
