@@ -76,8 +76,8 @@ def costs(side: int, steps: tuple[int, int]) -> dict:
     return row
 
 
-def neutra_gradients(hamiltonian, flow, key) -> dict:
-    """Microseconds per chain of the gradient of ``U(z) = E(g(z)) - ln|det dg/dz|`` for 4 and 64 chains."""
+def neutra_gradients(hamiltonian, flow, key, chains=(4, 64)) -> dict:
+    """Microseconds per chain of the gradient of ``U(z) = E(g(z)) - ln|det dg/dz|`` for each number of ``chains``."""
 
     def potential(z):
         x, log_det = flow.transform_and_log_det(z)
@@ -85,9 +85,9 @@ def neutra_gradients(hamiltonian, flow, key) -> dict:
 
     gradient, side = jax.jit(jax.vmap(jax.grad(potential))), hamiltonian.lattice.shape[0]
     row = {}
-    for chains in (4, 64):
-        z = jax.random.normal(key, (chains, side, side))
-        row[f"neutra_gradient_{chains}_us_per_chain"] = 1e6 * best_seconds(lambda: gradient(z)) / chains
+    for n in chains:
+        z = jax.random.normal(key, (n, side, side))
+        row[f"neutra_gradient_{n}_us_per_chain"] = 1e6 * best_seconds(lambda: gradient(z)) / n
     return row
 
 
