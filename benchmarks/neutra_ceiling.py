@@ -14,7 +14,9 @@ the flow.  So, per lattice side, on phi^4 in hopping form at beta = 0.68 (issue 
 * ``ceiling_ess_per_s`` = ``latent_ess_per_1k_grad / 1000 * 1e6 / flow_gradient_us``: NeuTra's ESS per second
   with a perfect flow at this cost, training not counted; ``ceiling_over_nuts``, its ratio to plain NUTS, and
   ``cost_cut_to_tie`` = ``1 / ceiling_over_nuts``, how many times cheaper the flow's gradient must get before even
-  a perfect flow ties with plain NUTS.
+  a perfect flow ties with plain NUTS;
+* ``couplings4_gradient_us`` and ``couplings4_ceiling_over_nuts``: the same for the flow with 4 couplings per
+  sublayer (``flow_sweep``'s cheaper flow of equal KL), timed right after the default one.
 
     python benchmarks/neutra_ceiling.py            # writes benchmarks/results/current/neutra_ceiling/
 """
@@ -52,14 +54,19 @@ def best_nuts(hamiltonian, column: str) -> tuple[float, float]:
     return max(results)
 
 
+def flow_gradient(model, settings: FlowSettings) -> float:
+    """Microseconds per chain of NeuTra's gradient through a flow of ``settings`` on ``model``, 64 chains."""
+    flow = NeuralRGFlow(jax.random.PRNGKey(0), model.lattice, settings)
+    return neutra_gradients(model, flow, jax.random.PRNGKey(1), chains=(64,))["neutra_gradient_64_us_per_chain"]
+
+
 def row(side: int) -> dict:
     """The figures of the module docstring at ``side``."""
     model = phi4_hopping((side, side), BETA)
     standard_normal = Hamiltonian(Lattice((side, side)), (Mass(1.0),), name="standard_normal")
     nuts, nuts_target = best_nuts(model, "ess_per_s")
     latent, latent_target = best_nuts(standard_normal, "ess_per_1k_grad")
-    flow = NeuralRGFlow(jax.random.PRNGKey(0), model.lattice, FlowSettings())
-    gradient = neutra_gradients(model, flow, jax.random.PRNGKey(1), chains=(64,))["neutra_gradient_64_us_per_chain"]
+    gradient, cheaper = (flow_gradient(model, settings) for settings in (FlowSettings(), FlowSettings(couplings=4)))
     ceiling = latent / 1000 * 1e6 / gradient
     out = {
         "L": side,
@@ -71,6 +78,8 @@ def row(side: int) -> dict:
         "ceiling_ess_per_s": ceiling,
         "ceiling_over_nuts": ceiling / nuts,
         "cost_cut_to_tie": nuts / ceiling,
+        "couplings4_gradient_us": cheaper,
+        "couplings4_ceiling_over_nuts": latent / 1000 * 1e6 / cheaper / nuts,
     }
     print(out, flush=True)
     return out
