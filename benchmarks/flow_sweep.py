@@ -12,8 +12,8 @@ its ``[svi]`` (maximum likelihood on its Swendsen-Wang fields, then path-gradien
   (``TrainedFlow.draw``), and ``gradient_us_L<side>``, NeuTra's gradient of ``U(z) = E(g(z)) - ln|det dg/dz|``
   per chain for 64 chains; the best of 3 after compilation (``flow_cost``'s timers).
 
-The question is the one of issue 44's first item: which flows cost less per field at equal KL.  KL is measured at
-L = 8 only: a variant that loses KL there has lost it.
+The question is which flows cost less per field at equal KL.  KL is measured at L = 8 only: a variant that loses
+KL there has lost it.
 
     python benchmarks/flow_sweep.py            # writes benchmarks/results/current/flow_sweep/ (record and page)
 """
@@ -33,7 +33,7 @@ from rgppl.cards import load_card, resolve_card
 from rgppl.infer.free_energy import free_energy
 from rgppl.infer.independence import run_mis
 from rgppl.infer.training import grow
-from rgppl.jobs.neuralrg import _training_data
+from rgppl.jobs.neuralrg import training_data
 from rgppl.lattice import Lattice
 from rgppl.record import figure, write_record
 from rgppl.report import markdown_table
@@ -54,7 +54,7 @@ def measure(card, name: str) -> dict:
     """Train variant ``name`` of ``card`` and return its row (see the module docstring)."""
     flow_changes, svi_changes = VARIANTS[name]
     flow, svi, h = replace(card.flow, **flow_changes), replace(card.svi, **svi_changes), card.hamiltonian
-    data = _training_data(h, svi, card.data, card.seed)
+    data = training_data(h, svi, card.data, card.seed)
     start = time.perf_counter()
     trained = train_flow(h, flow, svi, data=data, seed=card.seed, progress=False)
     row = {"variant": name, "training_s": time.perf_counter() - start, "n_params": trained.n_params}

@@ -2,7 +2,7 @@
 
 NeuTra-NUTS runs NUTS on ``U(z) = E(g(z)) - ln|det dg/dz|``.  For a perfect flow ``U`` is the standard normal's
 ``|z|^2 / 2``, and NUTS mixes there as well as it ever can; each of its gradients then costs one gradient through
-the flow.  So, per lattice side, on phi^4 in hopping form at beta = 0.68 (issue 44's model for NeuTra):
+the flow.  So, per lattice side, on phi^4 in hopping form at beta = 0.68 (where NeuTra is compared with plain NUTS):
 
 * ``nuts_ess_per_s``: plain NUTS (4 chains, 1000 warm-up and 4000 draws each), bulk ESS of |m| per second of
   sampling, at the best of ``TARGETS`` (``nuts_target``);

@@ -79,8 +79,12 @@ def _free_energy_figures(stats: dict, mis_acceptance: float) -> list[dict]:
     ]
 
 
-def _training_data(h, svi, data_file, seed: int):
-    """The fields the flow's maximum-likelihood steps fit: the card's file, the Ising dual's own draws, or none."""
+def training_data(h, svi, data_file, seed: int):
+    """The fields that ``svi``'s maximum-likelihood steps (and forward or mixed objective) fit on ``h``'s lattice.
+
+    ``data_file``'s ensemble if given; else, when ``svi`` trains on data, ``TRAINING_FIELDS`` fields of the Ising
+    dual drawn through its spins (:func:`~rgppl.ensembles.ising_dual_fields`); else ``None``.
+    """
     if data_file:
         return load_ensemble(data_file, h.lattice)
     return ising_dual_fields(h, TRAINING_FIELDS, seed=seed) if svi.trains_on_data else None
@@ -92,7 +96,7 @@ def run_neuralrg(card, out, *, resume: bool = False, progress: bool = True) -> d
     for side, settings in card.grow:
         smaller = h.on(Lattice(side))
         with clock.stage("data"):
-            data = _training_data(smaller, settings, None, card.seed)
+            data = training_data(smaller, settings, None, card.seed)
         with clock.stage("training"):
             trained = train_flow(
                 smaller,
@@ -106,7 +110,7 @@ def run_neuralrg(card, out, *, resume: bool = False, progress: bool = True) -> d
                 progress=progress,
             )
     with clock.stage("data"):
-        data = _training_data(h, card.svi, card.data, card.seed)
+        data = training_data(h, card.svi, card.data, card.seed)
     with clock.stage("training"):
         trained = train_flow(
             h,
