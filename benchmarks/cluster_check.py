@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from index import CURRENT, write_index  # benchmarks/index.py, beside this script
-from record import archive, run  # benchmarks/record.py
+from index import write_index  # benchmarks/index.py, beside this script
+from record import fresh_current, run  # benchmarks/record.py
 from scipy.stats import norm
 
 from rgppl.diagnostics import mean_with_error
@@ -79,9 +79,7 @@ def main():
         cards = {f"{s}_L{L}": read_record(out)["card"] for (L, s), out in outs.items()}
     threshold = float(norm.isf(0.025 / len(figures)))  # two-sided 5 % family-wise, Bonferroni
     worst = max(abs(f["z"]) for f in figures)
-    archive("cluster_check")
-    out = CURRENT / "cluster_check"
-    out.mkdir(parents=True)
+    out = fresh_current("cluster_check")
     card = {
         "name": "cluster_check",
         "description": __doc__.split("\n\n")[0],

@@ -24,12 +24,12 @@ import time
 import jax
 import jax.numpy as jnp
 import pandas as pd
-from index import CURRENT, publish  # benchmarks/index.py, beside this script
-from record import archive  # benchmarks/record.py
+from index import publish  # benchmarks/index.py, beside this script
+from record import cell_figures, fresh_current  # benchmarks/record.py
 
 from rgppl import FlowSettings, SVISettings, ising_dual, train_flow
 from rgppl.flows.neuralrg import NeuralRGFlow
-from rgppl.record import figure, write_record
+from rgppl.record import write_record
 from rgppl.report import markdown_table
 
 BATCH, DRAWS, REPEATS = 256, 4096, 3
@@ -98,14 +98,8 @@ def main():
     start = time.perf_counter()
     rows = [costs(side, {8: (50, 150), 16: (20, 60)}.get(side, (10, 30))) for side in args.sides]
     table = pd.DataFrame(rows).set_index("L")
-    archive("flow_cost")
-    out = CURRENT / "flow_cost"
-    out.mkdir(parents=True)
-    figures = [
-        figure(f"L{side}/{column}", value, run=f"L{side}")
-        for side, row in table.iterrows()
-        for column, value in row.items()
-    ]
+    out = fresh_current("flow_cost")
+    figures = cell_figures(table, label=lambda side: f"L{side}")
     write_record(
         out,
         job="benchmark",

@@ -4,7 +4,7 @@ Each variant changes one thing of that card's flow or training (``VARIANTS``) an
 its ``[svi]`` (maximum likelihood on its Swendsen-Wang fields, then path-gradient SVI), seed 0.  Per variant:
 
 * ``training_s``: the wall time of that training, compilation included (the card's training stage);
-* ``kl_nats`` (with ``kl_err``), ``ess_fraction``, ``k_hat``: from ``[free_energy] samples`` draws of ``q_sym``
+* ``kl_nats`` (with ``kl_nats_stderr``), ``ess_fraction``, ``k_hat``: from ``[free_energy] samples`` draws of ``q_sym``
   against the exact ln Z (Kaufman), as the card's record gives them; ``mis_acceptance``: the independence
   sampler's acceptance over the card's ``[mis]`` run;
 * per field at L = 8, 16 and 32 (the trained flow grown to the larger lattice, :func:`~rgppl.infer.grow`, whose
@@ -25,8 +25,8 @@ from dataclasses import replace
 import jax
 import pandas as pd
 from flow_cost import best_seconds, neutra_gradients  # benchmarks/flow_cost.py, beside this script
-from index import CURRENT, publish  # benchmarks/index.py
-from record import archive  # benchmarks/record.py
+from index import publish  # benchmarks/index.py
+from record import cell_figures, fresh_current  # benchmarks/record.py
 
 from rgppl import train_flow
 from rgppl.cards import load_card, resolve_card
@@ -35,7 +35,7 @@ from rgppl.infer.independence import run_mis
 from rgppl.infer.training import grow
 from rgppl.jobs.neuralrg import training_data
 from rgppl.lattice import Lattice
-from rgppl.record import figure, write_record
+from rgppl.record import write_record
 from rgppl.report import markdown_table
 
 CARD = "ising_dual_neuralrg_L8"
@@ -50,17 +50,20 @@ VARIANTS = {  # name: (changes to [flow], changes to [svi])
 }
 
 
-def measure(card, name: str) -> dict:
-    """Train variant ``name`` of ``card`` and return its row (see the module docstring)."""
+def measure(card, name: str, data) -> dict:
+    """Train variant ``name`` of ``card`` on ``data`` (the card's training fields) and return its row (see the
+    module docstring)."""
     flow_changes, svi_changes = VARIANTS[name]
     flow, svi, h = replace(card.flow, **flow_changes), replace(card.svi, **svi_changes), card.hamiltonian
-    data = training_data(h, svi, card.data, card.seed)
     start = time.perf_counter()
     trained = train_flow(h, flow, svi, data=data, seed=card.seed, progress=False)
     row = {"variant": name, "training_s": time.perf_counter() - start, "n_params": trained.n_params}
     stats = free_energy(trained, samples=card.free_energy_samples, seed=card.seed)
     row.update(
-        kl_nats=stats["kl_nats"], kl_err=stats["F_q_err"], ess_fraction=stats["ess_fraction"], k_hat=stats["k_hat"]
+        kl_nats=stats["kl_nats"],
+        kl_nats_stderr=stats["F_q_err"],
+        ess_fraction=stats["ess_fraction"],
+        k_hat=stats["k_hat"],
     )
     row["mis_acceptance"] = run_mis(trained, card.mis, seed=card.seed, progress=False).attrs["acceptance"]
     key = jax.random.PRNGKey(1)
@@ -79,18 +82,12 @@ def main():
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
     card, start = load_card(resolve_card(CARD)), time.perf_counter()
-    rows = [measure(card, name) for name in args.variants]
+    data = training_data(card.hamiltonian, card.svi, card.data, card.seed)  # no variant changes what it trains on
+    rows = [measure(card, name, data) for name in args.variants]
     table = pd.DataFrame(rows).set_index("variant")
     training = float(table["training_s"].sum())
-    archive("flow_sweep")
-    out = CURRENT / "flow_sweep"
-    out.mkdir(parents=True)
-    figures = [
-        figure(f"{variant}/{column}", value, stderr=row["kl_err"] if column == "kl_nats" else None, run=variant)
-        for variant, row in table.iterrows()
-        for column, value in row.items()
-        if column != "kl_err"
-    ]
+    out = fresh_current("flow_sweep")
+    figures = cell_figures(table)
     write_record(
         out,
         job="benchmark",

@@ -23,12 +23,13 @@ the flow.  So, per lattice side, on phi^4 in hopping form at beta = 0.68 (where 
 
 import argparse
 import time
+from dataclasses import replace
 
 import jax
 import pandas as pd
 from flow_cost import neutra_gradients  # benchmarks/flow_cost.py, beside this script
-from index import CURRENT, publish  # benchmarks/index.py
-from record import archive  # benchmarks/record.py
+from index import publish  # benchmarks/index.py
+from record import cell_figures, fresh_current  # benchmarks/record.py
 
 from rgppl import FlowSettings, Hamiltonian, NUTSSettings, phi4_hopping
 from rgppl.diagnostics import summary
@@ -36,7 +37,7 @@ from rgppl.flows.neuralrg import NeuralRGFlow
 from rgppl.hamiltonians import Mass
 from rgppl.lattice import Lattice
 from rgppl.mcmc import run_nuts
-from rgppl.record import figure, write_record
+from rgppl.record import write_record
 from rgppl.report import markdown_table
 
 BETA = 0.68
@@ -48,8 +49,7 @@ def best_nuts(hamiltonian, column: str) -> tuple[float, float]:
     """``(best value of column for |m|, its target acceptance)`` over NUTS runs at each of ``TARGETS``."""
     results = []
     for target in TARGETS:
-        settings = NUTSSettings(**{**SETTINGS.__dict__, "target_accept": target})
-        dt = run_nuts(hamiltonian, settings, seed=0, progress=False)
+        dt = run_nuts(hamiltonian, replace(SETTINGS, target_accept=target), seed=0, progress=False)
         results.append((float(summary(dt, ["abs_m"]).loc["abs_m", column]), target))
     return max(results)
 
@@ -67,7 +67,8 @@ def row(side: int) -> dict:
     nuts, nuts_target = best_nuts(model, "ess_per_s")
     latent, latent_target = best_nuts(standard_normal, "ess_per_1k_grad")
     gradient, cheaper = (flow_gradient(model, settings) for settings in (FlowSettings(), FlowSettings(couplings=4)))
-    ceiling = latent / 1000 * 1e6 / gradient
+    ceiling_at = lambda us: latent / 1000 * 1e6 / us  # ESS per second of a perfect flow whose gradient costs us
+    ceiling = ceiling_at(gradient)
     out = {
         "L": side,
         "nuts_ess_per_s": nuts,
@@ -79,7 +80,7 @@ def row(side: int) -> dict:
         "ceiling_over_nuts": ceiling / nuts,
         "cost_cut_to_tie": nuts / ceiling,
         "couplings4_gradient_us": cheaper,
-        "couplings4_ceiling_over_nuts": latent / 1000 * 1e6 / cheaper / nuts,
+        "couplings4_ceiling_over_nuts": ceiling_at(cheaper) / nuts,
     }
     print(out, flush=True)
     return out
@@ -92,9 +93,7 @@ def main():
     start = time.perf_counter()
     rows = [row(side) for side in args.sides]
     table = pd.DataFrame(rows).set_index("L")
-    archive("neutra_ceiling")
-    out = CURRENT / "neutra_ceiling"
-    out.mkdir(parents=True)
+    out = fresh_current("neutra_ceiling")
     write_record(
         out,
         job="benchmark",
@@ -110,11 +109,7 @@ def main():
             "flow": FlowSettings().__dict__,
         },
         stages={"sampling": time.perf_counter() - start},
-        figures=[
-            figure(f"L{side}/{column}", value, run=f"L{side}")
-            for side, values in table.iterrows()
-            for column, value in values.items()
-        ],
+        figures=cell_figures(table, label=lambda side: f"L{side}"),
         details={"table": rows},
     )
     publish(

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from index import CURRENT, publish  # benchmarks/index.py, beside this script
-from record import archive  # benchmarks/record.py
+from index import publish  # benchmarks/index.py, beside this script
+from record import cell_figures, fresh_current  # benchmarks/record.py
 
-from rgppl.record import figure, write_record
+from rgppl.record import write_record
 from rgppl.report import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,16 +96,8 @@ def main():
             for stage, logs in pooled.items()
         },
     }
-    archive("overhead")
-    out = CURRENT / "overhead"
-    out.mkdir(parents=True)
-    known = lambda value: value if value is not None and np.isfinite(value) else None
-    figures = [
-        figure(f"{card}/{column}", value, known(row.get(f"{column}_stderr")), run=card)
-        for card, row in table.iterrows()
-        for column, value in row.items()
-        if np.isfinite(value) and not column.endswith("_stderr")
-    ]
+    out = fresh_current("overhead")
+    figures = cell_figures(table)
     write_record(
         out,
         job="benchmark",

@@ -16,10 +16,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from index import CURRENT, write_index  # benchmarks/index.py, beside this script
 
 from rgppl.cli import main as rgppl
-from rgppl.record import read_record
+from rgppl.record import figure, read_record
 
 ARCHIVE = CURRENT.parent / "archive"
 KEPT = ("record.json", "summary.md", "comparison.md", "fidelity.csv", "latents.md", "index.html", "*.png")
@@ -36,6 +37,26 @@ def archive(name: str) -> Path | None:
     shutil.rmtree(target, ignore_errors=True)
     shutil.move(current, target)
     return target
+
+
+def fresh_current(name: str) -> Path:
+    """A new, empty ``current/<name>/`` for a benchmark's record, the run before it archived (:func:`archive`)."""
+    archive(name)
+    out = CURRENT / name
+    out.mkdir(parents=True)
+    return out
+
+
+def cell_figures(table, label=str) -> list[dict]:
+    """One figure per finite cell of ``table``: named ``<label(index)>/<column>``, of run ``label(index)``, with
+    its standard error from the column ``<column>_stderr`` where that holds a finite value."""
+    known = lambda value: value if value is not None and np.isfinite(value) else None
+    return [
+        figure(f"{label(index)}/{column}", value, known(row.get(f"{column}_stderr")), run=label(index))
+        for index, row in table.iterrows()
+        for column, value in row.items()
+        if np.isfinite(value) and not column.endswith("_stderr")
+    ]
 
 
 def run(card: str, scratch: Path) -> Path:

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from index import CURRENT, publish  # benchmarks/index.py, beside this script
-from record import archive  # benchmarks/record.py
+from index import publish  # benchmarks/index.py, beside this script
+from record import fresh_current  # benchmarks/record.py
 
 from rgppl.record import figure, read_record, write_record
 from rgppl.report import markdown_table
@@ -116,9 +116,7 @@ def main():
             out, memory, walls[Path(recipe).stem] = run_measured(recipe, Path(scratch))
             found += rows(Path(recipe).stem, read_record(out), memory)
     table = with_ratios(pd.DataFrame(found))
-    archive("samplers")
-    out = CURRENT / "samplers"
-    out.mkdir(parents=True)
+    out = fresh_current("samplers")
     figures = [
         figure(f"{row['recipe']}/{column}", row[column], run=row["sampler"])
         for row in table.to_dict("records")

@@ -31,8 +31,8 @@ from functools import partial
 import jax
 import numpy as np
 import pandas as pd
-from index import CURRENT, publish  # benchmarks/index.py, beside this script
-from record import archive  # benchmarks/record.py
+from index import publish  # benchmarks/index.py, beside this script
+from record import fresh_current  # benchmarks/record.py
 
 from rgppl import (
     WIRG,
@@ -146,9 +146,7 @@ def main():
     one = table[table["devices_asked"] == args.devices[0]].set_index("workload")
     table["throughput_ratio"] = table["per_s"] / table["workload"].map(one["per_s"])
     table["wall_ratio"] = table["workload"].map(one["wall_s"]) / table["wall_s"]
-    archive("scaling")
-    out = CURRENT / "scaling"
-    out.mkdir(parents=True)
+    out = fresh_current("scaling")
     figures = [
         figure(f"{row['workload']}/{column}_{row['devices_asked']}", row[column], run=row["workload"])
         for row in table.to_dict("records")

@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import matplotlib
 import numpy as np
-from index import CURRENT, write_index  # benchmarks/index.py, beside this script
-from record import archive  # benchmarks/record.py
+from index import write_index  # benchmarks/index.py, beside this script
+from record import fresh_current  # benchmarks/record.py
 
 from rgppl.cards import load_card
 from rgppl.record import figure, write_record
@@ -114,9 +114,7 @@ def main():
             flush=True,
         )
     sampling_s = time.perf_counter() - start - data_s - fit_s
-    archive("wirg_relaxation")
-    out = CURRENT / "wirg_relaxation"
-    out.mkdir(parents=True)
+    out = fresh_current("wirg_relaxation")
     figures = [
         figure(f"settled_{label}_{side}x{side}", curve[label]["settled"], run=label, step_size=curve["step_size"])
         for side, curve in curves.items()
