@@ -148,7 +148,7 @@ def test_score_matching_and_maximum_likelihood_recover_the_exact_free_field_cond
         start,
         coarse[1],
         details[0],
-        FitSettings(ml_steps=40, ml_record_every=2),
+        FitSettings(),
         iterations=8,
         fields=len(fields),
     )

@@ -58,13 +58,16 @@ class FitSettings:
     sigmoid grid and the fitted energy are then symmetric too (after maximum likelihood by
     :func:`mirror_symmetric`).  After score matching, the scales whose coarse
     field has side at most ``ml_max_side`` (the same scales on every lattice) are refined by ``ml_iterations``
-    maximum-likelihood steps, with model moments from ``ml_steps`` MALA steps on up to ``ml_fields`` training
-    coarse fields, the features recorded every ``ml_record_every`` steps (:func:`refine_maximum_likelihood`).
+    maximum-likelihood steps, with model moments from ``ml_steps`` MALA steps (after ``ml_burn_in`` more) on up to
+    ``ml_fields`` training coarse fields, the features recorded every ``ml_record_every`` steps
+    (:func:`refine_maximum_likelihood`).
     A coarse scale's chain has few variables, so it is cheap and many chains are needed to measure its moments;
     the fine scales, whose score-matching fit is already close, are left as they are.
 
     The defaults are the recipe of the ``phi4_wirg`` card, whose record gives its fidelity against an
-    independent ensemble (radius 2, 12 potentials, 10 ML iterations on the scales of side <= 4 with 8000 chains).
+    independent ensemble (radius 2, 12 potentials, 4 ML iterations on the scales of side <= 4 with 8000 chains, each
+    measuring the moments over 200 steps after 100).  Without the refinement (``ml_iterations = 0``) the fit takes a
+    sixth of the time, and the spectrum's lowest bins come out 2-4 % low (z = -3.7 at L = 32).
 
     ``transform = "shifted_log"`` fits the model to ``ln(phi + shift)`` instead of ``phi``, for long-tailed data
     bounded below (:mod:`rgppl.wirg.transform`); ``shift`` is then a number above ``-min(data)``, or ``None`` for
@@ -77,9 +80,10 @@ class FitSettings:
     potentials: int | tuple = 12
     batch: int = 64
     mirror_images: bool = False
-    ml_iterations: int = 10
+    ml_iterations: int = 4
     ml_max_side: int = 4
-    ml_steps: int = 40
+    ml_burn_in: int = 100
+    ml_steps: int = 200
     ml_fields: int = 8000
     ml_record_every: int = 4
     transform: str = "none"
@@ -105,6 +109,7 @@ class FitSettings:
             ("batch", 1),
             ("ml_iterations", 0),
             ("ml_max_side", 1),
+            ("ml_burn_in", 0),
             ("ml_steps", 2),
             ("ml_fields", 2),
             ("ml_record_every", 1),
@@ -202,30 +207,31 @@ def score_matching_errors(ansatz: ScaleAnsatz, theta, coarse, free, chunk: int =
     return np.sqrt(np.diag(covariance))
 
 
-ML_BURN_IN = 20  # MALA steps after every parameter update, before the model moments are measured
-
-
 def refine_maximum_likelihood(
     key, scale: ScaleFit, coarse, free, settings: FitSettings, iterations: int, fields: int
 ) -> ScaleFit:
     """Maximum-likelihood refinement of a fitted scale by moment matching (Marchand et al.).
 
-    ``iterations`` Newton steps; for the exponential family ``pbar(v | c) ~ exp(-theta . U)``, the gradient of the
-    mean log-likelihood is
-    ``<U>_model - <U>_data`` and its Hessian is minus the Fisher matrix ``F = E_c[Cov(U | c)]``, so each
-    iteration takes the Newton step ``theta += F^{-1} (<U>_model - <U>_data)``.  The model averages come from
-    persistent MALA chains, one per training coarse field (the first ``fields``), started at the data's own details
-    (samples of the true conditional); ``F`` is the within-chain covariance of the features.  A step that increases the
-    mismatch ``d^T F^{-1} d`` of the moment difference ``d`` is taken back and the step length halved; the
-    parameters with the smallest mismatch are kept.  The record gains ``ml_mismatch`` per iteration.
+    For the exponential family ``pbar(v | c) ~ exp(-theta . U)`` the gradient of the mean log-likelihood is
+    ``d = <U>_model - <U>_data`` and its Hessian is minus the Fisher matrix ``F = E_c[Cov(U | c)]``, so each of the
+    ``iterations`` takes the Newton step ``theta += F^{-1} d``.  The model averages come from persistent MALA chains,
+    one per training coarse field (the first ``fields``), started at the data's own details (samples of the true
+    conditional).  After every step the chains run ``ml_burn_in`` steps, then ``ml_steps`` steps whose features,
+    recorded every ``ml_record_every``, give ``d`` and ``F`` (the within-chain covariance).
+
+    ``F`` must come from a window long against the features' autocorrelation: a window of 40 steps measures half of
+    ``Cov(U | c)`` (its trace; less along the slow directions), the Newton steps then overshoot and the mismatch
+    grows from step to step.  Each iterate carries the noise of its moments, so the returned ``theta`` is the mean of
+    the second half of the iterates (Polyak-Ruppert averaging).  The record gains ``ml_mismatch``, ``d^T F^{-1} d``
+    before each step.
     """
     start = time.perf_counter()
     n = min(len(free), fields)
     coarse, state = coarse[:n], free[:n]
     data_moments = np.asarray(jnp.mean(jax.vmap(scale.ansatz.features)(coarse, state), axis=0), np.float64)
-    run = conditional_chains(scale.ansatz, ML_BURN_IN, settings.ml_steps, 10, settings.ml_record_every)
+    run = conditional_chains(scale.ansatz, settings.ml_burn_in, settings.ml_steps, 10, settings.ml_record_every)
     theta, log_step = np.asarray(scale.theta, np.float64), initial_log_step(scale.ansatz)
-    best, mismatch, damping = (np.inf, theta), [], 1.0
+    iterates, mismatch = [], []
     for iteration_key in jax.random.split(key, iterations):
         params = ScaleParams.of(replace(scale, theta=theta))
         arguments = shard_batch((iteration_key, coarse, state, params, log_step), n)  # one layout: compiled once
@@ -247,20 +253,15 @@ def refine_maximum_likelihood(
                 "produced non-finite parameters; fit with ml_iterations = 0 or more data"
             )
         mismatch.append(float(difference @ step))
-        if mismatch[-1] < best[0]:
-            best = (mismatch[-1], theta)
-            theta = theta + damping * step
-        else:  # the last step made the moments worse: go back to the best parameters and halve the steps
-            damping /= 2
-            theta = best[1] + damping * step
-    theta = best[1]
+        theta = theta + step
+        iterates.append(theta)
     report = {
         **scale.report,
         "iterations": 1 + iterations,
         "ml_mismatch": mismatch,
         "time_s": scale.report["time_s"] + time.perf_counter() - start,
     }
-    return replace(scale, theta=theta, report=report)
+    return replace(scale, theta=np.mean(iterates[len(iterates) // 2 :], axis=0), report=report)
 
 
 def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, settings: FitSettings) -> ScaleFit:
