@@ -68,7 +68,10 @@ def _wirg(record):
     worst = max(compared, key=lambda entry: abs(entry["z"]))
     rest = max(abs(entry["z"]) for entry in compared if entry is not worst)
     offset = 100 * (worst["value"] / worst["reference"] - 1)
-    fidelity = [entry for entry in record["figures"] if entry["name"].startswith("fidelity_")]
+    fidelity, training = (
+        [entry for entry in record["figures"] if entry["name"].startswith("fidelity_") and entry["run"] == run]
+        for run in ("wirg", "training")
+    )
     field = max(fidelity, key=lambda entry: abs(entry["z"]))
     statistic = field["name"].removeprefix("fidelity_").rsplit("_", 1)[0]
     where = {"spectrum": "\\|k\\| = ", "scale_mean_square": "side ", "histogram": "phi = "}.get(statistic, "")
@@ -79,7 +82,8 @@ def _wirg(record):
         f"{len(fidelity)} field statistics",
         f"worst: {worst['name'].removesuffix('_vs_reference')} {offset:+.1f} % (z = {worst['z']:.1f}); "
         f"the others \\|z\\| ≤ {rest:.1f}; of the field statistics {statistic}, "
-        f"{100 * (field['value'] / field['reference'] - 1):+.1f} % (z = {field['z']:.1f}); fit "
+        f"{100 * (field['value'] / field['reference'] - 1):+.1f} % (z = {field['z']:.1f}); the training fields "
+        f"themselves: worst \\|z\\| = {max(abs(entry['z']) for entry in training):.1f}; fit "
         f"{details['fit_time_s']:.0f} s, {record['card']['generator']['samples']} fields in "
         f"{details['generate_time_s']:.0f} s",
         "cluster sampler",

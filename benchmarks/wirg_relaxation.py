@@ -34,6 +34,7 @@ from rgppl.run_page import write_run_page
 from rgppl.wavelets import pyramid
 from rgppl.wirg.fit import fit_wirg
 from rgppl.wirg.sampler import ScaleParams, conditional_chains, initial_log_step, start_inside
+from rgppl.wirg.sources import field_array
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -99,7 +100,8 @@ def main():
     parser.add_argument("card", help="a WIRG card: a built-in name or a card file")
     card = load_card(parser.parse_args().card)
     start = time.perf_counter()
-    fields, _ = card.source.load(card.lattice, card.hamiltonian, card.cluster, card.seed, progress=False)
+    training, _ = card.source.load(card.lattice, card.hamiltonian, card.cluster, card.seed, progress=False)
+    fields = field_array(training)
     data_s = time.perf_counter() - start
     model = fit_wirg(fields, card.fit, seed=card.seed, progress=False)
     fit_s = time.perf_counter() - start - data_s

@@ -505,6 +505,10 @@ def test_cli_runs_the_wirg_job_and_resumes_without_refitting(tmp_path, capsys, m
         rows["z"][rows.statistic == "scale_mean_square"].iloc[0]
     )
     assert details["fidelity_worst_abs_z"] == pytest.approx(rows["z"].abs().max())
+    training = [figure for (name, run), figure in figures.items() if run == "training" and name.startswith("fidelity_")]
+    assert len(training) > 0 and all(np.isfinite(figure["z"]) for figure in training)  # the data against the reference
+    assert details["training_fidelity_worst_abs_z"] == pytest.approx(max(abs(figure["z"]) for figure in training))
+    assert "training_worst_abs_z" in (out / "summary.md").read_text()
     assert set(record["stages"]) == {"data", "fitting", "sampling", "evaluation"}
     energy = details["microscopic_energy"]
     assert {"J(1,0)", "a_4"} <= {row["term"] for row in energy["couplings"]} and np.isfinite(energy["gradient_error"])
@@ -594,7 +598,7 @@ def test_user_fields_without_a_hamiltonian_keep_a_held_out_reference(tmp_path):
     )
     assert card.hamiltonian is None
     train, reference = card.source.load(card.lattice, card.hamiltonian, card.cluster, card.seed)
-    np.testing.assert_array_equal(train, fields[:32])
+    np.testing.assert_array_equal(train.posterior["phi"].values[0], fields[:32])
     np.testing.assert_array_equal(reference.posterior["phi"].values[0], fields[32:])
     with pytest.raises(InputError, match="at least two"):
         DataSource(path=tmp_path / "maps.npy", holdout=0.99).load(card.lattice, None, card.cluster, 0)

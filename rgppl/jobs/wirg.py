@@ -17,8 +17,9 @@
    without a Hamiltonian, the recovered couplings alone and the pixel tails (fractions beyond 2-8 standard
    deviations, skewness, kurtosis) beside the reference's.  ``record.json`` holds every (observable, run) row
    of the comparison, each observable of the generated fields against the reference with its z
-   (``<name>_vs_reference``), every fidelity row (``fidelity_<statistic>_<index>``), each run's per-scale rms beside
-   the reference's, and the tails.
+   (``<name>_vs_reference``), every fidelity row (``fidelity_<statistic>_<index>``, run ``wirg``; the same rows of
+   the training fields against the reference, run ``training``: the error the fit inherits), each run's per-scale
+   rms beside the reference's, and the tails.
 """
 
 import json
@@ -40,6 +41,7 @@ from rgppl.wavelets import pyramid
 from rgppl.wirg.fit import fit_wirg
 from rgppl.wirg.free_energy import compare_with_hamiltonian, microscopic_energy, project_couplings
 from rgppl.wirg.sampler import generate
+from rgppl.wirg.sources import field_array
 
 WRITES = (
     "summary.md, record.json, comparison.md/csv, fidelity.csv, scales.png, distributions.png, fields.png, "
@@ -124,15 +126,16 @@ def fidelity_figures(generated, reference) -> list[dict]:
     ]
 
 
-def _fidelity_figures(table: pd.DataFrame) -> list[dict]:
-    """The rows of a :func:`rgppl.fidelity.field_fidelity` table as figures, ``where`` riding along."""
+def _fidelity_figures(table: pd.DataFrame, run: str) -> list[dict]:
+    """The rows of a :func:`rgppl.fidelity.field_fidelity` table of ``run`` against the reference as figures,
+    ``where`` riding along."""
     return [
         figure(
             f"fidelity_{row.statistic}_{row.index}",
             row.mean,
             reference=row.reference,
             reference_source="reference",
-            run="wirg",
+            run=run,
             z=row.z,
             where=row.where,
         )
@@ -166,7 +169,8 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
     """Run the WIRG job of ``card`` into ``out``; return the record (also ``record.json``)."""
     h, clock = card.hamiltonian, Stopwatch()
     with clock.stage("data"):
-        fields, reference = card.source.load(card.lattice, h, card.cluster, card.seed, progress=progress)
+        training, reference = card.source.load(card.lattice, h, card.cluster, card.seed, progress=progress)
+        fields = field_array(training)
     with clock.stage("fitting"):
         model = fit_wirg(fields, card.fit, seed=card.seed, checkpoint_dir=out / "fit", progress=progress)
     with clock.stage("sampling"):
@@ -211,12 +215,14 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         microscopic = microscopic_couplings(model, h, fields[:ENERGY_FIELDS])
         tails = tail_table(runs["wirg"], reference) if h is None else None
         fidelity = field_fidelity(runs["wirg"], reference, wavelet=model.wavelet)
+        data_fidelity = field_fidelity(training, reference, wavelet=model.wavelet)
         atomic_write(out / "fidelity.csv", lambda tmp: fidelity.to_csv(tmp, index=False))
     generator = json.loads(runs["wirg"].attrs["scales"])
     figures = (
         table_figures(table)
         + fidelity_figures(runs["wirg"], reference)
-        + _fidelity_figures(fidelity)
+        + _fidelity_figures(fidelity, "wirg")
+        + _fidelity_figures(data_fidelity, "training")
         + _scale_figures(deviations)
     )
     if tails is not None:
@@ -245,6 +251,7 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         "exact": exact,
         "tails": None if tails is None else json.loads(tails.reset_index().to_json(orient="records")),
         "fidelity_worst_abs_z": float(worst(fidelity)["all"]),
+        "training_fidelity_worst_abs_z": float(worst(data_fidelity)["all"]),
         "fidelity_rows": len(fidelity),
     }
     record = write_record(out, job="wirg", card=card.resolved(), stages=clock.seconds, figures=figures, details=details)
@@ -279,9 +286,15 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         "",
         f"{len(fidelity)} statistics of the generated fields against the independent reference, each as "
         "z = difference / sqrt(mcse^2 + mcse_ref^2) from ArviZ's ESS: the largest |z| of each kind "
-        "(every row is in fidelity.csv). Under the null hypothesis each z is standard normal.",
+        "(every row is in fidelity.csv). Under the null hypothesis each z is standard normal. The last column "
+        "gives the training fields against the same reference: the fit inherits their error, which the generated "
+        "fields' z leaves out.",
         "",
-        markdown_table(fidelity_summary(fidelity)),
+        markdown_table(
+            fidelity_summary(fidelity).join(
+                fidelity_summary(data_fidelity)["worst_abs_z"].rename("training_worst_abs_z")
+            )
+        ),
         "",
         "## Generated fields beside the reference",
         "",

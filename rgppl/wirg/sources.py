@@ -93,8 +93,9 @@ class DataSource:
                 "with a Hamiltonian the reference is its cluster ensemble: drop data.holdout",
             )
 
-    def load(self, lattice, hamiltonian, cluster, seed: int, *, progress: bool = True) -> tuple[np.ndarray, object]:
-        """The training fields ``[n, L, L]`` and the reference ensemble as a DataTree."""
+    def load(self, lattice, hamiltonian, cluster, seed: int, *, progress: bool = True) -> tuple:
+        """The training fields and the reference ensemble, both as DataTrees (``posterior.phi[chain, draw, L, L]``;
+        the cluster sampler's chains are kept, so that the training fields' own ESS is known)."""
         if self.surrogate is not None:
             draw = [
                 np.asarray(
@@ -109,7 +110,7 @@ class DataSource:
                 )
                 for s in (seed, seed + 1)
             ]
-            return draw[0], _independent(draw[1])
+            return _independent(draw[0]), _independent(draw[1])
         if self.path is not None and hamiltonian is None:
             fields, holdout = load_ensemble(self.path, lattice), self.holdout or DEFAULT_HOLDOUT
             kept = int(round(len(fields) * (1 - holdout)))
@@ -119,16 +120,20 @@ class DataSource:
                 holdout,
                 f"a fraction that leaves at least two of the {len(fields)} fields on each side",
             )
-            return fields[:kept], _independent(fields[kept:])
+            return _independent(fields[:kept]), _independent(fields[kept:])
         if self.path is not None:
-            fields = load_ensemble(self.path, lattice)
+            training = _independent(load_ensemble(self.path, lattice))
         else:
-            fields = reference_ensemble(hamiltonian, cluster, seed=seed, progress=progress).posterior["phi"].values
-        return fields.reshape(-1, *lattice.shape), reference_ensemble(
-            hamiltonian, cluster, seed=seed + 1, progress=progress
-        )
+            training = reference_ensemble(hamiltonian, cluster, seed=seed, progress=progress)
+        return training, reference_ensemble(hamiltonian, cluster, seed=seed + 1, progress=progress)
 
 
 def _independent(fields: np.ndarray):
-    """A DataTree of independent fields (one chain) with the observables that need no Hamiltonian."""
+    """A DataTree of fields taken as independent (one chain), with the observables that need no Hamiltonian."""
     return make_datatree(None, fields[None])
+
+
+def field_array(dt) -> np.ndarray:
+    """The fields of a DataTree as one array ``[n, L, L]`` (chains one after the other)."""
+    phi = dt.posterior["phi"].values
+    return phi.reshape(-1, *phi.shape[-2:])
