@@ -7,6 +7,7 @@ Where the layouts agree bit for bit the test says so; where a reduction over the
 mean over a sharded batch), it says which tolerance and why.
 """
 
+import json
 from dataclasses import replace
 
 import jax
@@ -120,18 +121,24 @@ def test_wirg_fit_sums_and_generator_are_sharded_and_match_one_device():
     coarse, details = pyramid(data, "haar", 1)
     ansatz = ScaleAnsatz(side=4, radius=1, wavelet="haar")
     settings = FitSettings(wavelet="haar", radius=1, potentials=4, ml_iterations=2, ml_steps=20)
-    moments, models, fields = {}, {}, {}
+    moments, models, fields, steps = {}, {}, {}, {}
     for n in (1, 4):
         with devices(n):
             moments[n] = score_moments(ansatz, coarse[1], details[0])
             models[n] = fit_wirg(data, settings, progress=False)  # maximum-likelihood chains included
-            dt = generate(models[1], None, GeneratorSettings(samples=64, warmup=20, steps=10), progress=False)
-        assert dt.attrs["devices"] == n
-        fields[n] = dt.posterior.phi.values
+            adapted = generate(models[1], None, GeneratorSettings(samples=64, warmup=20, steps=10), progress=False)
+            fixed = generate(models[1], None, GeneratorSettings(samples=64, warmup=0, steps=30), progress=False)
+        assert adapted.attrs["devices"] == fixed.attrs["devices"] == n
+        steps[n] = [scale["step_size"] for scale in json.loads(adapted.attrs["scales"])]
+        fields[n] = fixed.posterior.phi.values.reshape(64, -1)
     # the score-matching sums over a chunk of fields add four partial sums on 4 devices: float32 round-off
     for a, b in zip(moments[4], moments[1], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.abs(b).max())
     assert [s.ansatz.side for s in models[4].scales] == [s.ansatz.side for s in models[1].scales]
-    # one model, two layouts: each chain's arithmetic is the same, but the step size adapts to the acceptance
-    # averaged over the sharded chains, which rounds differently; the fields agree to float32 round-off
-    np.testing.assert_allclose(fields[4], fields[1], rtol=0, atol=1e-4)
+    # one model, two layouts.  The step size adapts to the acceptance averaged over all the sharded chains: the
+    # same on both, up to an accept decision that round-off flips (1/640 of a block's mean; a per-device mean would
+    # differ by the spread of 16 chains' acceptance).  Without adaptation each chain's arithmetic is the same, and
+    # the fields agree to float32 round-off, but for a chain whose accept decision round-off flips
+    np.testing.assert_allclose(steps[4], steps[1], rtol=5e-3)
+    agree = np.all(np.abs(fields[4] - fields[1]) < 1e-4, axis=1)
+    assert agree.sum() >= 60, np.flatnonzero(~agree)
