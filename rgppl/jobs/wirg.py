@@ -215,14 +215,14 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         microscopic = microscopic_couplings(model, h, fields[:ENERGY_FIELDS])
         tails = tail_table(runs["wirg"], reference) if h is None else None
         fidelity = field_fidelity(runs["wirg"], reference, wavelet=model.wavelet)
-        data_fidelity = field_fidelity(training, reference, wavelet=model.wavelet)
+        training_fidelity = field_fidelity(training, reference, wavelet=model.wavelet)
         atomic_write(out / "fidelity.csv", lambda tmp: fidelity.to_csv(tmp, index=False))
     generator = json.loads(runs["wirg"].attrs["scales"])
     figures = (
         table_figures(table)
         + fidelity_figures(runs["wirg"], reference)
         + _fidelity_figures(fidelity, "wirg")
-        + _fidelity_figures(data_fidelity, "training")
+        + _fidelity_figures(training_fidelity, "training")
         + _scale_figures(deviations)
     )
     if tails is not None:
@@ -251,7 +251,7 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         "exact": exact,
         "tails": None if tails is None else json.loads(tails.reset_index().to_json(orient="records")),
         "fidelity_worst_abs_z": float(worst(fidelity)["all"]),
-        "training_fidelity_worst_abs_z": float(worst(data_fidelity)["all"]),
+        "training_fidelity_worst_abs_z": float(worst(training_fidelity)["all"]),
         "fidelity_rows": len(fidelity),
     }
     record = write_record(out, job="wirg", card=card.resolved(), stages=clock.seconds, figures=figures, details=details)
@@ -292,7 +292,7 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         "",
         markdown_table(
             fidelity_summary(fidelity).join(
-                fidelity_summary(data_fidelity)["worst_abs_z"].rename("training_worst_abs_z")
+                fidelity_summary(training_fidelity)["worst_abs_z"].rename("training_worst_abs_z")
             )
         ),
         "",
