@@ -23,9 +23,11 @@ critical Ising dual needs: at L = 8, after the same maximum likelihood and 3000 
 KL falls from 0.158 nats (kernel 1) to 0.029 (kernel 3), for a step 1.24 times as long.
 The Jacobian stays triangular because no block's ``C`` values change in coupling ``k``.  The last
 layer starts at zero, so every coupling starts as the identity; ``scale`` starts at one and bounds
-``|s|``.  ELU activations, as in the original.  Couplings are stacked and applied with ``lax.scan``;
-between couplings the four sites of each block are cycled by one place, so coupling ``k`` conditions
-on sites ``{k, k+1} mod 4`` and every site is transformed given each of the others.
+``|s|``.  ELU activations, as in the original.  Couplings are stacked and applied with ``lax.scan``, unrolled:
+XLA then fuses across couplings, which makes NeuTra's gradient 1.3-1.5 times faster for 4 chains at L = 16 and 32
+(and 64 chains at L = 8) for a few seconds more compilation.  Between couplings the four sites of each block
+are cycled by one place, so coupling ``k`` conditions on sites ``{k, k+1} mod 4`` and every site is
+transformed given each of the others.
 """
 
 import equinox as eqx
@@ -106,7 +108,7 @@ class BlockCouplings(eqx.Module):
             return (_rotate(y, 1), log_det + d), None
 
         log_det = jnp.zeros(blocks.shape[-1], blocks.dtype)
-        (blocks, log_det), _ = jax.lax.scan(coupling, (blocks, log_det), self._layers())
+        (blocks, log_det), _ = jax.lax.scan(coupling, (blocks, log_det), self._layers(), unroll=True)
         return _rotate(blocks, -self.n_couplings), log_det
 
     def inverse(self, blocks):
@@ -120,7 +122,7 @@ class BlockCouplings(eqx.Module):
 
         log_det = jnp.zeros(blocks.shape[-1], blocks.dtype)
         start = _rotate(blocks, self.n_couplings)
-        (blocks, log_det), _ = jax.lax.scan(coupling, (start, log_det), self._layers(), reverse=True)
+        (blocks, log_det), _ = jax.lax.scan(coupling, (start, log_det), self._layers(), reverse=True, unroll=True)
         return blocks, log_det
 
 

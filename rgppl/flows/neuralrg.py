@@ -59,14 +59,16 @@ from rgppl.lattice import Lattice, apply_circulant
 class FlowSettings:
     """The NeuralRG architecture.  ``levels = None``: as many as the lattice allows (log2 L).
 
-    The defaults are the recipe of the ``ising_dual_neuralrg_L8`` card, whose record gives its KL: 8
+    The defaults are the recipe of the ``ising_dual_neuralrg_L8`` card, whose record gives its KL: 4
     rational-quadratic spline couplings of 8 bins per sublayer (``knots``; 0 gives Li & Wang's affine ones),
     each reading the 3 x 3 blocks around its own (``kernel``; 1 as Li & Wang), and the circulant layer.
+    Four couplings instead of eight keep the KL (0.0474 +- 0.0017 against 0.0452 +- 0.0016 nats, record
+    ``flow_sweep``) and cut the cost of a draw or a gradient 1.6-2.1 times.
     ``symmetric``: the posterior is ``q_sym(x) = [q(x) + q(-x)]/2``; ``fold``: ``q`` covers ``m > 0`` only.
     """
 
     levels: int | None = None
-    couplings: int = 8
+    couplings: int = 4
     width: int = 32
     hidden: int = 2
     kernel: int = 3
