@@ -42,7 +42,7 @@ CARD = "ising_dual_neuralrg_L8"
 SIDES, DRAWS = (8, 16, 32), 1024
 VARIANTS = {  # name: (changes to [flow], changes to [svi])
     "card": ({}, {}),
-    "couplings4": ({"couplings": 4}, {}),
+    "couplings8": ({"couplings": 8}, {}),  # the default until this sweep's couplings4 (equal KL) replaced it
     "knots4": ({"knots": 4}, {}),
     "width16": ({"width": 16}, {}),
     "batch128": ({}, {"batch": 128}),

@@ -24,10 +24,10 @@ KL falls from 0.158 nats (kernel 1) to 0.029 (kernel 3), for a step 1.24 times a
 The Jacobian stays triangular because no block's ``C`` values change in coupling ``k``.  The last
 layer starts at zero, so every coupling starts as the identity; ``scale`` starts at one and bounds
 ``|s|``.  ELU activations, as in the original.  Couplings are stacked and applied with ``lax.scan``, unrolled:
-XLA then fuses across couplings, which makes NeuTra's gradient 1.3-1.5 times faster for 4 chains at L = 16 and 32
-(and 64 chains at L = 8) for a few seconds more compilation.  Between couplings the four sites of each block
-are cycled by one place, so coupling ``k`` conditions on sites ``{k, k+1} mod 4`` and every site is
-transformed given each of the others.
+in paired timings NeuTra's gradient is then 1.3-1.5 times faster for 4 chains at L = 16 and 32 (and 64 chains at
+L = 8), training no slower, for a few seconds more compilation (docs/notes/2026-12-06-flow-cost.md).  Between
+couplings the four sites of each block are cycled by one place, so coupling ``k`` conditions on sites
+``{k, k+1} mod 4`` and every site is transformed given each of the others.
 """
 
 import equinox as eqx
