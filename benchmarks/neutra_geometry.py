@@ -24,7 +24,6 @@ on each draw gives ``p`` exactly, and ``p~`` lives where ``q`` does.  Its potent
 import argparse
 import sys
 import time
-from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
@@ -79,7 +78,7 @@ def curvature(model, hamiltonian, flow, z) -> dict:
 
 def neutra_cost(hamiltonian, model, fingerprint) -> dict:
     """Step size, gradients and milliseconds per draw of a short NeuTra-NUTS run on ``model``."""
-    settings = replace(NUTSSettings(), chains=4, warmup=WARMUP, samples=DRAWS)
+    settings = NUTSSettings(chains=4, warmup=WARMUP, samples=DRAWS)
     start = time.perf_counter()
     dt = run_nuts(hamiltonian, settings, model=model, label="neutra", fingerprint=fingerprint, seed=0, progress=False)
     stats = dt.sample_stats
