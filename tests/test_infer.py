@@ -50,6 +50,18 @@ def test_importance_statistics_of_exact_weights():
     )
 
 
+def test_importance_kl_estimate_and_its_error_against_the_exact_kl():
+    """q = N(0, 1), p = N(mu, 1): w = mu x - mu^2 / 2, KL(q||p) = mu^2 / 2.  Over 200 repeats, F_q + ln Z_IS
+    centres on the exact KL (less its O(1/n) bias), and ``kl_nats_is_err`` is the spread of the estimates."""
+    mu, n, repeats = 0.6, 2000, 200
+    x = np.random.default_rng(0).standard_normal((repeats, n))
+    runs = [importance_statistics(mu * row - mu**2 / 2) for row in x]
+    estimates = np.array([s["F_q"] + s["ln_z_is"] for s in runs])
+    errors = np.array([s["kl_nats_is_err"] for s in runs])
+    assert abs(estimates.mean() - mu**2 / 2) < 4 * estimates.std(ddof=1) / np.sqrt(repeats)
+    assert errors.mean() == pytest.approx(estimates.std(ddof=1), rel=0.25)  # chi^2 with 199 dof: 5 % sd
+
+
 def test_coverage_by_bin_recovers_a_shifted_gaussian_from_draws_of_another():
     """Draws of q = N(0, 1) weighted towards p = N(1/2, 1): p's mass per bin against the exact Phi differences."""
     x = np.random.default_rng(0).standard_normal(200_000)
