@@ -36,10 +36,10 @@ def importance_statistics(log_weights: np.ndarray) -> dict:
     k_hat = np.nan if flat else xr.DataArray(w[None], dims=("chain", "draw")).azstats.psislw()[1]
     return {
         "F_q": float(-w.mean()),
-        "kl_nats_is_err": float((e / e.mean() - w).std(ddof=1) / np.sqrt(n)),
         "F_q_err": float(w.std(ddof=1) / np.sqrt(n)),
         "ln_z_is": float(logsumexp(w) - np.log(n)),
         "ln_z_is_err": float(e.std(ddof=1) / (np.sqrt(n) * e.mean())),
+        "kl_nats_is_err": float((e / e.mean() - w).std(ddof=1) / np.sqrt(n)),
         "ess_fraction": float(np.exp(2 * logsumexp(w) - logsumexp(2 * w)) / n),
         "k_hat": float(k_hat),
         "samples": n,
