@@ -1,5 +1,5 @@
 """The README's headline table is generated from the current records, and each headline recipe, run again
-through the CLI, reproduces the figures the table quotes (slow: from a minute to half an hour a recipe)."""
+through the CLI, reproduces the figures the table quotes (slow: from a minute to an hour a recipe)."""
 
 import importlib.util
 from pathlib import Path
