@@ -73,7 +73,7 @@ def _phi4_flow(record):
         f"{ess['value']:.2f} from {draws} draws (k-hat {k_hat['value']:.2f}, KL {kl['value']:.3f} ± "
         f"{kl['stderr']:.3f} nats, MIS acceptance {acceptance:.2f}), trained in "
         f"{record['details']['training_time_s']:.0f} s",
-        "; ".join(f"{value}, {source}" for source, value in PUBLISHED_ESS_PHI4_L32.items()),
+        "; ".join(f"{value:.2f}, {source}" for source, value in PUBLISHED_ESS_PHI4_L32.items()),
         " / ".join(f"{ess['value'] / value:.2f}x" for value in PUBLISHED_ESS_PHI4_L32.values()),
     )
 
