@@ -122,6 +122,7 @@ def _exact(record):
 ROWS = (
     Row("ising_dual_neuralrg_L8", (("kl_nats", None),), _kl),
     Row("ising_dual_neuralrg_L16", (("kl_nats", None),), _kl),
+    Row("ising_dual_neuralrg_L32", (("kl_nats", None),), _kl),
     Row("ising_dual_neuralrg_L8", (("mis_acceptance", None),), _mis),
     Row("ising_dual_neuralrg_L8", (("abs_m", "neutra"), ("abs_m", "nuts")), _neutra),
     Row("phi4_qft_neuralrg_L32", (("ess_fraction", None), ("kl_nats_is", None)), _phi4_flow),
