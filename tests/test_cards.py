@@ -442,6 +442,8 @@ def test_cli_runs_the_neuralrg_job_and_reports_the_free_energy(tmp_path, capsys)
     assert checkpoints.saved_meta(out / "svi_L4_checkpoint")["phase"] == 0
     assert "100 SVI steps on 4 x 4, then 100 SVI steps" in (out / "summary.md").read_text()
     assert figures["kl_nats", None]["value"] == pytest.approx(figures["F_q", None]["value"] + ln_z)
+    kl_is = figures["kl_nats_is", None]  # the importance estimate beside the exact KL, low by ln Z_IS's bias
+    assert kl_is["value"] == pytest.approx(figures["F_q", None]["value"] + figures["ln_z_is", None]["value"])
     assert {run for name, run in figures if name == "m2"} == {"mis", "neutra", "nuts"}
     assert set(record["stages"]) == {"data", "training", "sampling", "evaluation"}
     for name in (

@@ -7,9 +7,10 @@ With draws ``x_i ~ q`` and log weights ``w_i = -E(x_i) - ln q(x_i)`` (reference 
   ``e = exp(w - max w)``; trustworthy when PSIS's ``k_hat`` (Vehtari et al. 2024) is below ~0.7;
 * ``ESS/n = exp(2 LSE(w) - LSE(2w)) / n``;
 * ``k_hat`` is NaN when all weights are equal (then q = p and every estimate is exact);
-* when ``rgppl.exact`` knows ``ln Z``: ``KL(q||p) = F_q + ln Z`` in nats; else the estimate
+* when ``rgppl.exact`` knows ``ln Z``: ``KL(q||p) = F_q + ln Z`` in nats; always the estimate
   ``KL_IS = F_q + ln Z_IS`` (``kl_nats_is``), low by the bias of ``ln Z_IS`` (Jensen: ``E ln Z_IS <= ln Z``),
-  with the delta-method error of ``mean(-w_i + e_i / mean(e))`` (the two terms share their draws);
+  with the delta-method error of ``mean(-w_i + e_i / mean(e))`` (the two terms share their draws), the KL
+  where no exact ``ln Z`` is known;
 * by bins ``B`` of an observable, where ``q`` under- or over-covers ``p`` (:func:`coverage_by_bin`):
   ``q(B)`` is the draws' fraction in ``B``, ``p(B) = sum_{i in B} e_i / sum_i e_i`` the self-normalised
   importance estimate of ``p``'s, with the delta-method error of a ratio of means.  One ESS fraction
@@ -61,8 +62,7 @@ def free_energy(trained, *, samples: int = 16384, seed: int = 0) -> dict:
             relative_error_F=(stats["F_q"] + ln_z) / abs(ln_z),
             z_ln_z_is=(stats["ln_z_is"] - ln_z) / stats["ln_z_is_err"],
         )
-    else:
-        stats["kl_nats_is"] = stats["F_q"] + stats["ln_z_is"]
+    stats["kl_nats_is"] = stats["F_q"] + stats["ln_z_is"]
     return stats
 
 

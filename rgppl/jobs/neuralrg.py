@@ -72,7 +72,7 @@ def _free_energy_figures(stats: dict, mis_acceptance: float) -> list[dict]:
     return [
         figure("F_q", stats["F_q"], stats["F_q_err"]),
         figure("ln_z_is", stats["ln_z_is"], stats["ln_z_is_err"], reference=ln_z),
-        figure("kl_nats", stats.get("kl_nats"), stats["F_q_err"]),
+        figure("kl_nats", stats.get("kl_nats"), stats["F_q_err"] if ln_z is not None else None),
         figure("kl_nats_is", stats.get("kl_nats_is"), stats["kl_nats_is_err"]),
         figure("relative_error_F", stats.get("relative_error_F")),
         figure("ess_fraction", stats["ess_fraction"]),
