@@ -67,7 +67,8 @@ def _steps(card) -> str:
 
 def _free_energy_figures(stats: dict, mis_acceptance: float) -> list[dict]:
     """F_q, IS ln Z against the exact ln Z, the KL in nats (F_q + ln Z: F_q is a bound, not an estimate of -ln Z,
-    so it has no z of its own; without an exact ln Z, F_q + ln Z_IS), ESS fraction, k-hat, MIS acceptance."""
+    so it has no z of its own; and F_q + ln Z_IS, the estimate where no exact ln Z is known), ESS fraction, k-hat,
+    MIS acceptance."""
     ln_z = stats.get("ln_z_exact")
     return [
         figure("F_q", stats["F_q"], stats["F_q_err"]),
