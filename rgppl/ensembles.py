@@ -13,6 +13,9 @@ built from gradient, hopping, mass, quartic and double-well terms), one *sweep* 
 The cluster moves remove most of the critical slowing down of the magnetisation.  Clusters are
 labelled in JAX by min-label propagation with pointer jumping.  Chains are vmapped; sweeps are a
 ``lax.scan``.  The step size is adapted during warm-up only, towards an acceptance of 0.5.
+
+The continuous Ising dual (Li & Wang 2018, eq. 8) has an exact cluster sampler of its own: Swendsen-Wang
+sweeps of its Ising spins, each field drawn given the spins (:func:`ising_dual_draw`).
 """
 
 from dataclasses import asdict, dataclass
@@ -171,7 +174,10 @@ def _require_finite_proposals(non_finite, hamiltonian) -> None:
 
 
 def check_cluster_model(hamiltonian) -> None:
-    """Raise :class:`InputError` unless the cluster sampler applies: phi^4 form, ``J >= 0``, even sides."""
+    """Raise :class:`InputError` unless the cluster sampler applies: a single Ising-dual term, or phi^4 form with
+    ``J >= 0`` on even sides."""
+    if ising_dual_only(hamiltonian):
+        return
     J, _ = hamiltonian.phi4_form()
     require(
         float(J) >= 0,
@@ -187,6 +193,40 @@ def check_cluster_model(hamiltonian) -> None:
     )
 
 
+def spin_sweeps(key, spins, beta, count: int):
+    """``count`` Swendsen-Wang sweeps of Ising spins ``s = +-1`` at coupling ``beta`` (:func:`swendsen_wang`
+    with ``|s| = 1`` freezes like links with probability ``1 - exp(-2 beta)``)."""
+    return jax.lax.scan(lambda s, k: (swendsen_wang(k, s, beta), None), spins, jax.random.split(key, count))[0]
+
+
+def ising_dual_draw(term, lattice, thin: int):
+    """One draw of the continuous Ising dual through its spins (Li & Wang 2018, eq. 8): ``(spins, key) ->
+    (spins, x)``, ``thin`` Swendsen-Wang sweeps then ``x = A s + A^{1/2} xi`` by FFT, which is exact given ``s``:
+    ``p(x) = sum_s p_Ising(s) Normal(x; A s, A)``."""
+    eigenvalues = term.a_eigenvalues(lattice)
+
+    def draw(spins, key):
+        k_sweeps, k_noise = jax.random.split(key)
+        spins = spin_sweeps(k_sweeps, spins, term.beta, thin)
+        noise = jax.random.normal(k_noise, spins.shape)
+        return spins, apply_circulant(spins, eigenvalues) + apply_circulant(noise, jnp.sqrt(eigenvalues))
+
+    return draw
+
+
+@partial(jax.jit, static_argnums=3)
+def _spin_warmup(hamiltonian, keys, spins, count: int):
+    """``count`` Swendsen-Wang sweeps of every chain's Ising-dual spins (vmapped)."""
+    return jax.vmap(lambda key, s: spin_sweeps(key, s, hamiltonian.terms[0].beta, count))(keys, spins)
+
+
+@partial(jax.jit, static_argnums=(3, 4))
+def _spin_draws(hamiltonian, keys, spins, thin: int, chunk: int):
+    """``chunk`` Ising-dual fields per chain, ``thin`` spin sweeps apart, for every chain (vmapped)."""
+    draw = ising_dual_draw(hamiltonian.terms[0], hamiltonian.lattice, thin)
+    return jax.vmap(lambda key, s: jax.lax.scan(draw, s, jax.random.split(key, chunk)))(keys, spins)
+
+
 def run_cluster(
     hamiltonian,
     settings: ClusterSettings = ClusterSettings(),
@@ -200,23 +240,32 @@ def run_cluster(
 
     ``sample_stats.acceptance_rate`` is the Metropolis acceptance per draw; the attributes record the
     sweeps, the adapted step sizes and the wall times (``gradient_evaluations = 0``).  The warm-up adapts the
-    step size every ``ADAPT_BLOCK`` sweeps.  ``checkpoint`` is a directory written after every block of
-    warm-up and every chunk of draws (:func:`rgppl.loop.run_phases`); ``resume=True`` continues it and gives
-    exactly the draws of an uninterrupted run.  One root key ``PRNGKey(seed)``.
+    step size every ``ADAPT_BLOCK`` sweeps.  The continuous Ising dual (a single ``ising_dual`` term) is sampled
+    exactly through its spins instead: Swendsen-Wang sweeps of the spins, each draw ``x = A s + A^{1/2} xi``
+    (:func:`ising_dual_draw`); nothing is rejected (acceptance 1) and there is no step size.  ``checkpoint`` is a
+    directory written after every block of warm-up and every chunk of draws (:func:`rgppl.loop.run_phases`);
+    ``resume=True`` continues it and gives exactly the draws of an uninterrupted run.  One root key
+    ``PRNGKey(seed)``.
     """
     check_cluster_model(hamiltonian)
     meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": "cluster", "settings": asdict(settings)}
     key, k_init = jax.random.split(jax.random.PRNGKey(require_seed(seed)))
+    spins = ising_dual_only(hamiltonian)  # the chains' state is the Ising spins, not the field
+    shape = (settings.chains, *hamiltonian.lattice.shape)
     state = (
         key,
-        0.5 * jax.random.normal(k_init, (settings.chains, *hamiltonian.lattice.shape)),
+        jax.random.rademacher(k_init, shape, jnp.float32) if spins else 0.5 * jax.random.normal(k_init, shape),
         jnp.full(settings.chains, 0.5, jnp.float32),  # not weakly typed: the adapted step size keeps its type
     )
 
     def adapt(state, n):
         key, phi, step_size = state
         key, k = jax.random.split(key)
-        phi, acceptance, non_finite = _adapt(hamiltonian, jax.random.split(k, settings.chains), phi, step_size, n)
+        keys = jax.random.split(k, settings.chains)
+        if spins:
+            phi = _spin_warmup(hamiltonian, keys, phi, n)
+            return (key, phi, step_size), {"acceptance": np.ones(settings.chains), "phi": phi}
+        phi, acceptance, non_finite = _adapt(hamiltonian, keys, phi, step_size, n)
         _require_finite_proposals(non_finite, hamiltonian)
         step_size = step_size * jnp.exp(2.0 * (acceptance - METROPOLIS_TARGET_ACCEPTANCE))
         return (key, phi, step_size), {"acceptance": acceptance, "phi": phi}
@@ -224,9 +273,11 @@ def run_cluster(
     def draw(state, n):
         key, phi, step_size = state
         key, k = jax.random.split(key)
-        phi, (fields, acceptance, non_finite) = _draws(
-            hamiltonian, jax.random.split(k, settings.chains), phi, step_size, settings.thin, n
-        )
+        keys = jax.random.split(k, settings.chains)
+        if spins:
+            phi, fields = _spin_draws(hamiltonian, keys, phi, settings.thin, n)
+            return (key, phi, step_size), {"phi": fields, "acceptance": np.ones((settings.chains, n))}
+        phi, (fields, acceptance, non_finite) = _draws(hamiltonian, keys, phi, step_size, settings.thin, n)
         _require_finite_proposals(non_finite, hamiltonian)
         return (key, phi, step_size), {"phi": fields, "acceptance": acceptance}
 
@@ -254,7 +305,7 @@ def run_cluster(
         "gradient_evaluations": 0,
         "devices": done.devices,
         "sweeps": settings.samples * settings.thin,
-        "step_size": gather(step_size).tolist(),
+        "step_size": None if spins else gather(step_size).tolist(),
         **{f"cluster_{k}": v for k, v in asdict(settings).items()},
     }
     return make_datatree(
@@ -268,13 +319,9 @@ def ising_dual_only(hamiltonian) -> bool:
 
 
 def ising_dual_fields(hamiltonian, n: int, *, seed: int = 0, chains: int = 256, warmup: int = 50, thin: int = 4):
-    """``n`` fields ``x[n, Lx, Ly]`` of the continuous Ising dual through its spins (Li & Wang 2018, eq. 8).
-
-    ``p(x) = sum_s p_Ising(s) Normal(x; A s, A)``: Swendsen-Wang chains on the Ising spins ``s`` at the
-    term's ``beta`` (:func:`swendsen_wang` with ``|s| = 1`` freezes like links with probability
-    ``1 - exp(-2 beta)``), one draw every ``thin`` sweeps after ``warmup``, each turned into
-    ``x = A s + A^{1/2} xi`` by FFT.  Training data for flows (forward KL), without any flow or MCMC on x.
-    """
+    """``n`` fields ``x[n, Lx, Ly]`` of the continuous Ising dual through its spins (Li & Wang 2018, eq. 8):
+    ``chains`` Swendsen-Wang chains on the spins, one draw every ``thin`` sweeps after ``warmup``
+    (:func:`ising_dual_draw`).  Training data for flows (forward KL), without any flow or MCMC on x."""
     require(
         ising_dual_only(hamiltonian),
         "hamiltonian.terms",
@@ -284,23 +331,12 @@ def ising_dual_fields(hamiltonian, n: int, *, seed: int = 0, chains: int = 256, 
     for name, value, least in (("n", n, 1), ("chains", chains, 1), ("warmup", warmup, 0), ("thin", thin, 1)):
         require_integer(name, value, least)
     term, shape = hamiltonian.terms[0], hamiltonian.lattice.shape
-    eigenvalues = term.a_eigenvalues(hamiltonian.lattice)
-    rounds = -(-n // chains)
-
-    def sweeps(spins, key, count):
-        return jax.lax.scan(lambda s, k: (swendsen_wang(k, s, term.beta), None), spins, jax.random.split(key, count))[0]
+    draw, rounds = ising_dual_draw(term, hamiltonian.lattice, thin), -(-n // chains)
 
     @jax.jit
     def chain(key):
         k_start, k_warm, k_draws = jax.random.split(key, 3)
-        spins = sweeps(jax.random.rademacher(k_start, shape, jnp.float32), k_warm, warmup)
-
-        def draw(spins, key):
-            k_sweeps, k_noise = jax.random.split(key)
-            spins = sweeps(spins, k_sweeps, thin)
-            noise = jax.random.normal(k_noise, shape)
-            return spins, apply_circulant(spins, eigenvalues) + apply_circulant(noise, jnp.sqrt(eigenvalues))
-
+        spins = spin_sweeps(k_warm, jax.random.rademacher(k_start, shape, jnp.float32), term.beta, warmup)
         return jax.lax.scan(draw, spins, jax.random.split(k_draws, rounds))[1]
 
     fields = jax.vmap(chain)(jax.random.split(jax.random.PRNGKey(require_seed(seed)), chains))

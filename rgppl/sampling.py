@@ -5,7 +5,7 @@ The type of ``config`` selects the sampler:
 | config | sampler |
 |---|---|
 | ``NUTSSettings(...)`` | NumPyro's NUTS on ``p ∝ exp(-E)`` (:func:`rgppl.mcmc.run_nuts`) |
-| ``ClusterSettings(...)`` | Metropolis + Swendsen-Wang sweeps (:func:`rgppl.ensembles.run_cluster`) |
+| ``ClusterSettings(...)`` | Metropolis + Swendsen-Wang (Ising-dual: spins) (:func:`rgppl.ensembles.run_cluster`) |
 | ``MIS(trained_flow, MISSettings(...))`` | independence sampler, the flow as proposal (:func:`rgppl.infer.run_mis`) |
 | ``NeuTra(trained_flow, NUTSSettings(...))`` | NUTS in the flow's latent space (:func:`rgppl.infer.run_neutra`) |
 | ``WIRG(fitted_model, GeneratorSettings())`` | coarse-to-fine generation (:func:`rgppl.wirg.generate`) |

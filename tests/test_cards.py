@@ -104,7 +104,10 @@ BAD = [
     ),
     (
         "cluster sampler on a non-phi4 model",
-        ('preset = "free_field"\nm2 = 0.5', 'preset = "ising_dual"\nbeta = 0.4'),
+        (
+            'preset = "free_field"\nm2 = 0.5',
+            'terms = [{ type = "ising_dual", beta = 0.4, alpha = 2.0 }, { type = "mass", m2 = 1.0 }]',
+        ),
         "hamiltonian.terms",
         "sum_x v",
         'sampler = "cluster"',
@@ -252,7 +255,10 @@ BAD = [
     ),
     (
         "wirg on a model without a reference sampler",
-        ('preset = "free_field"\nm2 = 0.5', 'preset = "ising_dual"\nbeta = 0.4'),
+        (
+            'preset = "free_field"\nm2 = 0.5',
+            'terms = [{ type = "ising_dual", beta = 0.4, alpha = 2.0 }, { type = "mass", m2 = 1.0 }]',
+        ),
         "hamiltonian.terms",
         "sum_x v",
         'sampler = "wirg"',

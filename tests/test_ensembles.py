@@ -7,7 +7,8 @@ from rgppl import exact
 from rgppl.diagnostics import mean_with_error, summary
 from rgppl.ensembles import ClusterSettings, cluster_labels, ising_dual_fields, reference_ensemble, run_cluster
 from rgppl.errors import InputError
-from rgppl.hamiltonians import free_field, ising_dual, phi4_hopping
+from rgppl.hamiltonians import Hamiltonian, Mass, free_field, ising_dual, phi4_hopping
+from rgppl.lattice import Lattice
 from rgppl.observables import magnetisation, momentum_power
 from tests.stats import family_threshold
 
@@ -79,17 +80,28 @@ def test_reference_ensemble_is_cached_on_disk(tmp_path):
     assert len(list(tmp_path.glob("*.nc"))) == 2
 
 
+def test_ising_dual_cluster_chains_match_the_transfer_matrix_moments():
+    h = ising_dual(6)
+    dt = run_cluster(h, ClusterSettings(chains=4, warmup=100, samples=3000), seed=0, progress=False)
+    exact_values = exact.exact_observables(h)
+    truth = {name: exact_values[name] for name in ("m2", "m4")}
+    table = summary(dt, list(truth), exact=truth)
+    assert np.all(table["ess_bulk"] > 1000) and dt.attrs["step_size"] is None
+    assert np.all(np.abs(table["z"]) < family_threshold(len(truth))), table
+    np.testing.assert_array_equal(dt.sample_stats["acceptance_rate"].values, 1.0)
+
+
 def test_models_without_an_embedded_ising_form_are_refused():
     with pytest.raises(InputError, match="sum_x v"):
-        run_cluster(ising_dual(4), progress=False)
+        run_cluster(Hamiltonian(Lattice((4, 4)), (*ising_dual(4).terms, Mass(1.0))), progress=False)
     with pytest.raises(InputError, match="even lattice"):
         run_cluster(phi4_hopping((6, 5)), progress=False)
     with pytest.raises(InputError, match="cluster.samples"):
         ClusterSettings(samples=0)
 
 
-def test_resume_reproduces_the_uninterrupted_run(tmp_path):
-    h = phi4_hopping(4)
+@pytest.mark.parametrize("h", [phi4_hopping(4), ising_dual(4)], ids=["phi4", "ising_dual"])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, h):
     whole = run_cluster(
         h, ClusterSettings(chains=2, warmup=50, samples=40, checkpoint_every=20), seed=5, progress=False
     )
