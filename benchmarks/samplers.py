@@ -13,7 +13,7 @@ measured.  From each record, per sampler run:
 * that time for 10^4 samples over the cluster sampler's and NUTS's on the same model and lattice, where the
   recipes hold them.
 
-    python benchmarks/samplers.py phi4_hopping_cluster_L32 ising_dual_tc_L8 phi4_wirg   # writes results/current/samplers/
+    python benchmarks/samplers.py phi4_hopping_cluster_L32 ising_dual_tc_L8 phi4_wirg  # -> results/current/samplers/
 """
 
 import argparse
