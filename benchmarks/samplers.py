@@ -13,7 +13,8 @@ measured.  From each record, per sampler run:
 * that time for 10^4 samples over the cluster sampler's and NUTS's on the same model and lattice, where the
   recipes hold them.
 
-    python benchmarks/samplers.py phi4_hopping_cluster_L32 ising_dual_tc_L8 phi4_wirg  # -> results/current/samplers/
+    python benchmarks/samplers.py                    # RECIPES, the record's; writes results/current/samplers/
+    python benchmarks/samplers.py phi4_wirg ising_dual_tc_L8          # any recipes given
 """
 
 import argparse
@@ -30,6 +31,20 @@ from record import fresh_current  # benchmarks/record.py
 from rgppl.record import figure, read_record, write_record
 from rgppl.report import markdown_table
 
+CARDS = Path("benchmarks/cards")  # run from the repository root
+RECIPES = (  # phi^4 in hopping form at beta = 0.68, then the continuous Ising dual at T_c, by side
+    *(str(CARDS / f"samplers_{sampler}_L16.toml") for sampler in ("nuts", "cluster")),
+    str(CARDS / "samplers_nuts_L32.toml"),
+    "phi4_hopping_cluster_L32",
+    "phi4_wirg",
+    *(str(CARDS / f"samplers_{sampler}_L64.toml") for sampler in ("nuts", "cluster")),
+    str(CARDS / "phi4_wirg_L64.toml"),
+    str(CARDS / "samplers_cluster_L128.toml"),
+    "ising_dual_tc_L8",
+    str(CARDS / "samplers_cluster_ising_L8.toml"),
+    "ising_dual_neuralrg_L8",
+    *(str(CARDS / f"samplers_{sampler}_ising_L{L}.toml") for L in (16, 32) for sampler in ("nuts", "cluster")),
+)
 TARGETS = (1_000, 10_000, 100_000)
 OBSERVABLES = ("abs_m", "m2", "e")
 CHILD = (  # runs rgppl in a fresh process and writes its peak resident memory (KiB on Linux) to argv[1]
@@ -109,7 +124,7 @@ def with_ratios(table: pd.DataFrame) -> pd.DataFrame:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("recipes", nargs="+", help="built-in card names or card files")
+    parser.add_argument("recipes", nargs="*", default=RECIPES, help="built-in card names or card files (RECIPES)")
     args = parser.parse_args()
     found, walls = [], {}
     with tempfile.TemporaryDirectory() as scratch:
