@@ -40,8 +40,9 @@ def write(tmp_path, text, name="card.toml") -> Path:
     return path
 
 
-def test_every_built_in_card_is_valid():
-    cards = sorted(BUILT_IN_CARDS.glob("*.toml"))
+@pytest.mark.parametrize("folder", [BUILT_IN_CARDS, Path(__file__).parents[1] / "benchmarks" / "cards"])
+def test_every_built_in_and_benchmark_card_is_valid(folder):
+    cards = sorted(folder.glob("*.toml"))
     assert len(cards) >= 5
     for path in cards:
         card = load_card(path)
