@@ -242,7 +242,7 @@ def run_cluster(
     sweeps, the adapted step sizes and the wall times (``gradient_evaluations = 0``).  The warm-up adapts the
     step size every ``ADAPT_BLOCK`` sweeps.  The continuous Ising dual (a single ``ising_dual`` term) is sampled
     exactly through its spins instead: Swendsen-Wang sweeps of the spins, each draw ``x = A s + A^{1/2} xi``
-    (:func:`ising_dual_draw`); nothing is rejected (acceptance 1) and there is no step size.  ``checkpoint`` is a
+    (:func:`ising_dual_draw`); nothing is rejected (acceptance 1) and there is no step size (no ``step_size`` attribute).  ``checkpoint`` is a
     directory written after every block of warm-up and every chunk of draws (:func:`rgppl.loop.run_phases`);
     ``resume=True`` continues it and gives exactly the draws of an uninterrupted run.  One root key
     ``PRNGKey(seed)``.
@@ -305,7 +305,7 @@ def run_cluster(
         "gradient_evaluations": 0,
         "devices": done.devices,
         "sweeps": settings.samples * settings.thin,
-        "step_size": None if spins else gather(step_size).tolist(),
+        **({} if spins else {"step_size": gather(step_size).tolist()}),
         **{f"cluster_{k}": v for k, v in asdict(settings).items()},
     }
     return make_datatree(
