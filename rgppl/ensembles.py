@@ -242,10 +242,10 @@ def run_cluster(
     sweeps, the adapted step sizes and the wall times (``gradient_evaluations = 0``).  The warm-up adapts the
     step size every ``ADAPT_BLOCK`` sweeps.  The continuous Ising dual (a single ``ising_dual`` term) is sampled
     exactly through its spins instead: Swendsen-Wang sweeps of the spins, each draw ``x = A s + A^{1/2} xi``
-    (:func:`ising_dual_draw`); nothing is rejected (acceptance 1) and there is no step size (no ``step_size`` attribute).  ``checkpoint`` is a
-    directory written after every block of warm-up and every chunk of draws (:func:`rgppl.loop.run_phases`);
-    ``resume=True`` continues it and gives exactly the draws of an uninterrupted run.  One root key
-    ``PRNGKey(seed)``.
+    (:func:`ising_dual_draw`); nothing is rejected (acceptance 1) and there is no ``step_size`` attribute.
+    ``checkpoint`` is a directory written after every block of warm-up and every chunk of draws
+    (:func:`rgppl.loop.run_phases`); ``resume=True`` continues it and gives exactly the draws of an uninterrupted
+    run.  One root key ``PRNGKey(seed)``.
     """
     check_cluster_model(hamiltonian)
     meta = {"hamiltonian": hamiltonian.describe(), "seed": seed, "sampler": "cluster", "settings": asdict(settings)}
