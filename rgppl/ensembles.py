@@ -178,6 +178,12 @@ def check_cluster_model(hamiltonian) -> None:
     ``J >= 0`` on even sides."""
     if ising_dual_only(hamiltonian):
         return
+    require(
+        hamiltonian.term("ising_dual") is None,
+        "hamiltonian.terms",
+        [t.describe() for t in hamiltonian.terms],
+        "a single ising_dual term (drawn through its spins), or E = -J sum_<xy> phi_x phi_y + sum_x v(phi_x)",
+    )
     J, _ = hamiltonian.phi4_form()
     require(
         float(J) >= 0,

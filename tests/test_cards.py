@@ -110,7 +110,7 @@ BAD = [
             'terms = [{ type = "ising_dual", beta = 0.4, alpha = 2.0 }, { type = "mass", m2 = 1.0 }]',
         ),
         "hamiltonian.terms",
-        "sum_x v",
+        "a single ising_dual term",
         'sampler = "cluster"',
     ),
     (
