@@ -7,11 +7,12 @@ measured.  From each record, per sampler run:
 * set-up seconds, what the run pays before its first kept draw: for one sampler, the sampling stage's wall time
   less its measured sampling (compilation and warm-up); for a flow or WIRG run, the data and training or
   fitting stages as well (a WIRG card's data stage also draws the reference ensemble, so it is an upper bound);
+* NUTS's (or NeuTra's) target acceptance, where the run has one;
 * ESS bulk and tail of |m|, m^2 and the energy density e (ArviZ), and the seconds of sampling they took;
 * the worst |z| of the run's figures against an exact or independent value;
 * seconds to 10^3, 10^4 and 10^5 independent samples of |m|: set-up + N / (ESS of |m| per second of sampling);
 * that time for 10^4 samples over the cluster sampler's and NUTS's on the same model and lattice, where the
-  recipes hold them.
+  recipes hold them; the fastest run of each, so NUTS at its best target acceptance of those the recipes try.
 
     python benchmarks/samplers.py                    # RECIPES, the record's; writes results/current/samplers/
     python benchmarks/samplers.py phi4_wirg ising_dual_tc_L8          # any recipes given
@@ -39,11 +40,16 @@ RECIPES = (  # phi^4 in hopping form at beta = 0.68, then the continuous Ising d
     "phi4_wirg",
     *(str(CARDS / f"samplers_{sampler}_L64.toml") for sampler in ("nuts", "cluster")),
     str(CARDS / "phi4_wirg_L64.toml"),
-    str(CARDS / "samplers_cluster_L128.toml"),
+    *(str(CARDS / f"{card}_L128.toml") for card in ("samplers_cluster", "phi4_wirg")),
     "ising_dual_tc_L8",
     str(CARDS / "samplers_cluster_ising_L8.toml"),
     "ising_dual_neuralrg_L8",
     *(str(CARDS / f"samplers_{sampler}_ising_L{L}.toml") for L in (16, 32) for sampler in ("nuts", "cluster")),
+    *(  # NUTS at the two other target acceptances, so that its ratios use the best of three
+        str(CARDS / f"samplers_nuts_{side}_accept{accept}.toml")
+        for side in ("L16", "L32", "L64", "ising_L8", "ising_L16", "ising_L32")
+        for accept in (65, 90)
+    ),
 )
 TARGETS = (1_000, 10_000, 100_000)
 OBSERVABLES = ("abs_m", "m2", "e")
@@ -94,6 +100,7 @@ def rows(recipe: str, record: dict, memory_gib: float) -> list[dict]:
             "model": card["hamiltonian"]["name"],
             "L": card["lattice"]["shape"][0],
             "sampler": run,
+            "target_accept": card.get(run, {}).get("target_accept"),
             "setup_s": setup,
             "sampling_s": sampling,
             "peak_memory_gib": memory_gib,
@@ -158,6 +165,7 @@ def main():
     )
     shown = table.set_index(["model", "L", "sampler"])[
         [
+            "target_accept",
             "setup_s",
             "ess_per_s_abs_m",
             *[f"seconds_to_{n}" for n in TARGETS],

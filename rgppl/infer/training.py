@@ -70,8 +70,9 @@ INVERSE_MISMATCH_NATS = 1.0  # a folded draw whose inverse ln q is further off t
 class SVISettings:
     """How a flow is trained; ``batch`` is the number of particles (or data fields) per step.
 
-    The defaults are the recipe of the ``ising_dual_neuralrg_L8`` card, whose record gives its KL: the path
-    ``gradient`` (``"total"`` for guides other than :class:`AutoNeuralRG`), and SVI on the flow's own ``q``
+    The defaults are the recipe of the ``ising_dual_neuralrg_L8`` card, whose record gives its KL, but for the
+    learning rate: that card takes 2e-3, measured at L = 8 only, and the grown cards keep 1e-3.  The recipe: the
+    path ``gradient`` (``"total"`` for guides other than :class:`AutoNeuralRG`), and SVI on the flow's own ``q``
     while ``q_sym`` is reported (``train_q_sym = False``: half the cost per step, an upper bound on the
     reported KL; a folded flow needs ``True``, its ``q`` covers ``m > 0`` only).
     """
