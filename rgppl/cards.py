@@ -31,7 +31,7 @@ from rgppl.loop import CHECKPOINT_SECONDS, require_checkpoint_seconds
 from rgppl.mcmc import NUTSSettings
 from rgppl.precision import PRECISIONS
 from rgppl.storage import fingerprint
-from rgppl.wirg.fit import FitSettings
+from rgppl.wirg.fit import PER_SCALE, FitSettings
 from rgppl.wirg.sampler import GeneratorSettings
 from rgppl.wirg.sources import DataSource
 
@@ -295,7 +295,7 @@ def _wirg_sections(data: dict, lattice: Lattice, hamiltonian: Hamiltonian | None
     if hamiltonian is not None:
         check_cluster_model(hamiltonian)  # the reference ensemble (and the training data unless [data] gives it)
     fit_table = dict(_table(data, "fit", required=False))
-    for key in ("radius", "potentials"):
+    for key in PER_SCALE:
         if isinstance(fit_table.get(key), list):
             fit_table[key] = tuple(fit_table[key])
     fit = _settings({"fit": fit_table}, "fit", FitSettings)

@@ -34,13 +34,33 @@ def free_field_data(L: int, n: int, seed: int = 0) -> np.ndarray:
     return np.asarray(sample_gaussian_field(jax.random.PRNGKey(seed), free_field_spectrum((L, L), M2), (n,)))
 
 
+PAIRS = {  # potentials of neighbouring pairs' half sums and half differences
+    "sites": {},
+    "pairs": {
+        "sum_centres": (-0.8, 0.5),
+        "sum_widths": (0.6, 0.9),
+        "difference_centres": (-0.3, 0.0, 0.4),
+        "difference_widths": (0.3, 0.3, 0.3),
+    },
+}
+
+
 @pytest.mark.usefixtures("float64")
+@pytest.mark.parametrize("pairs", list(PAIRS))
 @pytest.mark.parametrize("widths", [(0.5, 0.7, 0.4), (0.6, 0.6, 0.6)], ids=["unequal", "equal"])
 @pytest.mark.parametrize("coarsest", [False, True], ids=["conditional", "coarsest"])
 @pytest.mark.parametrize("side, radius", [(1, 2), (2, 2), (4, 2)])
-def test_feature_gram_projections_laplacians_energy_and_its_gradient_equal_autodiff(coarsest, side, radius, widths):
+def test_feature_gram_projections_laplacians_energy_and_its_gradient_equal_autodiff(
+    coarsest, side, radius, widths, pairs
+):
     ansatz = ScaleAnsatz(
-        side=side, radius=radius, centres=(-1.0, 0.2, 1.3), widths=widths, wavelet="db2", coarsest=coarsest
+        side=side,
+        radius=radius,
+        centres=(-1.0, 0.2, 1.3),
+        widths=widths,
+        wavelet="db2",
+        coarsest=coarsest,
+        **PAIRS[pairs],
     )
     coarse = jax.random.normal(jax.random.PRNGKey(0), (side, side))
     free = jax.random.normal(jax.random.PRNGKey(1), ansatz.free_shape)
@@ -276,6 +296,10 @@ def test_conditioning_on_a_coarse_field_keeps_it_and_draws_the_details():
             "fit.ml_fields",
         ),
         (lambda: GeneratorSettings(samples=10, groups=4), "generator.samples"),
+        (
+            lambda: fit_wirg(free_field_data(8, 10), FitSettings(pair_potentials=(2, 2, 2, 2)), progress=False),
+            "fit.pair_potentials",
+        ),
     ],
 )
 def test_bad_input_names_the_field(call, field):
@@ -321,11 +345,13 @@ def test_a_chain_started_on_a_steep_wall_comes_down_and_samples_exactly():
 
 def test_a_mirrored_fit_refined_by_maximum_likelihood_stays_even():
     """Maximum likelihood's Monte Carlo moments are symmetric only on average; with mirror images the fitted
-    energies must be even, E(-phi_j, -phibar_j) = E(phi_j, phibar_j), or the two signs are not equally likely."""
+    energies must be even, E(-phi_j, -phibar_j) = E(phi_j, phibar_j), or the two signs are not equally likely.
+    With pair potentials too, on every conditional."""
     settings = FitSettings(
         wavelet="haar",
         radius=1,
         potentials=4,
+        pair_potentials=3,
         mirror_images=True,
         ml_iterations=2,
         ml_max_side=2,
@@ -338,6 +364,8 @@ def test_a_mirrored_fit_refined_by_maximum_likelihood_stays_even():
     for scale in model.scales:
         assert scale.report["iterations"] == (3 if scale.ansatz.side <= 2 else 1)
         a = scale.ansatz
+        takes_pairs = not a.coarsest and a.side == 2  # not the finest conditional (4 x 4), the 1 x 1 one or the top
+        assert len(a.sum_centres) == len(a.difference_centres) == (3 if takes_pairs else 0)
         coarse = rng.normal(size=(a.side, a.side)) * (0 if a.coarsest else 1)
         free = rng.normal(size=a.free_shape)
         energy = lambda c, f: float(a.energy(jnp.asarray(scale.theta), jnp.asarray(c), jnp.asarray(f)))

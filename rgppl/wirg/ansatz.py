@@ -13,6 +13,11 @@ is an exponential family, ``Ebar_j = theta . U(phi_j, phibar_j)``, with the feat
 * a scalar potential of the reconstructed finer field, ``U_k = sum_x sigmoid((phi_{j-1}(x) - c_k) / w_k)``
   for ``K`` centres ``c_k`` spanning the data range.  (Long-tailed fields, such as weak-lensing maps, are
   fitted in a transformed variable instead: :mod:`rgppl.wirg.transform`.)
+* optionally (beyond the paper's family), potentials of pairs of neighbouring sites of the finer field: of their
+  half sums and half differences ``b^+-_mu(x) = (phi_{j-1}(x) +- phi_{j-1}(x + e_mu)) / 2`` over both directions
+  ``mu``, ``U^+-_k = sum_{x,mu} sigmoid((b^+-_mu(x) - c^+-_k) / w^+-_k)``, each on its own grid of centres.  With
+  the site potentials they hold two-site couplings that are not quadratic (``phi_x^2 phi_y^2``, ``phi_x^3 phi_y``),
+  which coarse-graining generates.
 
 The coarsest scale has a direct energy of the same form on its single channel ``X = (phi_J,)``
 (quadratic moments of ``phi_J`` and the potential of ``phi_J`` itself).
@@ -24,9 +29,10 @@ or ``phi_J`` at the coarsest scale) and its Laplacian; both are written out here
     d U_k / d phibar = Gbar [sigmoid'(u_k) / w_k],   Laplacian U_k = sum_x sigmoid''(u_k(x)) / w_k^2 D(x),
 
 with ``u_k = (phi_{j-1} - c_k) / w_k`` and ``D(x) = (Gbar^T Gbar)_{xx}``
-(the part of site ``x`` carried by the details; it depends only on the parity of ``x``).  Of the quadratic features
-only ``s = 0``,
-``c = d`` free has a Laplacian: ``m^2``.
+(the part of site ``x`` carried by the details; it depends only on the parity of ``x``).  A pair potential acts on
+``b = a . phi_{j-1}`` with ``a = (e_x +- e_{x+mu}) / 2``: its gradient in ``phi_{j-1}`` is the adjoint
+``(s(x) +- s(x - e_mu)) / 2`` of its slope ``s``, and its Laplacian weight is ``|Gbar a|^2`` in place of ``D(x)``.
+Of the quadratic features only ``s = 0``, ``c = d`` free has a Laplacian: ``m^2``.
 
 Score matching only needs the gradients through their Gram matrix ``A_kl = sum_i dU_k/dv_i dU_l/dv_i``, and the
 quadratic features' gradients are translated channels: ``A`` is assembled from the Gram matrix of the
@@ -103,7 +109,7 @@ def sigmoid_series_and_slope(x, weights, centres: tuple, widths: tuple):
 class ScaleAnsatz:
     """The features of one scale: ``side`` is ``m`` (the coarse side), ``radius`` the requested window
     radius, ``centres``/``widths`` the sigmoid potential of the finer field; ``coarsest`` for the direct energy
-    of ``phi_J``.
+    of ``phi_J``; ``sum_*`` and ``difference_*`` the potentials of neighbouring pairs' half sums and half differences.
 
     Ansätze with equal fields are equal (and hash alike), so the jitted passes built for one
     (``functools.lru_cache`` on the ansatz) serve every fit and sampler of the same features."""
@@ -114,6 +120,10 @@ class ScaleAnsatz:
     widths: tuple = ()
     wavelet: str = "db4"
     coarsest: bool = False
+    sum_centres: tuple = ()
+    sum_widths: tuple = ()
+    difference_centres: tuple = ()
+    difference_widths: tuple = ()
 
     @property
     def window(self) -> int:
@@ -158,15 +168,33 @@ class ScaleAnsatz:
         return len(self.quadratic_terms)
 
     @property
+    def potential_groups(self) -> tuple:
+        """``(name, sign, centres, widths)`` of every group of potentials, in the order of ``theta`` (after the
+        quadratic couplings): the sites (``sign`` None), then the pairs' half sums (+1) and half differences (-1)."""
+        return (
+            ("sigmoid", None, self.centres, self.widths),
+            ("sum sigmoid", 1.0, self.sum_centres, self.sum_widths),
+            ("difference sigmoid", -1.0, self.difference_centres, self.difference_widths),
+        )
+
+    @property
     def n_params(self) -> int:
         """The number of parameters: quadratic couplings plus potentials."""
-        return self.n_quadratic + len(self.centres)
+        return self.n_quadratic + sum(len(centres) for _, _, centres, _ in self.potential_groups)
+
+    def potential_slices(self) -> list[slice]:
+        """Where each group of :attr:`potential_groups` sits in ``theta``."""
+        start, slices = self.n_quadratic, []
+        for _, _, centres, _ in self.potential_groups:
+            slices.append(slice(start, start + len(centres)))
+            start += len(centres)
+        return slices
 
     def feature_names(self) -> list[str]:
         """A name for each parameter, in the order of ``theta``."""
         channel = ("coarse",) if self.coarsest else ("coarse", "H", "V", "D")
         quadratic = [f"{channel[c]}*{channel[d]}@{s[0]},{s[1]}" for c, d, s in self.quadratic_terms]
-        return quadratic + [f"sigmoid@{c:.3g}" for c in self.centres]
+        return quadratic + [f"{name}@{c:.3g}" for name, _, centres, _ in self.potential_groups for c in centres]
 
     @property
     def _tables(self):
@@ -180,19 +208,24 @@ class ScaleAnsatz:
         c, d, s = zip(*[(c, d, index[s]) for c, d, s in self.quadratic_terms])
         return tuple(shifts), np.array(c), np.array(d), np.array(s)
 
-    @cached_property
-    def detail_weight(self) -> np.ndarray:
-        """``D(x) = (Gbar^T Gbar)_{xx}`` on the ``2m x 2m`` finer grid (1 at the coarsest scale, on ``m x m``)."""
-        if self.coarsest:
-            return np.ones((self.side, self.side))
-        n = 2 * self.side
-        weight = np.zeros((n, n))
-        for px in range(2):
-            for py in range(2):
-                impulse = np.zeros((n, n))
-                impulse[px, py] = 1.0
-                _, details = pywt.dwt2(impulse, self.wavelet, mode="periodization")
-                weight[px::2, py::2] = sum(np.sum(d**2) for d in details)
+    def _laplacian_weight(self, sign) -> np.ndarray:
+        """``|Gbar a|^2`` for the combination ``a`` of finer-field sites a potential acts on, at every site of the
+        finer grid (``2m x 2m``; ``m x m`` at the coarsest scale, where the free field is the finer field and the
+        norm is ``|a|^2``): ``a = e_x`` for a site potential, shape ``(1, n, n)`` (the site's detail part ``D(x) =
+        (Gbar^T Gbar)_{xx}``), ``a = (e_x + sign e_{x+mu}) / 2`` for a pair's, shape ``(2, n, n)`` over ``mu``.  One
+        analysis step commutes with translations by 2, so the sites' parities give the whole grid."""
+        n, period = (self.side, 1) if self.coarsest else (2 * self.side, 2)
+        steps = ((0, 0),) if sign is None else ((1, 0), (0, 1))
+        weight = np.zeros((len(steps), n, n))
+        for mu, (dx, dy) in enumerate(steps):
+            for px in range(period):
+                for py in range(period):
+                    a = np.zeros((n, n))
+                    a[px, py] += 1.0 if sign is None else 0.5
+                    if sign is not None:
+                        a[(px + dx) % n, (py + dy) % n] += 0.5 * sign
+                    details = [a] if self.coarsest else pywt.dwt2(a, self.wavelet, mode="periodization")[1]
+                    weight[mu, px::period, py::period] = sum(np.sum(d**2) for d in details)
         return weight
 
     # ---- the fields -------------------------------------------------------------------------------
@@ -230,13 +263,37 @@ class ScaleAnsatz:
                 slot[i, t], coef[i, t] = free.get(target, 0), 0.5 if target in free else 0.0
         return residues, row, slot, coef
 
-    def _sigmoid_args(self, field):
-        """``(field - c) / w`` for every centre of the potential (a leading axis) and the widths, broadcastable to
-        it."""
+    @staticmethod
+    def _potential_field(sign, finer):
+        """What a group of potentials acts on, ``(directions, n, n)``: the finer field itself (``sign`` None), or its
+        neighbouring pairs' ``(phi(x) + sign phi(x + e_mu)) / 2`` for ``mu`` along both axes."""
+        if sign is None:
+            return finer[None]
+        return jnp.stack([(finer + sign * jnp.roll(finer, -1, axis=axis)) / 2 for axis in (-2, -1)])
+
+    @staticmethod
+    def _potential_adjoint(sign, slope):
+        """The gradient in the finer field of ``sum slope * _potential_field(sign, .)``: ``slope[..., mu, n, n]``
+        summed back onto the sites, ``(slope(x) + sign slope(x - e_mu)) / 2`` for a pair."""
+        if sign is None:
+            return slope[..., 0, :, :]
+        return sum((slope[..., mu, :, :] + sign * jnp.roll(slope[..., mu, :, :], 1, axis=-2 + mu)) / 2 for mu in (0, 1))
+
+    @staticmethod
+    def _sigmoid_args(field, centres, widths):
+        """``(field - c) / w`` for every centre of a group (a leading axis) and the widths, broadcastable to it."""
         expand = (slice(None),) + (None,) * field.ndim
-        centres = jnp.asarray(self.centres, field.dtype)[expand]
-        widths = jnp.asarray(self.widths, field.dtype)[expand]
+        centres = jnp.asarray(centres, field.dtype)[expand]
+        widths = jnp.asarray(widths, field.dtype)[expand]
         return (field[None] - centres) / widths, widths
+
+    def _groups_on(self, finer):
+        """``(sign, field, centres, widths, theta slice)`` of every group of potentials that has any."""
+        return [
+            (sign, self._potential_field(sign, finer), centres, widths, part)
+            for (_, sign, centres, widths), part in zip(self.potential_groups, self.potential_slices(), strict=True)
+            if centres
+        ]
 
     # ---- features, energy, gradients, Laplacians (one configuration; vmap for batches) -------------
     def features(self, coarse, free):
@@ -244,8 +301,11 @@ class ScaleAnsatz:
         shifts, c, d, s = self._tables
         x = self.channels(coarse, free)
         quadratic = 0.5 * jnp.sum(x[c] * self._translated(x, shifts)[s, d], axis=(-2, -1))
-        u, _ = self._sigmoid_args(self.finer_field(coarse, free))
-        return jnp.concatenate([quadratic, jnp.sum(jax.nn.sigmoid(u), axis=(-2, -1))])
+        potentials = [
+            jnp.sum(jax.nn.sigmoid(self._sigmoid_args(field, centres, widths)[0]), axis=(-3, -2, -1))
+            for _, field, centres, widths, _ in self._groups_on(self.finer_field(coarse, free))
+        ]
+        return jnp.concatenate([quadratic, *potentials])
 
     def _coupling(self, theta):
         """The quadratic energy's operator ``K + K^T`` in Fourier space, ``(C, C, m, m/2 + 1)``: ``K_{cd}(s) =
@@ -267,8 +327,10 @@ class ScaleAnsatz:
         weight = np.full(self.side // 2 + 1, 2.0)  # the modes k and -k of the half plane count twice
         weight[[0, self.side // 2]] = 1.0
         quadratic = 0.25 * jnp.sum(jnp.asarray(weight, x.dtype) * jnp.real(jnp.conj(x_hat) * coupled)) / self.side**2
-        potential = theta[self.n_quadratic :]
-        return quadratic + jnp.sum(sigmoid_series(self.finer_field(coarse, free), potential, self.centres, self.widths))
+        return quadratic + sum(
+            jnp.sum(sigmoid_series(field, theta[part], centres, widths))
+            for _, field, centres, widths, part in self._groups_on(self.finer_field(coarse, free))
+        )
 
     def conditional_energy(self, theta, coarse, support):
         """The sampler's ``free -> (Ebar_j, dEbar_j / d free)`` given ``coarse``, in closed form (the same energy as
@@ -279,7 +341,8 @@ class ScaleAnsatz:
         ``E_quad = 1/4 X^T Ks X = 1/4 F . (Ks X + Ks_{F,coarse} phi_j)`` and its gradient is ``1/2 (Ks X)_F``; the
         coarse
         field's drive ``Ks_{F,coarse} phi_j`` is computed once.  The potential of the finer field ``phi_{j-1}`` has the
-        gradient ``Gbar v'(phi_{j-1})``, the detail part of one analysis step (``v'(phi_J)`` at the coarsest scale)."""
+        gradient ``Gbar v'(phi_{j-1})``, the detail part of one analysis step (``v'(phi_J)`` at the coarsest scale);
+        a pair potential's slope enters ``v'`` through its adjoint."""
         theta = jnp.asarray(theta, coarse.dtype)
         coupling = self._coupling(theta)
         free_channels = np.asarray(self.free_channels)
@@ -289,7 +352,6 @@ class ScaleAnsatz:
         else:
             drive = coupling[free_channels, 0] * jnp.fft.rfft2(coarse)[None]
             drive_field = jnp.fft.irfft2(drive, s=size)
-        potential = theta[self.n_quadratic :]
 
         def value_and_grad(free):
             coupled = jnp.sum(
@@ -297,9 +359,12 @@ class ScaleAnsatz:
             )
             field = jnp.fft.irfft2(coupled + drive, s=size)
             finer = self.finer_field(coarse, free)
-            series = sigmoid_series_and_slope(finer, potential, self.centres, self.widths)
-            energy = 0.25 * jnp.sum(free * (field + drive_field)) + jnp.sum(series[0])
-            slope = series[1][None] if self.coarsest else dwt2(series[1], self.wavelet)[1]
+            energy, finer_slope = 0.25 * jnp.sum(free * (field + drive_field)), jnp.zeros_like(finer)
+            for sign, acted, centres, widths, part in self._groups_on(finer):
+                series = sigmoid_series_and_slope(acted, theta[part], centres, widths)
+                energy += jnp.sum(series[0])
+                finer_slope += self._potential_adjoint(sign, series[1])
+            slope = finer_slope[None] if self.coarsest else dwt2(finer_slope, self.wavelet)[1]
             inside = jnp.all((finer >= support[0]) & (finer <= support[1]))
             return jnp.where(inside, energy, jnp.inf), 0.5 * field + slope
 
@@ -307,8 +372,12 @@ class ScaleAnsatz:
 
     def _potential_gradients(self, coarse, free):
         """``dU_k / d(free)`` of the features after the quadratic ones (the potentials), ``(k, *free_shape)``."""
-        u, widths = self._sigmoid_args(self.finer_field(coarse, free))
-        slope = jax.nn.sigmoid(u) * (1 - jax.nn.sigmoid(u)) / widths
+        finer = self.finer_field(coarse, free)
+        slopes = [jnp.zeros((0, *finer.shape), finer.dtype)]
+        for sign, field, centres, widths, _ in self._groups_on(finer):
+            u, width = self._sigmoid_args(field, centres, widths)
+            slopes.append(self._potential_adjoint(sign, jax.nn.sigmoid(u) * (1 - jax.nn.sigmoid(u)) / width))
+        slope = jnp.concatenate(slopes)
         return slope[:, None] if self.coarsest else dwt2(slope, self.wavelet)[1]
 
     def _gradient_parts(self, coarse, free):
@@ -357,8 +426,12 @@ class ScaleAnsatz:
         quadratic = np.array(
             [float(self.side**2) if c == d and s == (0, 0) else 0.0 for c, d, s in self.quadratic_terms]
         )
-        u, widths = self._sigmoid_args(self.finer_field(coarse, free))
-        sig = jax.nn.sigmoid(u)
-        curvature = sig * (1 - sig) * (1 - 2 * sig) / widths**2
-        potential = jnp.sum(curvature * jnp.asarray(self.detail_weight, u.dtype), axis=(-2, -1))
-        return jnp.concatenate([jnp.asarray(quadratic, u.dtype), potential])
+        finer = self.finer_field(coarse, free)
+        potentials = []
+        for sign, field, centres, widths, _ in self._groups_on(finer):
+            u, width = self._sigmoid_args(field, centres, widths)
+            sig = jax.nn.sigmoid(u)
+            curvature = sig * (1 - sig) * (1 - 2 * sig) / width**2
+            weight = jnp.asarray(self._laplacian_weight(sign), u.dtype)
+            potentials.append(jnp.sum(curvature * weight, axis=(-3, -2, -1)))
+        return jnp.concatenate([jnp.asarray(quadratic, finer.dtype), *potentials])

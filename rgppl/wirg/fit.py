@@ -42,6 +42,8 @@ from rgppl.wirg.model import ScaleFit, WIRGModel, data_support
 from rgppl.wirg.sampler import ScaleParams, conditional_chains, initial_log_step
 from rgppl.wirg.transform import TRANSFORMS, make_transform
 
+PER_SCALE = ("radius", "potentials", "pair_potentials")  # the settings given per scale or once for all
+
 
 @dataclass(frozen=True)
 class FitSettings:
@@ -52,8 +54,17 @@ class FitSettings:
     radius-1 family, and on phi^4 at beta = 0.68, L = 16 it reproduced <phi^2> to 0.3 % where db4 at the same
     radius was 1.9 % off (the longer db4 filters couple details further than the window reaches).
 
-    ``radius`` and ``potentials`` are an integer for every scale or a tuple with one entry per scale,
-    finest conditional first and the coarsest energy last (``levels + 1`` entries).  ``mirror_images`` adds the
+    ``pair_potentials`` adds that many sigmoid potentials of neighbouring pairs' half sums, and as many of their half
+    differences (:class:`~rgppl.wirg.ansatz.ScaleAnsatz`), beyond the paper's family, to the conditionals of the
+    coarse-grained scales: an integer gives them to every conditional but the finest (the microscopic one, which a
+    nearest-neighbour Hamiltonian's quadratic couplings and site potential already hold) whose finer field has side 4
+    or more; a tuple may give them to the finest too.  The coarsest energy and the ``1 x 1`` conditional take none
+    (a tuple's entries there are 0): on a ring of two sites the pairs repeat, and a half difference's potentials are
+    linearly dependent.  On the ``phi4_wirg`` card they take the worst |z| of the generated fields from 5.1 to 3.4
+    (spectrum bins at |k| = 1.5-3.2 from 3.2-5.1 to 1.7-3.4, the energy density from 4.5 to 3.3); on the finest
+    scale too they change nothing and double its generation time.
+    ``radius``, ``potentials`` and ``pair_potentials`` are an integer for every scale or a tuple with one entry per
+    scale, finest conditional first and the coarsest energy last (``levels + 1`` entries).  ``mirror_images`` adds the
     mirror image ``-phi`` of every field, for models with the ``phi -> -phi`` symmetry (phi^4, Ising): the
     sigmoid grid and the fitted energy are then symmetric too (after maximum likelihood by
     :func:`mirror_symmetric`).  After score matching, the scales whose coarse
@@ -65,7 +76,8 @@ class FitSettings:
     the fine scales, whose score-matching fit is already close, are left as they are.
 
     The defaults are the recipe of the ``phi4_wirg`` card, whose record gives its fidelity against an
-    independent ensemble (radius 2, 12 potentials, 4 ML iterations on the scales of side <= 4 with 8000 chains, each
+    independent ensemble (radius 2, 12 site potentials, 8 pair potentials of each kind on the coarse-grained
+    conditionals, 4 ML iterations on the scales of side <= 4 with 8000 chains, each
     measuring the moments over 200 steps after 100).  Without the refinement (``ml_iterations = 0``) the fit takes a
     sixth of the time, and the spectrum's lowest bins come out 2-4 % low (z = -3.7 at L = 32).
 
@@ -78,6 +90,7 @@ class FitSettings:
     levels: int | None = None
     radius: int | tuple = 2
     potentials: int | tuple = 12
+    pair_potentials: int | tuple = 8
     batch: int = 64
     mirror_images: bool = False
     ml_iterations: int = 4
@@ -128,12 +141,14 @@ class FitSettings:
         top = int(np.log2(L))
         levels = top if self.levels is None else self.levels
         require(levels <= top, "fit.levels", levels, f"at most log2(L) = {top} for L = {L}")
-        for name in ("radius", "potentials"):
+        for name in PER_SCALE:
             self.per_scale(name, levels)
+        self.pair_counts(L, levels)
         return levels
 
     def per_scale(self, name: str, levels: int) -> tuple:
-        """``radius`` or ``potentials``, one value per scale: finest conditional first, the coarsest energy last."""
+        """``radius``, ``potentials`` or ``pair_potentials``, one value per scale: finest conditional first, the
+        coarsest energy last."""
         value, count = getattr(self, name), levels + 1
         values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * count
         require(
@@ -146,6 +161,21 @@ class FitSettings:
         for v in values:
             require_integer(f"fit.{name}", v, 0)
         return values
+
+    def pair_counts(self, L: int, levels: int) -> tuple:
+        """``pair_potentials`` per scale (finest first), 0 where a scale takes none: the coarsest energy, the
+        conditionals of a ``1 x 1`` coarse field and, unless a tuple says otherwise, the finest conditional."""
+        pairs = self.per_scale("pair_potentials", levels)
+        given = isinstance(self.pair_potentials, (tuple, list))
+        takes = tuple(j < levels and L >> (j + 1) >= 2 and (j > 0 or given) for j in range(levels + 1))
+        require(
+            not given or all(t or not n for t, n in zip(takes, pairs)),
+            "fit.pair_potentials",
+            self.pair_potentials,
+            f"0 at the scales that take no pair potentials (the coarsest energy and 1 x 1 coarse fields): "
+            f"{[n if t else 0 for t, n in zip(takes, pairs)]}",
+        )
+        return tuple(n if t else 0 for t, n in zip(takes, pairs))
 
     def ml_iterations_at(self, side: int) -> int:
         """The maximum-likelihood iterations of the scale whose coarse field has side ``side``."""
@@ -264,12 +294,26 @@ def refine_maximum_likelihood(
     return replace(scale, theta=np.mean(iterates[len(iterates) // 2 :], axis=0), report=report)
 
 
-def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, settings: FitSettings) -> ScaleFit:
-    """One scale: the sigmoid grid and support from ``finer`` (the field the potential acts on), score matching,
-    then the maximum-likelihood refinement ``settings`` gives a scale of its side; the data's Gaussian conditional
-    (:mod:`rgppl.wirg.gaussian`) is kept as the generator's starting point."""
-    centres, widths = sigmoid_grid(finer, potentials)
-    ansatz = ScaleAnsatz(**ansatz_args, centres=centres, widths=widths)
+def potential_grids(finer, potentials: int, pair_potentials: int) -> dict:
+    """The sigmoid grids of a :class:`ScaleAnsatz` from the data's finer fields ``finer[n, x, y]``: ``potentials``
+    over the sites' values, ``pair_potentials`` over the neighbouring pairs' half sums and as many over their half
+    differences (both directions)."""
+    finer = np.asarray(finer)
+    grids = {"": sigmoid_grid(finer, potentials), "sum_": ((), ()), "difference_": ((), ())}
+    if pair_potentials:
+        for name, sign in (("sum_", 1), ("difference_", -1)):
+            halves = np.stack([(finer + sign * np.roll(finer, -1, axis=axis)) / 2 for axis in (-2, -1)])
+            grids[name] = sigmoid_grid(halves, pair_potentials)
+    return {f"{name}{part}": grid[i] for name, grid in grids.items() for i, part in enumerate(("centres", "widths"))}
+
+
+def fit_scale(
+    key, ansatz_args: dict, potentials: tuple[int, int], coarse, free, finer, settings: FitSettings
+) -> ScaleFit:
+    """One scale: the sigmoid grids (``potentials`` = site and pair counts) and support from ``finer`` (the field
+    the potentials act on), score matching, then the maximum-likelihood refinement ``settings`` gives a scale of its
+    side; the data's Gaussian conditional (:mod:`rgppl.wirg.gaussian`) is kept as the generator's starting point."""
+    ansatz = ScaleAnsatz(**ansatz_args, **potential_grids(finer, *potentials))
     theta, report = score_matching(ansatz, coarse, free, settings.batch)
     spread = np.asarray(jnp.std(free, axis=(0, 2, 3)), np.float64)
     report = {**report, "side": ansatz.side, "iterations": 1}
@@ -282,16 +326,18 @@ def fit_scale(key, ansatz_args: dict, potentials: int, coarse, free, finer, sett
 
 
 def mirror_symmetric(ansatz: ScaleAnsatz, theta) -> np.ndarray:
-    """The part of ``theta`` whose energy is even under ``phi -> -phi``, for a sigmoid grid symmetric about 0.
+    """The part of ``theta`` whose energy is even under ``phi -> -phi``, for sigmoid grids symmetric about 0.
 
     The quadratic features are even.  A sigmoid of the mirrored field is ``sigmoid((-x - c_k) / w) =
     1 - sigmoid((x - c_{K-1-k}) / w)`` when the centres are symmetric, so the mirrored energy has the potential
-    weights ``-theta_{K-1-k}`` (up to a constant) and the even part ``(theta_k - theta_{K-1-k}) / 2``.  Score matching
-    on mirrored data gives it already; maximum likelihood's Monte Carlo moments are symmetric only on average, and
-    their odd part would tilt the energy's two wells (at the coarsest scale, the sign of the magnetisation)."""
+    weights ``-theta_{K-1-k}`` (up to a constant) and the even part ``(theta_k - theta_{K-1-k}) / 2``; the same
+    holds within each group of pair potentials (a pair's half sum and half difference change sign with the field).
+    Score matching on mirrored data gives it already; maximum likelihood's Monte Carlo moments are symmetric only on
+    average, and their odd part would tilt the energy's two wells (at the coarsest scale, the sign of the
+    magnetisation)."""
     theta = np.asarray(theta, np.float64).copy()
-    weights = theta[ansatz.n_quadratic :]
-    theta[ansatz.n_quadratic :] = 0.5 * (weights - weights[::-1])
+    for part in ansatz.potential_slices():
+        theta[part] = 0.5 * (theta[part] - theta[part][::-1])
     return theta
 
 
@@ -301,7 +347,12 @@ def exact_quadratic_theta(ansatz: ScaleAnsatz, energy, unit: float) -> tuple[np.
     expanded by least squares on the (constant) Hessians of the quadratic features.  Returns ``theta`` and
     the relative residual, the part of the exact conditional the window does not reach (0 when it is in
     the family).  For an ansatz without sigmoid potentials."""
-    require(not ansatz.centres and not ansatz.coarsest, "ansatz", ansatz, "a conditional ansatz without potentials")
+    require(
+        ansatz.n_params == ansatz.n_quadratic and not ansatz.coarsest,
+        "ansatz",
+        ansatz,
+        "a conditional ansatz without potentials",
+    )
     m = ansatz.side
     split = m * m
 
@@ -322,18 +373,18 @@ DATA_PER_PARAMETER = 2  # at every scale, data values (fields x free variables p
 def _require_enough_fields(n: int, L: int, levels: int, radius: tuple, potentials: tuple, settings: FitSettings):
     """Refuse an ensemble too small to determine every scale's score-matching system: ``A`` is a mean of ``n`` outer
     products of rank at most the scale's free variables per field, so it has full rank only if ``n`` times those
-    reach the parameters; ``DATA_PER_PARAMETER`` times as many are required.  The coarsest scales bind."""
+    reach the parameters; ``DATA_PER_PARAMETER`` times as many are required.  The coarsest scales bind.
+    ``potentials[j]`` holds scale ``j``'s counts of site and of pair potentials."""
     needs = []  # (fields needed, side, parameters, free variables per field) of every scale
     for j in range(levels + 1):
         side = L >> min(j + 1, levels)
-        ansatz = ScaleAnsatz(
-            side=side,
-            radius=radius[j],
-            centres=(0.0,) * potentials[j],
-            widths=(1.0,) * potentials[j],
-            wavelet=settings.wavelet,
-            coarsest=j == levels,
-        )
+        sites, pairs = potentials[j]
+        grid = {
+            f"{prefix}{part}": (value,) * count
+            for prefix, count in (("", sites), ("sum_", pairs), ("difference_", pairs))
+            for part, value in (("centres", 0.0), ("widths", 1.0))
+        }
+        ansatz = ScaleAnsatz(side=side, radius=radius[j], wavelet=settings.wavelet, coarsest=j == levels, **grid)
         free = int(np.prod(ansatz.free_shape))
         needs.append((-(-DATA_PER_PARAMETER * ansatz.n_params // free), side, ansatz.n_params, free))
     needed, side, parameters, free = max(needs)
@@ -359,7 +410,8 @@ def fit_wirg(
     fields = checked_ensemble(fields)
     L = Lattice(fields.shape[1:]).require_power_of_two("the wavelet hierarchy")
     levels = settings.resolved_levels(L)
-    radius, potentials = settings.per_scale("radius", levels), settings.per_scale("potentials", levels)
+    radius, sites = settings.per_scale("radius", levels), settings.per_scale("potentials", levels)
+    potentials = tuple(zip(sites, settings.pair_counts(L, levels), strict=True))
     transform = make_transform(settings.transform, settings.shift, fields)
     _require_enough_fields(len(fields) * (2 if settings.mirror_images else 1), L, levels, radius, potentials, settings)
     fitted_fields = np.asarray(transform.forward(fields), np.float32)
@@ -413,7 +465,7 @@ def fit_wirg(
             free_energies.append(
                 fitted(
                     f"free_energy_{j + 1}",
-                    lambda: fit_free_energy(scale, coarse[j + 1], details[j], potentials[j], settings.batch),
+                    lambda: fit_free_energy(scale, coarse[j + 1], details[j], sites[j], settings.batch),
                 )
             )
         scales.append(scale)
