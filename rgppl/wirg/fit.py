@@ -62,7 +62,10 @@ class FitSettings:
     (a tuple's entries there are 0): on a ring of two sites the pairs repeat, and a half difference's potentials are
     linearly dependent.  On the ``phi4_wirg`` card they take the worst |z| of the generated fields from 5.1 to 3.4
     (spectrum bins at |k| = 1.5-3.2 from 3.2-5.1 to 1.7-3.4, the energy density from 4.5 to 3.3); on the finest
-    scale too they change nothing and double its generation time.
+    scale too they change nothing and double its generation time.  A conditional's free energy
+    (:func:`~rgppl.wirg.free_energy.fit_free_energy`) has the scale's site potentials and no pairs: with
+    ``potentials = 0`` it is quadratic and cannot hold the pairs' part, and the microscopic energy is off (on the
+    free field at L = 8, inpainting misses the exact conditional at z = 29, against 3.4 with 12 site potentials).
     ``radius``, ``potentials`` and ``pair_potentials`` are an integer for every scale or a tuple with one entry per
     scale, finest conditional first and the coarsest energy last (``levels + 1`` entries).  ``mirror_images`` adds the
     mirror image ``-phi`` of every field, for models with the ``phi -> -phi`` symmetry (phi^4, Ising): the
