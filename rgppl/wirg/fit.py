@@ -382,14 +382,10 @@ def _require_enough_fields(n: int, L: int, levels: int, radius: tuple, potential
     for j in range(levels + 1):
         side = L >> min(j + 1, levels)
         sites, pairs = potentials[j]
-        grid = {
-            f"{prefix}{part}": (value,) * count
-            for prefix, count in (("", sites), ("sum_", pairs), ("difference_", pairs))
-            for part, value in (("centres", 0.0), ("widths", 1.0))
-        }
-        ansatz = ScaleAnsatz(side=side, radius=radius[j], wavelet=settings.wavelet, coarsest=j == levels, **grid)
+        ansatz = ScaleAnsatz(side=side, radius=radius[j], wavelet=settings.wavelet, coarsest=j == levels)
+        parameters = ansatz.n_quadratic + sites + 2 * pairs  # pairs: half sums and half differences
         free = int(np.prod(ansatz.free_shape))
-        needs.append((-(-DATA_PER_PARAMETER * ansatz.n_params // free), side, ansatz.n_params, free))
+        needs.append((-(-DATA_PER_PARAMETER * parameters // free), side, parameters, free))
     needed, side, parameters, free = max(needs)
     mirrored = " (mirror images included)" if settings.mirror_images else ""
     require(
