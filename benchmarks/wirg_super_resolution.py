@@ -41,6 +41,7 @@ def run_spec(text: str) -> tuple:
 
 
 def run_label(start, warmup: int) -> str:
+    """The run's name in the record: ``full_warmup_W`` or ``from_phi_j_warmup_W``."""
     return f"{'full' if start is None else f'from_phi_{start}'}_warmup_{warmup}"
 
 
