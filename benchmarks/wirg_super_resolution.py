@@ -20,6 +20,7 @@ import matplotlib
 import numpy as np
 from index import write_index  # benchmarks/index.py, beside this script
 from record import fresh_current  # benchmarks/record.py
+from samplers import SOUND_Z  # benchmarks/samplers.py: the |z| a sound run stays within
 
 from rgppl.cards import load_card
 from rgppl.fidelity import field_fidelity, worst
@@ -36,7 +37,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def run_spec(text: str) -> tuple:
     """``FROM:WARMUP``, FROM ``full`` or the level ``j`` of the coarse field generated from."""
-    start, warmup = text.split(":")
+    start, _, warmup = text.partition(":")
+    if not (warmup.isdigit() and (start == "full" or start.isdigit())):
+        raise argparse.ArgumentTypeError(f"{text!r}: give FROM:WARMUP, FROM 'full' or a level j >= 1, e.g. 1:300")
     return (None if start == "full" else int(start)), int(warmup)
 
 
@@ -62,7 +65,7 @@ def plot(profiles: dict, path) -> None:
     for label, p in profiles.items():
         style = {"color": "k", "lw": 2} if label == "training" else {}
         ax.plot(p["k"], p["spectrum_z"], marker=".", label=label, **style)
-    for bound in (-3.5, 3.5):
+    for bound in (-SOUND_Z, SOUND_Z):
         ax.axhline(bound, color="k", lw=0.8, ls=":")
     ax.set(xlabel="|k|", ylabel="z of the radial spectrum against the reference")
     ax.set_title("Where the error enters: super-resolution from the training fields' coarse fields")
