@@ -64,7 +64,8 @@ def checkpointing_every(seconds: float):
 class Phase:
     """``total`` units advanced ``chunk`` at a time by ``advance(state, n) -> (state, out)``; ``out`` is a dict of
     arrays ``[chain, n, ...]``.  ``keep``: the draws are the run's; ``finite``: the outputs that must be finite;
-    ``summed``: the outputs whose sums over the phase's chunks the run reports (``Progress.totals``)."""
+    ``summed``: the outputs whose sums over the phase's chunks the run reports (``Progress.totals``); ``unit``:
+    what the progress bar counts (``"draw"`` for a phase that keeps its draws, else ``"step"``, by default)."""
 
     name: str
     total: int
@@ -77,6 +78,7 @@ class Phase:
     checkpoint_every: int | None = (
         None  # units between chances of a checkpoint, a multiple of ``chunk``; None: each chunk
     )
+    unit: str | None = None
 
 
 @dataclass
@@ -148,7 +150,7 @@ def run_phases(
             initial=where.done,
             desc=f"{label} {phase.name}",
             disable=not progress,
-            unit="draw" if phase.keep else "step",
+            unit=phase.unit or ("draw" if phase.keep else "step"),
         )
         with bar:
             while where.done < phase.total:

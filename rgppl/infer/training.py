@@ -441,10 +441,11 @@ def train_stage(
         settings.steps,
         settings.report_every,
         advance,
-        keep=True,
+        keep=True,  # the losses, a trace per step
         finite=("losses",),
         postfix=live,
         checkpoint_every=settings.checkpoint_every,
+        unit="step",
     )
     (svi_state, _), done = run_phases(
         [phase],
