@@ -44,8 +44,10 @@ CARDS = Path("benchmarks/cards")  # run from the repository root
 WORK = Path("benchmarks/results/work/samplers")  # the finished recipes of a run not yet recorded (git ignores it)
 RECIPES = (  # phi^4 in hopping form at beta = 0.68, then the continuous Ising dual at T_c, by side
     *(str(CARDS / f"samplers_{sampler}_L16.toml") for sampler in ("nuts", "cluster")),
+    "phi4_hopping_neuralrg_L16",
     str(CARDS / "samplers_nuts_L32.toml"),
     "phi4_hopping_cluster_L32",
+    "phi4_hopping_neuralrg_L32",
     "phi4_wirg",
     *(str(CARDS / f"samplers_{sampler}_L64.toml") for sampler in ("nuts", "cluster")),
     str(CARDS / "phi4_wirg_L64.toml"),
@@ -53,7 +55,14 @@ RECIPES = (  # phi^4 in hopping form at beta = 0.68, then the continuous Ising d
     "ising_dual_tc_L8",
     str(CARDS / "samplers_cluster_ising_L8.toml"),
     "ising_dual_neuralrg_L8",
-    *(str(CARDS / f"samplers_{sampler}_ising_L{L}.toml") for L in (16, 32) for sampler in ("nuts", "cluster")),
+    *(
+        recipe
+        for L in (16, 32)
+        for recipe in (
+            *(str(CARDS / f"samplers_{sampler}_ising_L{L}.toml") for sampler in ("nuts", "cluster")),
+            f"ising_dual_neuralrg_L{L}",
+        )
+    ),
     *(  # NUTS at the two other target acceptances, so that its ratios use the best of three
         str(CARDS / f"samplers_nuts_{side}_accept{accept}.toml")
         for side in ("L16", "L32", "L64", "ising_L8", "ising_L16", "ising_L32")
