@@ -20,7 +20,9 @@ import numpy as np
 from index import CURRENT, write_index  # benchmarks/index.py, beside this script
 
 from rgppl.cli import main as rgppl
-from rgppl.record import figure, read_record
+from rgppl.record import Stopwatch, figure, read_record
+from rgppl.wirg.fit import fit_wirg
+from rgppl.wirg.sources import field_array
 
 ARCHIVE = CURRENT.parent / "archive"
 KEPT = ("record.json", "summary.md", "comparison.md", "fidelity.csv", "latents.md", "index.html", "*.png")
@@ -57,6 +59,19 @@ def cell_figures(table, label=str) -> list[dict]:
         for column, value in row.items()
         if np.isfinite(value) and not column.endswith("_stderr")
     ]
+
+
+def fitted_wirg(card) -> tuple:
+    """A WIRG card's data and fit, made as its job makes them (:func:`rgppl.jobs.wirg.run_wirg`), without progress:
+    ``(training, reference, fields, model, seconds)``, ``seconds`` the wall times of the stages ``data`` and
+    ``fitting``."""
+    clock = Stopwatch()
+    with clock.stage("data"):
+        training, reference = card.source.load(card.lattice, card.hamiltonian, card.cluster, card.seed, progress=False)
+        fields = field_array(training)
+    with clock.stage("fitting"):
+        model = fit_wirg(fields, card.fit, seed=card.seed, progress=False)
+    return training, reference, fields, model, clock.seconds
 
 
 def run(card: str, scratch: Path) -> Path:

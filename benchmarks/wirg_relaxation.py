@@ -26,15 +26,13 @@ import jax.numpy as jnp
 import matplotlib
 import numpy as np
 from index import write_index  # benchmarks/index.py, beside this script
-from record import fresh_current  # benchmarks/record.py
+from record import fitted_wirg, fresh_current  # benchmarks/record.py
 
 from rgppl.cards import load_card
 from rgppl.record import figure, write_record
 from rgppl.run_page import write_run_page
 from rgppl.wavelets import pyramid
-from rgppl.wirg.fit import fit_wirg
 from rgppl.wirg.sampler import ScaleParams, conditional_chains, initial_log_step, start_inside
-from rgppl.wirg.sources import field_array
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -99,12 +97,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("card", help="a WIRG card: a built-in name or a card file")
     card = load_card(parser.parse_args().card)
+    _, _, fields, model, stages = fitted_wirg(card)
     start = time.perf_counter()
-    training, _ = card.source.load(card.lattice, card.hamiltonian, card.cluster, card.seed, progress=False)
-    fields = field_array(training)
-    data_s = time.perf_counter() - start
-    model = fit_wirg(fields, card.fit, seed=card.seed, progress=False)
-    fit_s = time.perf_counter() - start - data_s
     coarse, details = pyramid(jnp.asarray(model.standardise(fields), jnp.float32), model.wavelet, model.levels)
     curves = {}
     for index, scale in enumerate(model.scales[1:], start=1):
@@ -115,7 +109,7 @@ def main():
             + ", ".join(f"{curves[scale.ansatz.side][s]['settled']} steps from {s}" for s in STARTS),
             flush=True,
         )
-    sampling_s = time.perf_counter() - start - data_s - fit_s
+    sampling_s = time.perf_counter() - start
     out = fresh_current("wirg_relaxation")
     figures = [
         figure(f"settled_{label}_{side}x{side}", curve[label]["settled"], run=label, step_size=curve["step_size"])
@@ -128,7 +122,7 @@ def main():
         out,
         job="benchmark",
         card=resolved,
-        stages={"data": data_s, "fitting": fit_s, "sampling": sampling_s},
+        stages={**stages, "sampling": sampling_s},
         figures=figures,
         details={
             "chains": len(fields),

@@ -19,7 +19,7 @@ from dataclasses import replace
 import matplotlib
 import numpy as np
 from index import write_index  # benchmarks/index.py, beside this script
-from record import fresh_current  # benchmarks/record.py
+from record import fitted_wirg, fresh_current  # benchmarks/record.py
 from samplers import SOUND_Z  # benchmarks/samplers.py: the |z| a sound run stays within
 
 from rgppl.cards import load_card
@@ -27,9 +27,7 @@ from rgppl.fidelity import field_fidelity, worst
 from rgppl.record import figure, write_record
 from rgppl.run_page import write_run_page
 from rgppl.wavelets import pyramid
-from rgppl.wirg.fit import fit_wirg
 from rgppl.wirg.sampler import generate
-from rgppl.wirg.sources import field_array
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -81,12 +79,7 @@ def main():
     parser.add_argument("--runs", nargs="+", type=run_spec, required=True, help="FROM:WARMUP, FROM 'full' or j")
     args = parser.parse_args()
     card = load_card(args.card)
-    clock = time.perf_counter()
-    training, reference = card.source.load(card.lattice, card.hamiltonian, card.cluster, card.seed, progress=False)
-    fields = field_array(training)
-    data_s = time.perf_counter() - clock
-    model = fit_wirg(fields, card.fit, seed=card.seed, progress=False)
-    fit_s = time.perf_counter() - clock - data_s
+    training, reference, fields, model, stages = fitted_wirg(card)
     profiles = {"training": profile(field_fidelity(training, reference, wavelet=model.wavelet))}
     seconds, figures = {}, [figure("worst_abs_z", profiles["training"]["worst_abs_z"]["all"], run="training")]
     for start, warmup in args.runs:
@@ -108,7 +101,7 @@ def main():
         out,
         job="benchmark",
         card=resolved,
-        stages={"data": data_s, "fitting": fit_s, "sampling": sum(seconds.values())},
+        stages={**stages, "sampling": sum(seconds.values())},
         figures=figures,
         details={"runs": [run_label(*r) for r in args.runs], "generation_s": seconds, "profiles": profiles},
     )
