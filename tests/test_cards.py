@@ -663,3 +663,9 @@ def test_a_renamed_key_gets_an_error_that_names_the_new_one(tmp_path, section, o
     text = text.replace("shape = [4, 4]", "shape = [8, 8]").replace(f"[{section}]\n", f"[{section}]\n{old} = 4\n")
     with pytest.raises(InputError, match=rf"`{section}.{old}` = 4 is invalid; the key was renamed: write {new}"):
         load_card(write(tmp_path, text))
+
+
+def test_the_readme_lists_every_built_in_card():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    missing = [path.stem for path in sorted(BUILT_IN_CARDS.glob("*.toml")) if f"`{path.stem}`" not in readme]
+    assert not missing, f"README.md's card table lacks {missing}"
