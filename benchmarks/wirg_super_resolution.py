@@ -3,13 +3,15 @@ judged against the independent reference.
 
 For the card given (its training data, reference and fit), each run generates the card's number of fields either
 from scratch (``full``) or from the training fields' own coarse field ``phi_j`` (``j``: only the conditionals finer
-than ``phi_j`` are drawn), with a given number of MALA warm-up steps per scale.  Every run is judged against the
+than ``phi_j`` are drawn), with a given number of warm-up steps per scale, each of a given number of leapfrog
+steps (one, the default, is MALA).  Every run is judged against the
 independent reference by the fidelity statistics of :mod:`rgppl.fidelity`, as the card's record judges its fields.
 The training fields against the same reference are the floor: conditionals that are exact and sampled to
 equilibrium leave a super-resolved ensemble at that level.  A conditional whose error falls with more warm-up steps
 was not relaxed; one whose error stays is the model's.
 
     python benchmarks/wirg_super_resolution.py benchmarks/cards/phi4_wirg_L64.toml --runs 1:300 1:1200 full:1200
+    python benchmarks/wirg_super_resolution.py benchmarks/cards/phi4_wirg_L64.toml --runs 1:300:4    # HMC, 4 leapfrogs
 """
 
 import argparse
@@ -34,16 +36,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def run_spec(text: str) -> tuple:
-    """``FROM:WARMUP``, FROM ``full`` or the level ``j`` of the coarse field generated from."""
-    start, _, warmup = text.partition(":")
-    if not (warmup.isdigit() and (start == "full" or start.isdigit())):
-        raise argparse.ArgumentTypeError(f"{text!r}: give FROM:WARMUP, FROM 'full' or a level j >= 1, e.g. 1:300")
-    return (None if start == "full" else int(start)), int(warmup)
+    """``FROM:WARMUP[:LEAPFROG]``, FROM ``full`` or the level ``j`` of the coarse field generated from, LEAPFROG
+    the leapfrog steps of each step (1, MALA, if not given)."""
+    start, *counts = text.split(":")
+    if not (start == "full" or start.isdigit()) or len(counts) not in (1, 2) or not all(n.isdigit() for n in counts):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give FROM:WARMUP[:LEAPFROG], FROM 'full' or a level j >= 1, e.g. 1:300:4"
+        )
+    warmup, leapfrog = int(counts[0]), int(counts[1]) if len(counts) == 2 else 1
+    return (None if start == "full" else int(start)), warmup, leapfrog
 
 
-def run_label(start, warmup: int) -> str:
-    """The run's name in the record: ``full_warmup_W`` or ``from_phi_j_warmup_W``."""
-    return f"{'full' if start is None else f'from_phi_{start}'}_warmup_{warmup}"
+def run_label(start, warmup: int, leapfrog: int) -> str:
+    """The run's name in the record: ``full_warmup_W`` or ``from_phi_j_warmup_W``, ``_leapfrog_N`` after it for
+    N > 1."""
+    return f"{'full' if start is None else f'from_phi_{start}'}_warmup_{warmup}" + (
+        f"_leapfrog_{leapfrog}" if leapfrog > 1 else ""
+    )
 
 
 def profile(table) -> dict:
@@ -76,14 +85,14 @@ def plot(profiles: dict, path) -> None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("card", help="a WIRG card: a built-in name or a card file")
-    parser.add_argument("--runs", nargs="+", type=run_spec, required=True, help="FROM:WARMUP, FROM 'full' or j")
+    parser.add_argument("--runs", nargs="+", type=run_spec, required=True, help="FROM:WARMUP[:LEAPFROG]")
     args = parser.parse_args()
     card = load_card(args.card)
     training, reference, fields, model, stages = fitted_wirg(card)
     profiles = {"training": profile(field_fidelity(training, reference, wavelet=model.wavelet))}
     seconds, figures = {}, [figure("worst_abs_z", profiles["training"]["worst_abs_z"]["all"], run="training")]
-    for start, warmup in args.runs:
-        label, settings = run_label(start, warmup), replace(card.generator, warmup=warmup)
+    for start, warmup, leapfrog in args.runs:
+        label, settings = run_label(start, warmup, leapfrog), replace(card.generator, warmup=warmup, leapfrog=leapfrog)
         coarse = (
             None if start is None else np.asarray(pyramid(fields[: settings.samples], model.wavelet, start)[0][start])
         )

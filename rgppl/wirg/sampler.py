@@ -1,4 +1,4 @@
-"""Coarse-to-fine generation from a fitted wavelet conditional model, by batched MALA per scale.
+"""Coarse-to-fine generation from a fitted wavelet conditional model, by batched MALA (or HMC) per scale.
 
 Marchand et al. (PRX 13, 041038): draw ``phi_J ~ p_J``, then for ``j = J .. 1`` draw
 ``phibar_j ~ pbar_j(. | phi_j)`` and reconstruct ``phi_{j-1} = G^T phi_j + Gbar^T phibar_j``.  Every
@@ -11,7 +11,9 @@ preconditioned by the data's spread ``s_c`` of each free channel, its drift trun
     v' = v - (eps^2 / 2) S^2 grad E(v) + eps S xi,   accept with min{1, exp(-E(v') + E(v)) q(v | v') / q(v' | v)},
 
 started at a draw of the data's Gaussian conditional (:mod:`rgppl.wirg.gaussian`; the paper starts at ``v = 0``,
-which leaves the fine scales' details hundreds of steps to grow to their size).  Moves that take the reconstructed
+which leaves the fine scales' details hundreds of steps to grow to their size).  With ``leapfrog > 1`` a step is
+a Hamiltonian trajectory of that many such moves (:func:`hmc_step`), whose momentum carries it further per gradient
+on the conditional's soft directions, adapted to acceptance 0.651 instead.  Moves that take the reconstructed
 field out of the data's range (where the fitted potential is not defined) are rejected.  ``eps`` starts at
 ``d^(-1/6)`` for ``d`` free variables and is adapted during warm-up, ``ln eps += (acceptance - 0.574) / sqrt(block)``
 after every block (0.574 is the MALA optimum), and then frozen; the chains are then run ``steps`` more steps, over
@@ -39,7 +41,8 @@ from rgppl.storage import fingerprint
 from rgppl.wavelets import idwt2
 
 MALA_TARGET_ACCEPTANCE = 0.574
-MAX_DRIFT = 2.0  # a MALA step's drift, per coordinate, in noise standard deviations at most (MALTA)
+HMC_TARGET_ACCEPTANCE = 0.651
+MAX_DRIFT = 2.0  # a half kick, per coordinate, in momentum standard deviations at most (MALTA's truncated drift)
 SCALE_STATISTICS = ("step_size", "acceptance", "tau_energy")  # what sample_scale reports of each scale
 
 
@@ -47,8 +50,9 @@ SCALE_STATISTICS = ("step_size", "acceptance", "tau_energy")  # what sample_scal
 class GeneratorSettings:
     """``samples`` generated fields in all (each the last state of an independent chain of its own, as a flow's
     draws are counted in all and a Markov chain's per chain), reported as ``groups`` groups (the DataTree's
-    ``chain`` axis); per scale ``warmup`` adapted MALA steps (in blocks of ``adapt_every``) and ``steps``
-    measured ones.  The defaults are the recipe of the ``phi4_wirg`` card, whose record gives its fidelity.
+    ``chain`` axis); per scale ``warmup`` adapted steps (in blocks of ``adapt_every``) and ``steps`` measured ones,
+    each of ``leapfrog`` leapfrog steps (HMC; one is MALA).  The defaults are the recipe of the ``phi4_wirg`` card,
+    whose record gives its fidelity.
 
     ``warmup`` must cover the chains' relaxation from the Gaussian start.  ``benchmarks/wirg_relaxation.py`` measures
     it per scale by each channel's mean square: on the ``phi4_wirg`` card the slowest (the finest) settles after 190
@@ -62,10 +66,18 @@ class GeneratorSettings:
     warmup: int = 300
     steps: int = 100
     adapt_every: int = 10
+    leapfrog: int = 1
 
     def __post_init__(self):
         require_types(self, "generator")
-        for name, minimum in (("samples", 1), ("groups", 1), ("warmup", 0), ("steps", 1), ("adapt_every", 1)):
+        for name, minimum in (
+            ("samples", 1),
+            ("groups", 1),
+            ("warmup", 0),
+            ("steps", 1),
+            ("adapt_every", 1),
+            ("leapfrog", 1),
+        ):
             require_integer(f"generator.{name}", getattr(self, name), minimum)
         require(
             self.samples % self.groups == 0,
@@ -75,42 +87,57 @@ class GeneratorSettings:
         )
 
 
-class MALAState(NamedTuple):
-    """A MALA chain: position, energy and gradient of the energy."""
+class ChainState(NamedTuple):
+    """A chain's state: position, energy and gradient of the energy."""
 
     position: jax.Array
     energy: jax.Array
     grad: jax.Array
 
 
-def mala_init(value_and_grad, position) -> MALAState:
-    """A MALA state at ``position``, with its energy and gradient."""
-    return MALAState(position, *value_and_grad(position))
+def chain_init(value_and_grad, position) -> ChainState:
+    """A chain's state at ``position``, with its energy and gradient."""
+    return ChainState(position, *value_and_grad(position))
 
 
-def mala_step(key, state: MALAState, value_and_grad, step_size, spread) -> tuple[MALAState, jax.Array]:
-    """One preconditioned MALA step on the energy ``value_and_grad: v -> (E, dE/dv)`` (``E = inf`` where the
-    target vanishes); returns the new state and whether the move was accepted.
+def target_acceptance(leapfrog: int) -> float:
+    """The acceptance that the step size is adapted to: MALA's optimum 0.574 for one leapfrog step (Roberts &
+    Rosenthal 1998), HMC's 0.651 for more (Beskos et al. 2013)."""
+    return MALA_TARGET_ACCEPTANCE if leapfrog == 1 else HMC_TARGET_ACCEPTANCE
 
-    The drift is truncated (MALTA, Roberts & Tweedie 1996): each coordinate's ``(eps^2 / 2) s^2 dE/dv`` is clipped to
-    ``MAX_DRIFT`` noise standard deviations ``eps s``, in the proposal and in the reverse move of the acceptance ratio
-    alike, so the chain stays exact.  In the bulk of the distribution the drift is a fraction of the noise and the
-    step is plain MALA; where the energy is steep (a potential's wall) the untruncated drift would throw every
-    proposal out of the support, and a chain started there would never move."""
-    noise_key, accept_key = jax.random.split(key)
-    noise = step_size * spread
 
-    def mean(position, grad):
-        return position - jnp.clip(0.5 * noise**2 * grad, -MAX_DRIFT * noise, MAX_DRIFT * noise)
+def hmc_step(key, state: ChainState, value_and_grad, step_size, spread, leapfrog: int = 1):
+    """One preconditioned Hamiltonian Monte Carlo step of ``leapfrog`` leapfrog steps on the energy
+    ``value_and_grad: v -> (E, dE/dv)`` (``E = inf`` where the target vanishes); returns the new state and whether
+    the move was accepted.  One leapfrog step is MALA, with the same draws.
 
-    forward_mean = mean(state.position, state.grad)
-    proposal = forward_mean + noise * jax.random.normal(noise_key, state.position.shape, state.position.dtype)
-    energy, grad = value_and_grad(proposal)
-    log_forward = -jnp.sum((proposal - forward_mean) ** 2 / (2 * noise**2))
-    log_backward = -jnp.sum((state.position - mean(proposal, grad)) ** 2 / (2 * noise**2))
-    log_ratio = state.energy - energy + log_backward - log_forward
-    accept = (jnp.log(jax.random.uniform(accept_key)) < log_ratio) & jnp.isfinite(energy)
-    new = MALAState(proposal, energy, grad)
+    The momentum ``r ~ N(0, 1)`` is in units of ``spread`` (the mass matrix ``diag(1 / s^2)``): a drift moves
+    ``v += eps s r``, a half kick ``r -= (eps / 2) s dE/dv``, and the move is accepted with
+    ``min{1, exp(E(v) + r^2/2 - E(v') - r'^2/2)}``.  Each half kick is clipped to ``MAX_DRIFT`` per coordinate, which
+    for one leapfrog step is the truncated drift of MALTA (Roberts & Tweedie 1996).  In the bulk of the distribution
+    the kicks are a fraction of the momentum and the step is plain HMC; where the energy is steep (a potential's
+    wall) the unclipped kick would throw every proposal out of the support, and a chain started there would never
+    move.  A clipped leapfrog step is still a volume-preserving, reversible map (each kick depends on the position
+    only), so the chain stays exact.  A trajectory that passes where the target vanishes is rejected."""
+    momentum_key, accept_key = jax.random.split(key)
+    spread = jnp.broadcast_to(spread, state.position.shape)
+
+    def kick(momentum, grad):
+        return momentum - jnp.clip(0.5 * step_size * spread * grad, -MAX_DRIFT, MAX_DRIFT)
+
+    def leap(carry, _):  # half kick, drift, half kick
+        position, momentum, _, grad, inside = carry
+        momentum = kick(momentum, grad)
+        position = position + step_size * spread * momentum
+        energy, grad = value_and_grad(position)
+        return (position, kick(momentum, grad), energy, grad, inside & jnp.isfinite(energy)), None
+
+    start = jax.random.normal(momentum_key, state.position.shape, state.position.dtype)
+    first = (state.position, start, state.energy, state.grad, jnp.bool_(True))
+    position, momentum, energy, grad, inside = jax.lax.scan(leap, first, None, length=leapfrog)[0]
+    log_ratio = state.energy - energy + 0.5 * (jnp.sum(start**2) - jnp.sum(momentum**2))
+    accept = (jnp.log(jax.random.uniform(accept_key)) < log_ratio) & inside
+    new = ChainState(position, energy, grad)
     return jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, state), accept
 
 
@@ -133,22 +160,23 @@ class ScaleParams(NamedTuple):
 
 
 @lru_cache(maxsize=64)
-def conditional_chains(ansatz, warmup: int, steps: int, adapt_every: int, record_every: int = 0):
-    """One MALA chain per coarse field at one scale, jitted once per ansatz and lengths:
+def conditional_chains(ansatz, warmup: int, steps: int, adapt_every: int, record_every: int = 0, leapfrog: int = 1):
+    """One HMC chain (of ``leapfrog`` leapfrog steps a step; MALA for one) per coarse field at one scale, jitted once
+    per ansatz and lengths:
     ``(key, coarse[n], free[n], params, log_step) -> (free[n], log_step, acceptance[n, steps],
     energy[n, steps], features[n, steps // record_every, K] or None)``.
 
     The chains start at ``free`` and adapt ``log_step`` for ``warmup`` steps, then run ``steps`` with it fixed,
     recording the features every ``record_every`` of those steps (never if 0).
     """
-    blocks = -(-warmup // adapt_every)
+    blocks, target = -(-warmup // adapt_every), target_acceptance(leapfrog)
 
     def chain(key, state, coarse, params, step_size, length, record):
         value_and_grad = ansatz.conditional_energy(params.theta, coarse, params.support)
         spread = params.spread[:, None, None]
 
         def body(state, k):
-            state, accept = mala_step(k, state, value_and_grad, step_size, spread)
+            state, accept = hmc_step(k, state, value_and_grad, step_size, spread, leapfrog)
             return state, (accept, state.energy)
 
         if not record:
@@ -164,7 +192,7 @@ def conditional_chains(ansatz, warmup: int, steps: int, adapt_every: int, record
 
     def run(key, coarse, free, params, log_step):
         n = len(coarse)
-        state = jax.vmap(lambda c, f: mala_init(ansatz.conditional_energy(params.theta, c, params.support), f))(
+        state = jax.vmap(lambda c, f: chain_init(ansatz.conditional_energy(params.theta, c, params.support), f))(
             coarse, free
         )
         chains = jax.vmap(chain, in_axes=(0, 0, 0, None, None, None, None))
@@ -174,7 +202,7 @@ def conditional_chains(ansatz, warmup: int, steps: int, adapt_every: int, record
             state, (accepted, *_) = chains(
                 jax.random.split(block[0], n), state, coarse, params, jnp.exp(log_step), adapt_every, 0
             )
-            return (state, log_step + (jnp.mean(accepted) - MALA_TARGET_ACCEPTANCE) / jnp.sqrt(block[1] + 1.0)), None
+            return (state, log_step + (jnp.mean(accepted) - target) / jnp.sqrt(block[1] + 1.0)), None
 
         warmup_key, sample_key = jax.random.split(key)
         (state, log_step), _ = jax.lax.scan(
@@ -230,7 +258,7 @@ def sample_scale(key, scale, coarse, settings: GeneratorSettings) -> tuple[jax.A
     start = jnp.zeros((n, *ansatz.free_shape), jnp.float32)
     if scale.start is not None:
         start = start_inside(scale, start_key, coarse, start)
-    run = conditional_chains(ansatz, settings.warmup, settings.steps, settings.adapt_every)
+    run = conditional_chains(ansatz, settings.warmup, settings.steps, settings.adapt_every, leapfrog=settings.leapfrog)
     free, log_step, accepted, trace, _ = run(key, coarse, start, ScaleParams.of(scale), initial_log_step(ansatz))
     log_step, acceptance, trace = gather((log_step, jnp.mean(accepted), trace[: min(n, 64)]))
     return free, {
@@ -342,7 +370,7 @@ def generate(
         {
             "side": model.scales[i].ansatz.side,
             **{k: done.totals[f"{phase.name}_{k}"] for k in SCALE_STATISTICS},  # one chunk: the sum is the value
-            "gradient_evaluations": settings.samples * (settings.warmup + settings.steps),
+            "gradient_evaluations": settings.samples * (settings.warmup + settings.steps) * settings.leapfrog,
             "free_variables": int(np.prod(model.scales[i].ansatz.free_shape)),
             "time_s": done.seconds[phase.name],
         }
