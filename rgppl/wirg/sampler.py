@@ -122,7 +122,6 @@ def hmc_step(key, state: ChainState, value_and_grad, step_size, spread, leapfrog
     move.  A clipped leapfrog step is still a volume-preserving, reversible map (each kick depends on the position
     only), so the chain stays exact.  A trajectory that passes where the target vanishes is rejected."""
     momentum_key, accept_key = jax.random.split(key)
-    spread = jnp.broadcast_to(spread, state.position.shape)
 
     def kick(momentum, grad):
         return momentum - jnp.clip(0.5 * step_size * spread * grad, -MAX_DRIFT, MAX_DRIFT)
