@@ -14,6 +14,7 @@ from rgppl.errors import InputError
 from rgppl.exact import free_field_logz
 from rgppl.hamiltonians import ising_dual
 from rgppl.observables import tail_statistics
+from rgppl.wirg.fit import FitSettings
 from rgppl.wirg.sources import DataSource
 from tests.records import figures_by, valid_record
 
@@ -501,6 +502,8 @@ def test_cli_runs_the_wirg_job_and_resumes_without_refitting(tmp_path, capsys, m
     record = valid_record(out)
     details = record["details"]
     assert [s["side"] for s in details["scales"]] == [1, 1, 2, 4]
+    refinement = ("ml_mismatch", "ml_mismatch_noise")  # every scale here has side <= ml_max_side, so is refined
+    assert all(len(s[name]) == FitSettings().ml_iterations for s in details["scales"] for name in refinement)
     assert all(0.3 < s["acceptance"] < 0.8 for s in details["generator_scales"])
     figures = figures_by(record, "name", "run")
     assert {run for name, run in figures if name == "m2"} == {"wirg", "reference"}  # and "nuts" with a [nuts] table

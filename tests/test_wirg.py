@@ -25,7 +25,7 @@ from rgppl.wirg.fit import (
 from rgppl.wirg.gaussian import GaussianStart
 from rgppl.wirg.model import ScaleFit
 from rgppl.wirg.sampler import GeneratorSettings, chain_init, generate, hmc_step, target_acceptance
-from tests.stats import family_threshold
+from tests.stats import family_threshold, student_threshold
 
 M2 = 0.5
 
@@ -141,40 +141,70 @@ def test_ln_p_factorises_over_wavelet_scales_with_unit_jacobian():
     np.testing.assert_allclose(total, exact, rtol=1e-10)
 
 
-def test_score_matching_and_maximum_likelihood_recover_the_exact_free_field_conditional():
-    """Haar details of a nearest-neighbour field couple only to adjacent blocks, so the finest exact conditional
-    lies in the radius-1 ansatz; its parameters are recovered within the sandwich standard errors."""
-    L = 16
-    fields = free_field_data(L, 4000)
+def free_field_conditional(L: int, n: int, seed: int = 0) -> tuple:
+    """The finest Haar conditional of ``n`` free fields on ``L x L`` in the data's units: its radius-1 ansatz (where
+    the exact conditional lies), the coarse fields, the details, and the exact parameters."""
+    fields = free_field_data(L, n, seed)
     unit = float(np.sqrt(np.mean(fields.astype(np.float64) ** 2)))
     coarse, details = pyramid(fields / unit, "haar", 1)
     ansatz = ScaleAnsatz(side=L // 2, radius=1, wavelet="haar")
-    theta, report = score_matching(ansatz, coarse[1], details[0])
-    errors = score_matching_errors(ansatz, theta, coarse[1], details[0])
-
     exact_theta, residual = exact_quadratic_theta(ansatz, free_field((L, L), M2).energy, unit)
     assert residual < 1e-6  # the exact conditional is in the family
+    return ansatz, coarse[1], details[0], exact_theta
+
+
+def scale_at(ansatz, theta, free) -> ScaleFit:
+    """A fitted scale with parameters ``theta``, as score matching would leave it."""
+    return ScaleFit(ansatz, theta, np.asarray(jnp.std(free, axis=(0, 2, 3))), (-50.0, 50.0), {"time_s": 0.0})
+
+
+def test_score_matching_and_maximum_likelihood_recover_the_exact_free_field_conditional():
+    """Haar details of a nearest-neighbour field couple only to adjacent blocks, so the finest exact conditional
+    lies in the radius-1 ansatz; its parameters are recovered within the sandwich standard errors."""
+    ansatz, coarse, free, exact_theta = free_field_conditional(16, 4000)
+    theta, report = score_matching(ansatz, coarse, free)
+    errors = score_matching_errors(ansatz, theta, coarse, free)
     z = (theta - exact_theta) / errors
     assert np.max(np.abs(z)) < family_threshold(ansatz.n_params), (np.max(np.abs(z)), report)
     assert report["condition"] < 100
 
     # maximum likelihood from a start 50 % off comes back to the exact parameters (ML is at least as
     # efficient as score matching, so the score-matching errors bound its statistical error)
-    start = ScaleFit(
-        ansatz, 1.5 * exact_theta, np.asarray(jnp.std(details[0], axis=(0, 2, 3))), (-50.0, 50.0), {"time_s": 0.0}
-    )
-    refined = refine_maximum_likelihood(
-        jax.random.PRNGKey(0),
-        start,
-        coarse[1],
-        details[0],
-        FitSettings(),
-        iterations=8,
-        fields=len(fields),
-    )
+    start = scale_at(ansatz, 1.5 * exact_theta, free)
+    refined = refine_maximum_likelihood(jax.random.PRNGKey(0), start, coarse, free, FitSettings(), 8, len(free))
     assert refined.report["ml_mismatch"][0] > 100 * min(refined.report["ml_mismatch"])
+    assert refined.report["ml_taken_back"] == []  # a window long enough: every full Newton step is kept
     z = (refined.theta - exact_theta) / errors
     assert np.max(np.abs(z)) < family_threshold(ansatz.n_params), np.max(np.abs(z))
+
+
+def test_the_mismatch_at_the_exact_conditional_is_its_noise_floor():
+    """At the exact parameters the model's and the data's moments differ by noise alone, so the mismatch
+    ``d^T F^{-1} d`` averages its noise floor ``tr(F^{-1} Sigma_d)`` (``mismatch_noise``): over independent data
+    sets their ratio is 1 within its scatter."""
+    ratios = []
+    for seed in range(8):
+        ansatz, coarse, free, exact_theta = free_field_conditional(8, 500, seed)
+        start = scale_at(ansatz, exact_theta, free)
+        refined = refine_maximum_likelihood(jax.random.PRNGKey(seed), start, coarse, free, FitSettings(), 1, len(free))
+        ratios.append(refined.report["ml_mismatch"][0] / refined.report["ml_mismatch_noise"][0])
+    t = (np.mean(ratios) - 1) / (np.std(ratios, ddof=1) / np.sqrt(len(ratios)))
+    assert abs(t) < student_threshold(1, len(ratios) - 1), ratios
+
+
+def test_guarded_newton_steps_converge_where_a_short_window_makes_them_overshoot():
+    """Four recorded states per chain, two steps apart, measure a small part of ``Cov(U | c)`` along the slow
+    directions, so a full Newton step overshoots by several times and the mismatch grows from step to step (here
+    the first step raises it about 45-fold); the guard takes such a point back and halves the steps, and the
+    refinement still comes from a start 50 % off to the exact parameters."""
+    ansatz, coarse, free, exact_theta = free_field_conditional(16, 4000)
+    start = scale_at(ansatz, 1.5 * exact_theta, free)
+    short = FitSettings(ml_steps=8, ml_record_every=2)
+    refined = refine_maximum_likelihood(jax.random.PRNGKey(0), start, coarse, free, short, 8, len(free))
+    assert refined.report["ml_taken_back"], refined.report["ml_mismatch"]
+    errors = score_matching_errors(ansatz, score_matching(ansatz, coarse, free)[0], coarse, free)
+    z = (refined.theta - exact_theta) / errors
+    assert np.max(np.abs(z)) < family_threshold(ansatz.n_params), (np.max(np.abs(z)), refined.report["ml_mismatch"])
 
 
 @pytest.mark.parametrize("leapfrog", [1, 4])

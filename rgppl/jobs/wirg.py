@@ -50,8 +50,13 @@ WRITES = (
 ENERGY_FIELDS = 1000  # training fields the recovered microscopic energy is compared on
 
 
+# a scale's maximum-likelihood history, where it was refined (rgppl.wirg.fit.refine_maximum_likelihood): in
+# record.json, not in the summary's table
+REFINEMENT = ("ml_mismatch", "ml_mismatch_noise", "ml_taken_back")
+
+
 def scale_table(model) -> list[dict]:
-    """The fit's record per scale, coarsest first."""
+    """The fit's record per scale, coarsest first, with the maximum-likelihood history of the scales refined."""
     return [
         {
             "side": s.ansatz.side,
@@ -61,6 +66,7 @@ def scale_table(model) -> list[dict]:
             "loss": s.report["loss"],
             "iterations": s.report["iterations"],
             "time_s": s.report["time_s"],
+            **{name: s.report[name] for name in REFINEMENT if name in s.report},
         }
         for s in model.scales
     ]
@@ -272,7 +278,7 @@ def run_wirg(card, out, *, resume: bool = False, progress: bool = True) -> dict:
         "",
         "## Fit per scale (coarsest first)",
         "",
-        markdown_table(pd.DataFrame(scales).set_index("side")),
+        markdown_table(pd.DataFrame(scales).drop(columns=list(REFINEMENT), errors="ignore").set_index("side")),
         "",
         "## Generator per scale",
         "",

@@ -34,8 +34,8 @@ def accumulate(moments, *arrays, chunk: int = 64) -> tuple[np.ndarray, ...]:
 
 
 def solve_preconditioned(ansatz, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
-    """``A^{-1} b`` for a positive (semi)definite ``A`` over the ansatz's features, through the diagonally
-    preconditioned system; returns the solution and the system's condition number."""
+    """``A^{-1} b`` for a positive (semi)definite ``A`` over the ansatz's features and ``b`` a vector or a matrix of
+    columns, through the diagonally preconditioned system; returns the solution and the system's condition number."""
     diag = np.diag(a)
     if not np.all(diag > 0):
         dead = [ansatz.feature_names()[i] for i in np.flatnonzero(~(diag > 0))]
@@ -45,4 +45,5 @@ def solve_preconditioned(ansatz, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarr
     precondition = 1 / np.sqrt(diag)
     system = precondition[:, None] * a * precondition[None, :]
     eigenvalues = np.linalg.eigvalsh(system)
-    return precondition * np.linalg.solve(system, precondition * b), float(eigenvalues[-1] / eigenvalues[0])
+    rows = precondition.reshape(-1, *([1] * (np.ndim(b) - 1)))  # scales the rows of b, a vector or a matrix
+    return rows * np.linalg.solve(system, rows * b), float(eigenvalues[-1] / eigenvalues[0])
